@@ -1,0 +1,49 @@
+/**
+ * Per-request batching. Every entity and fact is loaded through a DataLoader whose batch function
+ * runs one SQL statement for the whole batch; facts that take arguments get one loader per
+ * distinct argument set, so `hasValidDriverLicense(on: "2026-11-01")` for 1,000 people is still
+ * one statement.
+ */
+import DataLoader from "dataloader";
+
+/** Groups rows by a key, keeping the order of `keys` (a DataLoader batch contract). */
+export function groupRows<K, R>(keys: readonly K[], rows: readonly R[], keyOf: (row: R) => K): R[][] {
+  const groups = new Map<K, R[]>();
+  for (const key of keys) groups.set(key, []);
+  for (const row of rows) groups.get(keyOf(row))?.push(row);
+  return keys.map((key) => groups.get(key) ?? []);
+}
+
+/** One value per key from rows keyed by `keyOf`, `fallback` where no row matched. */
+export function valueByKey<K, R, V>(
+  keys: readonly K[],
+  rows: readonly R[],
+  keyOf: (row: R) => K,
+  valueOf: (row: R) => V,
+  fallback: V,
+): V[] {
+  const byKey = new Map<K, V>();
+  for (const row of rows) byKey.set(keyOf(row), valueOf(row));
+  return keys.map((key) => (byKey.has(key) ? (byKey.get(key) as V) : fallback));
+}
+
+/** A request's loaders, created on first use and keyed by fact name and arguments. */
+export class RequestLoaders {
+  private readonly loaders = new Map<string, DataLoader<string, unknown>>();
+
+  load<V>(
+    name: string,
+    args: Readonly<Record<string, unknown>>,
+    key: string,
+    batch: (keys: readonly string[]) => V[],
+  ): Promise<V> {
+    const id = `${name}\u0000${JSON.stringify(args)}`;
+    let loader = this.loaders.get(id) as DataLoader<string, V> | undefined;
+    if (!loader) {
+      // Batch functions are synchronous SQLite calls; DataLoader only needs a promise around them.
+      loader = new DataLoader<string, V>(async (keys) => batch(keys), { maxBatchSize: 5000 });
+      this.loaders.set(id, loader as DataLoader<string, unknown>);
+    }
+    return loader.load(key);
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * One SQLite file per department. Tables are declared once with drizzle; the DDL is derived from
+ * those declarations so that the schema cannot drift from the code that queries it.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { type Placeholder, type SQL, sql } from "drizzle-orm";
+import { type BetterSQLite3Database, drizzle } from "drizzle-orm/better-sqlite3";
+import { getTableConfig, type SQLiteColumn, type SQLiteTable } from "drizzle-orm/sqlite-core";
+import type { Department } from "./departments.ts";
+
+export type Sqlite = Database.Database;
+export type Drizzle = BetterSQLite3Database;
+
+export function dataDir(): string {
+  return process.env.DATA_DIR ?? "./data";
+}
+
+export function databasePath(department: Department, dir = dataDir()): string {
+  return join(dir, `${department}.db`);
+}
+
+function quote(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** `CREATE TABLE IF NOT EXISTS` (and its indexes) for a drizzle table declaration. */
+export function createTableStatements(table: SQLiteTable): string[] {
+  const config = getTableConfig(table);
+  const columns = config.columns.map((column) => {
+    const parts = [quote(column.name), column.getSQLType()];
+    if (column.primary) parts.push("PRIMARY KEY");
+    if (column.notNull && !column.primary) parts.push("NOT NULL");
+    return parts.join(" ");
+  });
+  for (const pk of config.primaryKeys) {
+    columns.push(`PRIMARY KEY (${pk.columns.map((c) => quote(c.name)).join(", ")})`);
+  }
+  const statements = [
+    `CREATE TABLE IF NOT EXISTS ${quote(config.name)} (${columns.join(", ")})${
+      config.primaryKeys.length > 0 ? " WITHOUT ROWID" : ""
+    }`,
+  ];
+  for (const index of config.indexes) {
+    const { name, columns: indexed, unique } = index.config;
+    const names = indexed.map((c) => quote((c as SQLiteColumn).name)).join(", ");
+    statements.push(
+      `CREATE ${unique ? "UNIQUE " : ""}INDEX IF NOT EXISTS ${quote(name)} ON ${quote(config.name)} (${names})`,
+    );
+  }
+  return statements;
+}
+
+export interface DepartmentDatabase {
+  sqlite: Sqlite;
+  db: Drizzle;
+  path: string;
+  close(): void;
+}
+
+/**
+ * Opens (creating when absent) a department's database with settings for a read-mostly service:
+ * WAL so that an import can run while the subgraph serves, NORMAL sync (safe in WAL mode: a crash
+ * loses at most the last transactions, never corrupts), memory-mapped reads and a larger cache.
+ */
+export function openDepartmentDatabase(
+  department: Department,
+  tables: readonly SQLiteTable[],
+  options: { dir?: string; readonly?: boolean } = {},
+): DepartmentDatabase {
+  const dir = options.dir ?? dataDir();
+  mkdirSync(dir, { recursive: true });
+  const path = databasePath(department, dir);
+  const sqlite = new Database(path);
+  sqlite.pragma("journal_mode = WAL");
+  sqlite.pragma("synchronous = NORMAL");
+  sqlite.pragma("mmap_size = 268435456");
+  sqlite.pragma("cache_size = -65536");
+  sqlite.pragma("temp_store = MEMORY");
+  sqlite.pragma("busy_timeout = 5000");
+  for (const table of tables) {
+    for (const statement of createTableStatements(table)) sqlite.exec(statement);
+  }
+  return { sqlite, db: drizzle(sqlite), path, close: () => sqlite.close() };
+}
+
+/**
+ * `column IN (…)` for a whole batch bound as one JSON array parameter, so that one prepared
+ * statement serves every batch size (no statement per distinct number of placeholders).
+ */
+export function inJsonArray(column: SQLiteColumn, placeholder: Placeholder): SQL {
+  return sql`${column} IN (SELECT value FROM json_each(${placeholder}))`;
+}
+
+/** `column` lies in the region `within` (a province, city or county code; see regionPrefix). */
+export function inRegion(column: SQLiteColumn, prefixPlaceholder: Placeholder): SQL {
+  return sql`substr(${column}, 1, length(${prefixPlaceholder})) = ${prefixPlaceholder}`;
+}
