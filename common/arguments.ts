@@ -10,7 +10,11 @@ import { isRegionCode, regionPrefix } from "./regions.ts";
 export function personIdArgument(argument: string, value: string): string {
   const id = normalizePersonId(value);
   if (id === null) {
-    throw badUserInput(argument, `not a citizen identity number (${personIdProblem(value)})`, value);
+    throw badUserInput(
+      argument,
+      `not a citizen identity number (${personIdProblem(value)})`,
+      value,
+    );
   }
   return id;
 }
@@ -44,4 +48,3 @@ export function regionArgument(argument: string, value: string): string {
 export function dayArgument(value: string | null | undefined): string {
   return value ?? todayInBeijing();
 }
-

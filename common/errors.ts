@@ -17,6 +17,10 @@ export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 /** A GraphQL error for a malformed argument, naming the argument as desks see it. */
 export function badUserInput(argument: string, problem: string, value?: string): GraphQLError {
   return new GraphQLError(`Argument "${argument}" is invalid: ${problem}`, {
-    extensions: { code: ErrorCode.BadUserInput, argument, ...(value === undefined ? {} : { value }) },
+    extensions: {
+      code: ErrorCode.BadUserInput,
+      argument,
+      ...(value === undefined ? {} : { value }),
+    },
   });
 }

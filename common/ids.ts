@@ -87,7 +87,8 @@ export function isUscc(raw: string): boolean {
 export function makeUscc(region: string, organizationCode: string): string {
   const first17 = `91${region}${organizationCode}`;
   const check = usccCheckCharacter(first17);
-  if (check === null || first17.length !== 17) throw new Error(`cannot build a USCC from ${first17}`);
+  if (check === null || first17.length !== 17)
+    throw new Error(`cannot build a USCC from ${first17}`);
   return first17 + check;
 }
 

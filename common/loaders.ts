@@ -7,7 +7,11 @@
 import DataLoader from "dataloader";
 
 /** Groups rows by a key, keeping the order of `keys` (a DataLoader batch contract). */
-export function groupRows<K, R>(keys: readonly K[], rows: readonly R[], keyOf: (row: R) => K): R[][] {
+export function groupRows<K, R>(
+  keys: readonly K[],
+  rows: readonly R[],
+  keyOf: (row: R) => K,
+): R[][] {
   const groups = new Map<K, R[]>();
   for (const key of keys) groups.set(key, []);
   for (const row of rows) groups.get(keyOf(row))?.push(row);

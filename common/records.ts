@@ -3,8 +3,9 @@
  * rule for each field, and the cross-field rules. Import and the demo population both go through
  * `parseRecord`, so nothing reaches a database that an export could not have carried.
  */
-import { birthDateOfPersonId, genderOfPersonId, normalizePersonId, normalizeUscc } from "./ids.ts";
+
 import type { Department } from "./departments.ts";
+import { birthDateOfPersonId, genderOfPersonId, normalizePersonId, normalizeUscc } from "./ids.ts";
 import { isRegionCode } from "./regions.ts";
 import { isCalendarDate, isYearMonth, parseMoney } from "./values.ts";
 
@@ -196,7 +197,12 @@ export const KINDS: { [D in Department]: Record<string, Record<string, FieldSpec
     organization: {
       uscc: req("uscc"),
       name: req("text"),
-      orgKind: req(["ENTERPRISE", "INDIVIDUAL_BUSINESS", "PUBLIC_INSTITUTION", "SOCIAL_ORGANIZATION"]),
+      orgKind: req([
+        "ENTERPRISE",
+        "INDIVIDUAL_BUSINESS",
+        "PUBLIC_INSTITUTION",
+        "SOCIAL_ORGANIZATION",
+      ]),
       legalRepresentativeId: req("personId"),
       region: req("region"),
       status: req(["ACTIVE", "REVOKED", "DEREGISTERED"]),

@@ -47,7 +47,11 @@ export class SignatureVerifier {
     private readonly windowMs = REPLAY_WINDOW_MS,
   ) {}
 
-  check(header: string | undefined, body: string | Buffer, now = Date.now()): SignatureProblem | null {
+  check(
+    header: string | undefined,
+    body: string | Buffer,
+    now = Date.now(),
+  ): SignatureProblem | null {
     if (!header) return "missing";
     const match = /^t=(\d{1,16}),v1=([0-9a-f]{64})$/.exec(header);
     if (!match) return "malformed";

@@ -3,11 +3,13 @@
  * as an Apollo Federation subgraph, served by mercurius on Fastify, with health and readiness
  * probes, structured logs carrying the gateway's request id, and the gateway signature check.
  */
-import { readFileSync } from "node:fs";
+
 import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { buildSubgraphSchema } from "@apollo/subgraph";
 import type { GraphQLResolverMap } from "@apollo/subgraph/dist/schema-helper/resolverMap.js";
+import type { SQLiteTable } from "drizzle-orm/sqlite-core";
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from "fastify";
 import { GraphQLError, parse } from "graphql";
 import mercurius from "mercurius";
@@ -17,7 +19,6 @@ import { RequestLoaders } from "./loaders.ts";
 import { scalarResolvers } from "./scalars.ts";
 import { departmentSecret, SIGNATURE_HEADER, SignatureVerifier } from "./signing.ts";
 import { type DepartmentDatabase, openDepartmentDatabase } from "./sqlite.ts";
-import type { SQLiteTable } from "drizzle-orm/sqlite-core";
 
 export interface SubgraphContext {
   loaders: RequestLoaders;
@@ -82,7 +83,10 @@ export async function buildSubgraphServer(options: SubgraphOptions): Promise<Fas
         request.rawBody ?? "",
       );
       if (problem) {
-        request.log.warn({ signature: problem, ip: request.ip }, "refused a request not signed by the gateway");
+        request.log.warn(
+          { signature: problem, ip: request.ip },
+          "refused a request not signed by the gateway",
+        );
         return reply.code(401).send({
           errors: [
             {
@@ -132,7 +136,11 @@ export async function buildSubgraphServer(options: SubgraphOptions): Promise<Fas
     const ready = options.isReady();
     return reply
       .code(ready ? 200 : 503)
-      .send({ status: ready ? "ready" : "not ready", department, name: DEPARTMENT_NAMES[department] });
+      .send({
+        status: ready ? "ready" : "not ready",
+        department,
+        name: DEPARTMENT_NAMES[department],
+      });
   });
   app.addHook("onClose", async () => options.onClose?.());
   return app;

@@ -27,7 +27,9 @@ export function hukouResolvers(store: HukouStore) {
       person: (_: unknown, args: { id: string }, context: SubgraphContext) =>
         person(personIdArgument("id", args.id), context),
       people: (_: unknown, args: { ids: string[] }, context: SubgraphContext) =>
-        Promise.all(listArgument("ids", args.ids, personIdArgument).map((id) => person(id, context))),
+        Promise.all(
+          listArgument("ids", args.ids, personIdArgument).map((id) => person(id, context)),
+        ),
     },
     Person: {
       __resolveReference: (reference: { id: string }, context: SubgraphContext) =>
@@ -45,7 +47,11 @@ export function hukouResolvers(store: HukouStore) {
         );
         return parents.includes(parentId);
       },
-      hasValidResidencePermit: async (row: PersonRow, args: PermitFilter, context: SubgraphContext) => {
+      hasValidResidencePermit: async (
+        row: PersonRow,
+        args: PermitFilter,
+        context: SubgraphContext,
+      ) => {
         const prefix = args.region ? regionArgument("region", args.region) : "";
         const on = dayArgument(args.on);
         return (await permits(row.id, context)).some(

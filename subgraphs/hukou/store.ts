@@ -30,12 +30,20 @@ export class HukouStore {
 
   persons(keys: readonly string[]): Array<PersonRow | null> {
     const rows = this.personsById.all({ ids: JSON.stringify(keys) });
-    return valueByKey(keys, rows, (row) => row.id, (row) => row, null);
+    return valueByKey(
+      keys,
+      rows,
+      (row) => row.id,
+      (row) => row,
+      null,
+    );
   }
 
   parentIds(childIds: readonly string[]): string[][] {
     const rows = this.parentsOfChildren.all({ ids: JSON.stringify(childIds) });
-    return groupRows(childIds, rows, (row) => row.childId).map((group) => group.map((row) => row.parentId));
+    return groupRows(childIds, rows, (row) => row.childId).map((group) =>
+      group.map((row) => row.parentId),
+    );
   }
 
   permits(personIds: readonly string[]): ResidencePermitRow[][] {

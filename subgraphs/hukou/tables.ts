@@ -18,7 +18,10 @@ export const parentage = sqliteTable(
     childId: text("child_id").notNull(),
     parentId: text("parent_id").notNull(),
   },
-  (t) => [primaryKey({ columns: [t.childId, t.parentId] }), index("parentage_parent").on(t.parentId)],
+  (t) => [
+    primaryKey({ columns: [t.childId, t.parentId] }),
+    index("parentage_parent").on(t.parentId),
+  ],
 );
 
 export const residencePermits = sqliteTable(

@@ -1,0 +1,55 @@
+/** Test helpers: temporary data directories, records written through the import contract. */
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { FastifyInstance } from "fastify";
+import type { Department } from "../common/departments.ts";
+import { parseRecord } from "../common/records.ts";
+import { openDepartmentDatabase } from "../common/sqlite.ts";
+import { departmentModules } from "../subgraphs/registry.ts";
+
+/** A fresh data directory and its removal. */
+export function tempDataDir(prefix = "mianzheng-test-"): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Writes records (as an export would carry them) into a department's database; throws on a bad one. */
+export function writeRecords(department: Department, dir: string, lines: readonly object[]): void {
+  const module = departmentModules[department];
+  const database = openDepartmentDatabase(department, module.tables, { dir });
+  const write = module.writer(database.db) as (record: unknown) => void;
+  try {
+    database.sqlite.transaction(() => {
+      lines.forEach((line, index) => {
+        const parsed = parseRecord(department, line);
+        if (!parsed.ok) throw new Error(`test record ${index + 1}: ${parsed.reason}`);
+        write(parsed.record);
+      });
+    })();
+  } finally {
+    database.close();
+  }
+}
+
+export interface GraphQLResult<T = Record<string, unknown>> {
+  status: number;
+  data?: T | null;
+  errors?: Array<{ message: string; path?: unknown[]; extensions?: Record<string, unknown> }>;
+}
+
+/** Posts a GraphQL request to an app without a network (Fastify inject). */
+export async function inject<T = Record<string, unknown>>(
+  app: FastifyInstance,
+  query: string,
+  variables?: Record<string, unknown>,
+  headers: Record<string, string> = {},
+): Promise<GraphQLResult<T>> {
+  const response = await app.inject({
+    method: "POST",
+    url: "/graphql",
+    headers: { "content-type": "application/json", ...headers },
+    payload: JSON.stringify({ query, variables }),
+  });
+  return { status: response.statusCode, ...(response.json() as object) };
+}
