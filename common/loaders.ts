@@ -23,11 +23,11 @@ export function valueByKey<K, R, V>(
   keys: readonly K[],
   rows: readonly R[],
   keyOf: (row: R) => K,
-  valueOf: (row: R) => V,
+  pick: (row: R) => V,
   fallback: V,
 ): V[] {
   const byKey = new Map<K, V>();
-  for (const row of rows) byKey.set(keyOf(row), valueOf(row));
+  for (const row of rows) byKey.set(keyOf(row), pick(row));
   return keys.map((key) => (byKey.has(key) ? (byKey.get(key) as V) : fallback));
 }
 

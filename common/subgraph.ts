@@ -134,13 +134,11 @@ export async function buildSubgraphServer(options: SubgraphOptions): Promise<Fas
   app.get("/health", async () => ({ status: "ok", department }));
   app.get("/ready", async (_request, reply) => {
     const ready = options.isReady();
-    return reply
-      .code(ready ? 200 : 503)
-      .send({
-        status: ready ? "ready" : "not ready",
-        department,
-        name: DEPARTMENT_NAMES[department],
-      });
+    return reply.code(ready ? 200 : 503).send({
+      status: ready ? "ready" : "not ready",
+      department,
+      name: DEPARTMENT_NAMES[department],
+    });
   });
   app.addHook("onClose", async () => options.onClose?.());
   return app;
