@@ -112,7 +112,12 @@ export async function buildSubgraphServer(options: SubgraphOptions): Promise<Fas
     context: (): SubgraphContext => ({ loaders: new RequestLoaders() }),
     errorFormatter: (execution, context) => {
       const formatted = mercurius.defaultErrorFormatter(execution, context);
-      const errors = (execution.errors ?? []).map((error) => {
+      // mercurius wraps validation failures in one error holding the real ones: unwrap them.
+      const flat = (execution.errors ?? []).flatMap((error) => {
+        const wrapped = (error as GraphQLError).originalError as { errors?: unknown } | undefined;
+        return Array.isArray(wrapped?.errors) ? (wrapped.errors as GraphQLError[]) : [error];
+      });
+      const errors = flat.map((error) => {
         const original = (error as GraphQLError).originalError;
         const code = (error as GraphQLError).extensions?.code;
         if (original && !(original instanceof GraphQLError) && !code) {

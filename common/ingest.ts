@@ -1,0 +1,304 @@
+/**
+ * Importing a department's export (`records.md`, "Import rules"): lines stream through
+ * `parseRecord` into the department's writer inside one explicit transaction, so a file either
+ * lands whole or not at all, and memory stays flat however many lines the file has.
+ */
+import { closeSync, createReadStream, openSync, statSync, writeSync } from "node:fs";
+import { createInterface } from "node:readline";
+import { parse as parseCsvRecord } from "csv-parse/sync";
+import { departmentModules } from "../subgraphs/registry.ts";
+import { DEPARTMENTS, type Department } from "./departments.ts";
+import { type AnyRecord, KINDS, parseRecord } from "./records.ts";
+import { type DepartmentDatabase, openDepartmentDatabase } from "./sqlite.ts";
+
+export type ExportFormat = "ndjson" | "csv";
+
+export interface IngestOptions {
+  /** Directory of the department databases (default: `DATA_DIR` or `./data`). */
+  dir?: string;
+  /** `csv`: a header row names the columns and an empty cell is an absent field. Default `ndjson`. */
+  format?: ExportFormat;
+  /** Import the valid lines even when some lines are bad (instead of importing nothing). */
+  acceptValid?: boolean;
+  /** Write every bad line to this file as NDJSON `{ line, reason, text }`. */
+  rejectsFile?: string;
+  /** How many bad lines the summary lists (default 100); the rest are only counted. */
+  maxProblems?: number;
+}
+
+export interface LineProblem {
+  /** Line number in the file, starting at 1 (a CSV header is line 1). */
+  line: number;
+  reason: string;
+}
+
+export interface IngestSummary {
+  department: Department;
+  /** Non-empty lines read (CSV: records after the header). */
+  lines: number;
+  /** Records written (0 when the file was rolled back). */
+  imported: number;
+  rejected: number;
+  /** Records written, per kind. */
+  byKind: Record<string, number>;
+  /** The first bad lines (at most `maxProblems`), in file order. */
+  problems: LineProblem[];
+  /** False when bad lines made the whole file roll back. */
+  committed: boolean;
+  elapsedMs: number;
+}
+
+/** A failure the caller is expected to explain to the user (no stack trace needed). */
+export class IngestError extends Error {
+  override name = "IngestError";
+}
+
+interface ExportLine {
+  line: number;
+  /** The line as read (CSV: the whole record, which may span lines), for the rejects file. */
+  text: string;
+  value?: unknown;
+  /** Set when the line could not even be parsed as JSON or CSV. */
+  problem?: string;
+}
+
+const BYTE_ORDER_MARK = "\uFEFF";
+
+function cleanLine(raw: string, lineNumber: number): string {
+  const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+  return lineNumber === 1 && line.startsWith(BYTE_ORDER_MARK) ? line.slice(1) : line;
+}
+
+async function* ndjsonLines(lines: AsyncIterable<string>): AsyncGenerator<ExportLine> {
+  let lineNumber = 0;
+  for await (const raw of lines) {
+    lineNumber++;
+    const text = cleanLine(raw, lineNumber);
+    if (text.trim() === "") continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      yield { line: lineNumber, text, problem: `not valid JSON: ${(error as Error).message}` };
+      continue;
+    }
+    yield { line: lineNumber, text, value };
+  }
+}
+
+function quoteCount(text: string): number {
+  let count = 0;
+  for (let at = text.indexOf('"'); at >= 0; at = text.indexOf('"', at + 1)) count++;
+  return count;
+}
+
+/**
+ * CSV records with the header's column names. A record whose quotes are still open at the end of a
+ * line continues on the next one (an address may hold a line break), and carries the number of
+ * the line where it starts.
+ */
+async function* csvLines(lines: AsyncIterable<string>): AsyncGenerator<ExportLine> {
+  let header: string[] | null = null;
+  let lineNumber = 0;
+  let pending = "";
+  let pendingQuotes = 0;
+  let startLine = 0;
+  for await (const raw of lines) {
+    lineNumber++;
+    const line = cleanLine(raw, lineNumber);
+    if (pending === "") {
+      if (line.trim() === "") continue;
+      pending = line;
+      startLine = lineNumber;
+    } else {
+      pending += `\n${line}`;
+    }
+    pendingQuotes += quoteCount(line);
+    if (pendingQuotes % 2 === 1) continue;
+    const text = pending;
+    pending = "";
+    pendingQuotes = 0;
+    let cells: string[];
+    try {
+      cells = (parseCsvRecord(text, { relax_column_count: true }) as string[][])[0] ?? [];
+    } catch (error) {
+      yield { line: startLine, text, problem: `not valid CSV: ${(error as Error).message}` };
+      continue;
+    }
+    if (header === null) {
+      header = cells.map((cell) => cell.trim());
+      continue;
+    }
+    if (cells.length !== header.length) {
+      const problem = `has ${cells.length} cells where the header has ${header.length}`;
+      yield { line: startLine, text, problem };
+      continue;
+    }
+    const value: Record<string, string> = {};
+    header.forEach((name, index) => {
+      const cell = cells[index] ?? "";
+      if (cell !== "") value[name] = cell;
+    });
+    yield { line: startLine, text, value };
+  }
+  if (pending !== "") {
+    yield {
+      line: startLine,
+      text: pending,
+      problem: "a quoted cell is not closed by the end of the file",
+    };
+  }
+}
+
+function openRejectsFile(path: string): number {
+  try {
+    return openSync(path, "w");
+  } catch (error) {
+    throw new IngestError(
+      `cannot write the rejects file ${path}: ${(error as NodeJS.ErrnoException).code}`,
+    );
+  }
+}
+
+/** The department whose kind this is, when it is not the importing department's. */
+function ownerOfKind(department: Department, value: unknown): Department | undefined {
+  if (typeof value !== "object" || value === null) return undefined;
+  const kind = (value as { kind?: unknown }).kind;
+  if (typeof kind !== "string" || Object.hasOwn(KINDS[department], kind)) return undefined;
+  return DEPARTMENTS.find((other) => Object.hasOwn(KINDS[other], kind));
+}
+
+/**
+ * Imports a department's export from its lines (NDJSON, or CSV with `format: "csv"`). Valid
+ * records are upserted on their natural keys, so importing the same file again changes nothing.
+ * By default any bad line rolls the whole file back; `acceptValid` keeps the good lines.
+ */
+export async function ingestRecords(
+  department: Department,
+  lines: AsyncIterable<string>,
+  options: IngestOptions = {},
+): Promise<IngestSummary> {
+  const started = performance.now();
+  const module = departmentModules[department];
+  const maxProblems = options.maxProblems ?? 100;
+  const acceptValid = options.acceptValid ?? false;
+  const summary: IngestSummary = {
+    department,
+    lines: 0,
+    imported: 0,
+    rejected: 0,
+    byKind: {},
+    problems: [],
+    committed: false,
+    elapsedMs: 0,
+  };
+  const rejects = options.rejectsFile ? openRejectsFile(options.rejectsFile) : null;
+  let database: DepartmentDatabase;
+  try {
+    database = openDepartmentDatabase(department, module.tables, { dir: options.dir });
+  } catch (error) {
+    if (rejects !== null) closeSync(rejects);
+    throw error;
+  }
+  try {
+    const write = module.writer(database.db) as (record: AnyRecord) => void;
+    // better-sqlite3's transaction() cannot span the awaits of a stream, hence explicit
+    // statements; IMMEDIATE takes the write lock now rather than failing halfway through.
+    database.sqlite.exec("BEGIN IMMEDIATE");
+    try {
+      const entries = options.format === "csv" ? csvLines(lines) : ndjsonLines(lines);
+      for await (const entry of entries) {
+        summary.lines++;
+        const parsed =
+          entry.problem === undefined
+            ? parseRecord(department, entry.value)
+            : ({ ok: false, reason: entry.problem } as const);
+        if (!parsed.ok) {
+          const owner = ownerOfKind(department, entry.value);
+          const reason = owner ? `${parsed.reason}; it belongs to ${owner}` : parsed.reason;
+          summary.rejected++;
+          if (summary.problems.length < maxProblems) {
+            summary.problems.push({ line: entry.line, reason });
+          }
+          if (rejects !== null) {
+            writeSync(
+              rejects,
+              `${JSON.stringify({ line: entry.line, reason, text: entry.text })}\n`,
+            );
+          }
+          continue;
+        }
+        // Once a line is bad without acceptValid the file will roll back: only validate the rest.
+        if (summary.rejected > 0 && !acceptValid) continue;
+        write(parsed.record);
+        summary.imported++;
+        summary.byKind[parsed.record.kind] = (summary.byKind[parsed.record.kind] ?? 0) + 1;
+      }
+    } catch (error) {
+      database.sqlite.exec("ROLLBACK");
+      throw error;
+    }
+    if (summary.rejected > 0 && !acceptValid) {
+      database.sqlite.exec("ROLLBACK");
+      summary.imported = 0;
+      summary.byKind = {};
+    } else {
+      database.sqlite.exec("COMMIT");
+      summary.committed = true;
+    }
+  } finally {
+    if (rejects !== null) closeSync(rejects);
+    database.close();
+  }
+  summary.elapsedMs = performance.now() - started;
+  return summary;
+}
+
+export interface IngestFileOptions extends IngestOptions {
+  /** Called as the file is read, for a progress display. */
+  onProgress?: (bytesRead: number, totalBytes: number) => void;
+}
+
+/** The export format a file name implies: `.csv` is CSV, anything else NDJSON. */
+export function formatOfFile(path: string): ExportFormat {
+  return path.toLowerCase().endsWith(".csv") ? "csv" : "ndjson";
+}
+
+/** Imports an export file (see `ingestRecords`); the format follows the file name unless given. */
+export async function ingestFile(
+  department: Department,
+  path: string,
+  options: IngestFileOptions = {},
+): Promise<IngestSummary> {
+  let totalBytes: number;
+  try {
+    const stat = statSync(path);
+    if (!stat.isFile()) throw new IngestError(`${path} is not a file`);
+    totalBytes = stat.size;
+  } catch (error) {
+    if (error instanceof IngestError) throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new IngestError(
+      code === "ENOENT" ? `no such file: ${path}` : `cannot read ${path}: ${code}`,
+    );
+  }
+  const input = createReadStream(path);
+  const { onProgress } = options;
+  if (onProgress) {
+    let bytesRead = 0;
+    input.on("data", (chunk) => {
+      bytesRead += chunk.length;
+      onProgress(bytesRead, totalBytes);
+    });
+  }
+  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+  try {
+    return await ingestRecords(department, lines, {
+      ...options,
+      format: options.format ?? formatOfFile(path),
+    });
+  } finally {
+    lines.close();
+    input.destroy();
+  }
+}

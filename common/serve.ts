@@ -1,0 +1,36 @@
+/** Listening and graceful shutdown, shared by the gateway and every department's server. */
+import type { FastifyInstance } from "fastify";
+
+/**
+ * Listens, and on SIGINT/SIGTERM stops accepting connections, lets requests in flight finish
+ * (Fastify's close), then exits. A second signal exits at once.
+ */
+export async function serveUntilSignal(
+  app: FastifyInstance,
+  port: number,
+  host: string,
+): Promise<string> {
+  const address = await app.listen({ port, host });
+  let closing = false;
+  const stop = (signal: NodeJS.Signals) => {
+    if (closing) process.exit(130);
+    closing = true;
+    app.log.info({ signal }, "shutting down: finishing requests in flight");
+    app.close().then(
+      () => process.exit(0),
+      (error) => {
+        app.log.error({ err: error }, "shutdown failed");
+        process.exit(1);
+      },
+    );
+  };
+  process.once("SIGINT", stop);
+  process.once("SIGTERM", stop);
+  return address;
+}
+
+/** `--name value` from argv, or undefined. */
+export function option(argv: readonly string[], name: string): string | undefined {
+  const index = argv.indexOf(`--${name}`);
+  return index >= 0 ? argv[index + 1] : undefined;
+}

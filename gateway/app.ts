@@ -1,0 +1,264 @@
+/**
+ * The federated gateway: Apollo's composition and query planner, served from Fastify with the
+ * executor called directly (no Apollo Server request pipeline), documents parsed and validated
+ * once, and each department reached through its own signed, pooled, breaker-guarded client.
+ */
+import { readFileSync } from "node:fs";
+import { ApolloGateway } from "@apollo/gateway";
+import type { GatewayExecutor } from "@apollo/server-gateway-interface";
+import { InMemoryLRUCache } from "@apollo/utils.keyvaluecache";
+import cors from "@fastify/cors";
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
+import type { GraphQLSchema } from "graphql";
+import { getVariableValues } from "graphql/execution/values.js";
+import { DEPARTMENTS, type Department, isDepartment } from "../common/departments.ts";
+import { ErrorCode } from "../common/errors.ts";
+import { scalarResolvers } from "../common/scalars.ts";
+import { departmentSecret } from "../common/signing.ts";
+import { requestIdOptions } from "../common/subgraph.ts";
+import { SUPERGRAPH_PATH } from "./compose.ts";
+import { type GatewayConfig, gatewayConfigFromEnv } from "./config.ts";
+import { DepartmentClient, type GatewayRequestContext } from "./department-client.ts";
+import {
+  documentErrorStatus,
+  formatError,
+  GRAPHQL_RESPONSE,
+  type GraphQLParams,
+  RequestError,
+  readParams,
+  responseMediaType,
+  sendRequestError,
+} from "./http.ts";
+import { registerLandingPage } from "./landing.ts";
+import { DocumentCache, selectOperation } from "./operations.ts";
+import { readSupergraph } from "./supergraph.ts";
+
+export interface GatewayOptions {
+  config?: Partial<GatewayConfig>;
+  /** Supergraph SDL (default: the checked-in `schema/supergraph.graphql`). */
+  supergraphSdl?: string;
+  logger?: boolean | { level: string };
+}
+
+/** Apollo's logger interface on top of the request logger. */
+function apolloLogger(app: FastifyInstance) {
+  return {
+    debug: (message: unknown) => app.log.debug(message),
+    info: (message: unknown) => app.log.info(message),
+    warn: (message: unknown) => app.log.warn(message),
+    error: (message: unknown) => app.log.error(message),
+  };
+}
+
+const noCachePolicy = {
+  replace() {},
+  restrict() {},
+  policyIfCacheable: () => null,
+};
+
+/**
+ * The supergraph's custom scalars are opaque to Apollo; give them the departments' rules so that a
+ * malformed Date, YearMonth or Money is refused by the gateway, in a literal or a variable.
+ */
+function installScalarRules(schema: GraphQLSchema): void {
+  for (const [name, rules] of Object.entries(scalarResolvers)) {
+    const type = schema.getType(name);
+    if (type && "parseLiteral" in type) {
+      Object.assign(type, { parseValue: rules.parseValue, parseLiteral: rules.parseLiteral });
+    }
+  }
+}
+
+export async function buildGateway(options: GatewayOptions = {}): Promise<FastifyInstance> {
+  const config = gatewayConfigFromEnv(options.config);
+  const app = Fastify({
+    logger: options.logger ?? { level: process.env.LOG_LEVEL ?? "info" },
+    ...requestIdOptions(),
+    bodyLimit: Number(process.env.MAX_BODY_BYTES ?? 1024 * 1024),
+  });
+
+  const clients = Object.fromEntries(
+    DEPARTMENTS.map((department) => [
+      department,
+      new DepartmentClient({
+        department,
+        url: config.departments[department].url,
+        timeoutMs: config.departments[department].timeoutMs,
+        secret: departmentSecret(department),
+        retries: config.retries,
+        connections: config.connectionsPerDepartment,
+        breakerResetMs: config.breakerResetMs,
+      }),
+    ]),
+  ) as Record<Department, DepartmentClient>;
+
+  const supergraph = readSupergraph(options.supergraphSdl ?? readFileSync(SUPERGRAPH_PATH, "utf8"));
+  const gateway = new ApolloGateway({
+    supergraphSdl: supergraph.plannerSdl,
+    buildService: ({ name }) => {
+      if (!isDepartment(name)) throw new Error(`supergraph names an unknown department "${name}"`);
+      return clients[name];
+    },
+    logger: apolloLogger(app),
+  });
+  let schema: GraphQLSchema | null = null;
+  gateway.onSchemaLoadOrUpdate(({ apiSchema }) => {
+    schema = apiSchema;
+  });
+  const loaded = await gateway.load();
+  const executor = loaded.executor as GatewayExecutor;
+  if (!schema) throw new Error("the supergraph did not load");
+  const apiSchema: GraphQLSchema = schema;
+  installScalarRules(apiSchema);
+  const documents = new DocumentCache(apiSchema, { introspection: config.introspection });
+  const cache = new InMemoryLRUCache();
+  const logger = apolloLogger(app);
+
+  if (!config.production) {
+    // Apollo Sandbox and GraphiQL run in a browser on another origin in development.
+    await app.register(cors, {
+      origin: true,
+      allowedHeaders: [
+        "content-type",
+        "authorization",
+        "x-purpose",
+        "x-case-id",
+        "x-request-id",
+        "apollographql-client-name",
+      ],
+      methods: ["GET", "POST", "OPTIONS"],
+      maxAge: 600,
+    });
+  }
+
+  async function handle(request: FastifyRequest, reply: FastifyReply) {
+    const mediaType = responseMediaType(request.headers.accept);
+    if (!mediaType) {
+      return sendRequestError(reply, GRAPHQL_RESPONSE, 406, [
+        {
+          message: `Accept must allow ${GRAPHQL_RESPONSE} or application/json`,
+          extensions: { code: ErrorCode.BadUserInput },
+        },
+      ]);
+    }
+    let params: GraphQLParams;
+    try {
+      params = readParams(request);
+    } catch (error) {
+      if (!(error instanceof RequestError)) throw error;
+      return sendRequestError(reply, mediaType, error.status, [
+        { message: error.message, extensions: { code: error.code } },
+      ]);
+    }
+    const prepared = documents.get(params.query);
+    if (!prepared.document || prepared.errors.length > 0) {
+      return sendRequestError(reply, mediaType, documentErrorStatus(mediaType), prepared.errors);
+    }
+    const operation = selectOperation(prepared.document, params.operationName);
+    if (!("kind" in operation)) {
+      return sendRequestError(reply, mediaType, documentErrorStatus(mediaType), [operation]);
+    }
+    if (operation.operation !== "query") {
+      // The graph is read-only; GET must never change anything either (GraphQL over HTTP).
+      return sendRequestError(
+        reply,
+        mediaType,
+        405,
+        [
+          {
+            message: `Only queries are served, not ${operation.operation}s`,
+            extensions: { code: ErrorCode.BadUserInput },
+          },
+        ],
+        { allow: "GET, POST" },
+      );
+    }
+
+    // Apollo Server coerces variables before its gateway sees them; serving the executor
+    // directly, the gateway does it here, so bad input never reaches a department.
+    const coerced = getVariableValues(
+      apiSchema,
+      operation.variableDefinitions ?? [],
+      params.variables ?? {},
+    );
+    if (coerced.errors) {
+      return sendRequestError(
+        reply,
+        mediaType,
+        documentErrorStatus(mediaType),
+        coerced.errors.map((error) => ({
+          ...formatError(error),
+          extensions: { code: ErrorCode.BadUserInput },
+        })),
+      );
+    }
+
+    const context: GatewayRequestContext = {
+      requestId: String(request.id),
+      unavailable: new Set(),
+      answered: new Set(),
+      log: request.log,
+    };
+    const result = await executor({
+      request: {
+        query: params.query,
+        operationName: params.operationName,
+        variables: params.variables ?? {},
+      },
+      document: prepared.document,
+      source: params.query,
+      operationName: operation.name?.value ?? null,
+      operation,
+      schema: apiSchema,
+      schemaHash: prepared.hash as never,
+      queryHash: prepared.hash,
+      context,
+      cache,
+      logger,
+      metrics: {},
+      overallCachePolicy: noCachePolicy,
+    });
+    const body: Record<string, unknown> = {};
+    if (result.errors && result.errors.length > 0) body.errors = result.errors.map(formatError);
+    body.data = result.data ?? null;
+    // A variable-coercion failure means nothing ran: that is a bad request, not a partial answer.
+    const status = result.data === undefined && mediaType === GRAPHQL_RESPONSE ? 400 : 200;
+    return reply.code(status).type(`${mediaType}; charset=utf-8`).send(JSON.stringify(body));
+  }
+
+  app.route({ method: ["GET", "POST"], url: "/graphql", handler: handle });
+  if (config.landingPage) registerLandingPage(app);
+
+  app.get("/health", async () => ({ status: "ok" }));
+  app.get("/ready", async (_request, reply) => {
+    const departments = Object.fromEntries(
+      DEPARTMENTS.map((department) => [
+        department,
+        clients[department].available ? "reachable" : "circuit open",
+      ]),
+    );
+    return reply.code(200).send({ status: "ready", supergraph: "loaded", departments });
+  });
+
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
+    const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
+    if (status >= 500) request.log.error({ err: error }, "request failed");
+    const code =
+      status === 413
+        ? ErrorCode.LimitExceeded
+        : status >= 500
+          ? ErrorCode.Internal
+          : ErrorCode.BadUserInput;
+    const message = status >= 500 ? "Internal error in the gateway" : error.message;
+    return reply
+      .code(status)
+      .type("application/json; charset=utf-8")
+      .send({ errors: [{ message, extensions: { code } }] });
+  });
+
+  app.addHook("onClose", async () => {
+    await gateway.stop();
+    await Promise.all(DEPARTMENTS.map((department) => clients[department].close()));
+  });
+  return app;
+}

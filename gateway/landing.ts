@@ -1,0 +1,120 @@
+/**
+ * The page a developer sees when opening the gateway in a browser: an embedded GraphiQL served
+ * from npm packages (it works offline, no CDN) and a link to Apollo Sandbox.
+ */
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+
+const require = createRequire(import.meta.url);
+
+// Files inside packages whose `exports` do not list them: found from the package's own folder.
+const ASSETS: Record<string, { pkg: string; file: string; type: string }> = {
+  "react.js": { pkg: "react", file: "umd/react.production.min.js", type: "text/javascript" },
+  "react-dom.js": {
+    pkg: "react-dom",
+    file: "umd/react-dom.production.min.js",
+    type: "text/javascript",
+  },
+  "graphiql.js": { pkg: "graphiql", file: "graphiql.min.js", type: "text/javascript" },
+  "graphiql.css": { pkg: "graphiql", file: "graphiql.min.css", type: "text/css" },
+};
+
+function packageFile(pkg: string, file: string): string {
+  return join(dirname(require.resolve(`${pkg}/package.json`)), file);
+}
+
+const DEVELOPMENT_HEADERS = JSON.stringify(
+  { Authorization: "Bearer dev-desk-key", "X-Purpose": "demo" },
+  null,
+  2,
+);
+
+function page(endpoint: string): string {
+  const sandbox = `https://studio.apollographql.com/sandbox/explorer?endpoint=${encodeURIComponent(endpoint)}`;
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>Mianzheng 免证 — federated government data gateway</title>
+<link rel="stylesheet" href="/graphiql/graphiql.css">
+<style>
+  body { margin: 0; height: 100vh; display: flex; flex-direction: column; font-family: system-ui, sans-serif; }
+  header { padding: 8px 16px; background: #8b0000; color: #fff; display: flex; gap: 24px; align-items: baseline; }
+  header a { color: #ffd; }
+  #graphiql { flex: 1; }
+</style>
+</head>
+<body>
+<header>
+  <strong>Mianzheng 免证</strong>
+  <span>GraphQL endpoint: <code>${endpoint}</code></span>
+  <a href="${sandbox}" target="_blank" rel="noopener">Open in Apollo Sandbox</a>
+  <span>Development headers are pre-filled in the Headers tab.</span>
+</header>
+<div id="graphiql">Loading GraphiQL…</div>
+<script src="/graphiql/react.js"></script>
+<script src="/graphiql/react-dom.js"></script>
+<script src="/graphiql/graphiql.js"></script>
+<script>
+  const fetcher = GraphiQL.createFetcher({ url: ${JSON.stringify(endpoint)} });
+  const root = ReactDOM.createRoot(document.getElementById("graphiql"));
+  root.render(React.createElement(GraphiQL, {
+    fetcher,
+    defaultHeaders: ${JSON.stringify(DEVELOPMENT_HEADERS)},
+    shouldPersistHeaders: true,
+    defaultQuery: ${JSON.stringify(EXAMPLE_QUERY)},
+  }));
+</script>
+</body>
+</html>`;
+}
+
+/** The README's example: one person's facts from five departments in one request. */
+export const EXAMPLE_QUERY = `# One request, five departments: no certificate needed.
+query PersonFacts($id: ID! = "11010519491231002X") {
+  person(id: $id) {
+    id
+    name
+    hukouRegion { code name }
+    hasValidDriverLicense
+    maritalStatus
+    legalRepresentativeOf { uscc name }
+  }
+}
+`;
+
+function wantsHtml(request: FastifyRequest): boolean {
+  const accept = request.headers.accept ?? "";
+  return accept.includes("text/html");
+}
+
+export function registerLandingPage(app: FastifyInstance): void {
+  const files = new Map(
+    Object.entries(ASSETS).map(([name, asset]) => [
+      name,
+      { body: readFileSync(packageFile(asset.pkg, asset.file)), type: asset.type },
+    ]),
+  );
+  const endpointOf = (request: FastifyRequest) => `${request.protocol}://${request.host}/graphql`;
+  const sendPage = (request: FastifyRequest, reply: FastifyReply) =>
+    reply.type("text/html; charset=utf-8").send(page(endpointOf(request)));
+
+  app.get("/", sendPage);
+  // Browsers opening the endpoint itself get the page; GraphQL clients never ask for HTML.
+  app.addHook("onRequest", async (request, reply) => {
+    if (
+      request.method === "GET" &&
+      request.url.split("?")[0] === "/graphql" &&
+      wantsHtml(request)
+    ) {
+      return sendPage(request, reply);
+    }
+  });
+  app.get("/graphiql/:file", async (request, reply) => {
+    const file = files.get((request.params as { file: string }).file);
+    if (!file) return reply.code(404).send({ errors: [{ message: "Not found" }] });
+    return reply.type(file.type).header("cache-control", "public, max-age=86400").send(file.body);
+  });
+}

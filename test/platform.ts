@@ -1,0 +1,80 @@
+/**
+ * The whole platform for end-to-end tests: six department subgraphs and the gateway, each on its
+ * own port 0 listener, talking real (signed) HTTP to one another over loopback.
+ */
+import type { FastifyInstance } from "fastify";
+import { DEPARTMENTS, type Department } from "../common/departments.ts";
+import { buildGateway, type GatewayOptions } from "../gateway/app.ts";
+import type { DepartmentEndpoint } from "../gateway/config.ts";
+import { departmentModules } from "../subgraphs/registry.ts";
+
+export interface Platform {
+  url: string;
+  gateway: FastifyInstance;
+  departments: Record<Department, FastifyInstance>;
+  /** Stops one department's server (as if it had died). */
+  stopDepartment(department: Department): Promise<void>;
+  close(): Promise<void>;
+  /** POSTs a GraphQL request to the gateway over HTTP. */
+  query<T = Record<string, unknown>>(
+    query: string,
+    variables?: Record<string, unknown>,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: { data?: T | null; errors?: PlatformError[] } }>;
+}
+
+export interface PlatformError {
+  message: string;
+  path?: Array<string | number>;
+  extensions?: Record<string, unknown>;
+}
+
+export async function startPlatform(
+  dataDir: string,
+  options: Omit<GatewayOptions, "logger"> = {},
+): Promise<Platform> {
+  const departments = {} as Record<Department, FastifyInstance>;
+  const endpoints = {} as Record<Department, DepartmentEndpoint>;
+  for (const department of DEPARTMENTS) {
+    const app = await departmentModules[department].build({ dataDir, logger: false });
+    const address = await app.listen({ port: 0, host: "127.0.0.1" });
+    departments[department] = app;
+    endpoints[department] = { url: `${address}/graphql`, timeoutMs: 2000 };
+  }
+  const gateway = await buildGateway({
+    ...options,
+    logger: false,
+    config: { breakerResetMs: 500, ...options.config, departments: endpoints },
+  });
+  const url = `${await gateway.listen({ port: 0, host: "127.0.0.1" })}/graphql`;
+  const stopped = new Set<Department>();
+  return {
+    url,
+    gateway,
+    departments,
+    async stopDepartment(department) {
+      stopped.add(department);
+      await departments[department].close();
+    },
+    async close() {
+      await gateway.close();
+      await Promise.all(
+        DEPARTMENTS.filter((d) => !stopped.has(d)).map((department) =>
+          departments[department].close(),
+        ),
+      );
+    },
+    async query(query, variables, headers = {}) {
+      const response = await fetch(url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          accept: "application/graphql-response+json",
+          ...headers,
+        },
+        body: JSON.stringify({ query, variables }),
+      });
+      return { status: response.status, body: await response.json() };
+    },
+  };
+}
