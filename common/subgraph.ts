@@ -53,6 +53,13 @@ export function requestIdOptions(): Pick<FastifyServerOptions, "requestIdHeader"
   return { requestIdHeader: "x-request-id", genReqId: () => randomUUID() };
 }
 
+/** Echoes the request id, so a desk can quote it when asking about a request. */
+export function echoRequestId(app: FastifyInstance): void {
+  app.addHook("onSend", async (request, reply) => {
+    reply.header("x-request-id", request.id);
+  });
+}
+
 export async function buildSubgraphServer(options: SubgraphOptions): Promise<FastifyInstance> {
   const { department } = options;
   const app = Fastify({
@@ -65,7 +72,11 @@ export async function buildSubgraphServer(options: SubgraphOptions): Promise<Fas
   app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {
     request.rawBody = body as string;
     try {
-      done(null, body === "" ? {} : JSON.parse(body as string));
+      const parsed = body === "" ? {} : JSON.parse(body as string);
+      // GraphQL over HTTP allows `"extensions": null`; mercurius would refuse it.
+      if (parsed && typeof parsed === "object" && parsed.extensions === null)
+        delete parsed.extensions;
+      done(null, parsed);
     } catch {
       const error = new Error("Request body is not valid JSON") as Error & { statusCode: number };
       error.statusCode = 400;
@@ -73,6 +84,7 @@ export async function buildSubgraphServer(options: SubgraphOptions): Promise<Fas
     }
   });
 
+  echoRequestId(app);
   if (options.requireSignature ?? true) {
     const verifier = new SignatureVerifier(departmentSecret(department));
     app.addHook("preHandler", async (request, reply) => {

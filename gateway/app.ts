@@ -9,13 +9,13 @@ import type { GatewayExecutor } from "@apollo/server-gateway-interface";
 import { InMemoryLRUCache } from "@apollo/utils.keyvaluecache";
 import cors from "@fastify/cors";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import type { GraphQLSchema } from "graphql";
-import { getVariableValues } from "graphql/execution/values.js";
+import { type GraphQLSchema, getVariableValues } from "graphql";
+
 import { DEPARTMENTS, type Department, isDepartment } from "../common/departments.ts";
 import { ErrorCode } from "../common/errors.ts";
 import { scalarResolvers } from "../common/scalars.ts";
 import { departmentSecret } from "../common/signing.ts";
-import { requestIdOptions } from "../common/subgraph.ts";
+import { echoRequestId, requestIdOptions } from "../common/subgraph.ts";
 import { SUPERGRAPH_PATH } from "./compose.ts";
 import { type GatewayConfig, gatewayConfigFromEnv } from "./config.ts";
 import { DepartmentClient, type GatewayRequestContext } from "./department-client.ts";
@@ -77,6 +77,7 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     bodyLimit: Number(process.env.MAX_BODY_BYTES ?? 1024 * 1024),
   });
 
+  echoRequestId(app);
   const clients = Object.fromEntries(
     DEPARTMENTS.map((department) => [
       department,

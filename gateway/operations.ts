@@ -38,7 +38,7 @@ export class DocumentCache {
 
   constructor(
     private readonly schema: GraphQLSchema,
-    private readonly options: DocumentCacheOptions,
+    options: DocumentCacheOptions,
   ) {
     this.cache = new LRUCache({ max: options.maxDocuments ?? 2000 });
     this.rules = options.introspection
@@ -80,6 +80,7 @@ export class DocumentCache {
           // A scalar's own rule (a malformed Date) keeps its BAD_USER_INPUT code.
           extensions: {
             code:
+              error.extensions?.code ??
               (error.originalError as GraphQLError | undefined)?.extensions?.code ??
               "GRAPHQL_VALIDATION_FAILED",
           },

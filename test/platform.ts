@@ -74,7 +74,7 @@ export async function startPlatform(
         },
         body: JSON.stringify({ query, variables }),
       });
-      return { status: response.status, body: await response.json() };
+      return { status: response.status, body: (await response.json()) as never };
     },
   };
 }

@@ -1,0 +1,36 @@
+/** How social-insurance records land in the social database (upserts on person and month). */
+import { sql } from "drizzle-orm";
+import type { RecordsOf } from "../../common/records.ts";
+import type { Drizzle } from "../../common/sqlite.ts";
+import { contributions } from "./tables.ts";
+
+const p = sql.placeholder;
+
+export function socialWriter(db: Drizzle): (record: RecordsOf["social"]) => void {
+  const contribution = db
+    .insert(contributions)
+    .values({
+      personId: p("personId"),
+      month: p("month"),
+      region: p("region"),
+      employer: p("employer"),
+      paidOn: p("paidOn"),
+    })
+    .onConflictDoUpdate({
+      target: [contributions.personId, contributions.month],
+      set: {
+        region: sql`excluded.region`,
+        employer: sql`excluded.employer`,
+        paidOn: sql`excluded.paid_on`,
+      },
+    })
+    .prepare();
+
+  return (record) => {
+    switch (record.kind) {
+      case "contribution":
+        contribution.run({ ...record });
+        return;
+    }
+  };
+}

@@ -1,0 +1,63 @@
+/** A department that dies mid-test: the others still answer, the error names the department. */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { writeFixtures, ZHANG_WEI } from "../fixtures.ts";
+import { tempDataDir } from "../helpers.ts";
+import { type Platform, startPlatform } from "../platform.ts";
+
+let platform: Platform;
+let data: ReturnType<typeof tempDataDir>;
+
+beforeAll(async () => {
+  data = tempDataDir();
+  writeFixtures(data.dir);
+  platform = await startPlatform(data.dir);
+});
+
+afterAll(async () => {
+  await platform.close();
+  data.remove();
+});
+
+describe("a department that is down", () => {
+  it("answers fully while traffic is up", async () => {
+    const { body } = await platform.query(
+      `{ person(id: "${ZHANG_WEI}") { name hasValidDriverLicense(on: "2026-11-01") } }`,
+    );
+    expect(body).toEqual({ data: { person: { name: "张伟", hasValidDriverLicense: true } } });
+  });
+
+  it("yields partial data and an error naming traffic once traffic is stopped", async () => {
+    await platform.stopDepartment("traffic");
+    const { status, body } = await platform.query(
+      `{ person(id: "${ZHANG_WEI}") { name maritalStatus(on: "2026-11-01") }
+         cars: person(id: "${ZHANG_WEI}") { hasValidDriverLicense(on: "2026-11-01") } }`,
+    );
+    expect(status).toBe(200);
+    // Facts of the other departments still arrive…
+    expect(body.data?.person).toEqual({ name: "张伟", maritalStatus: "MARRIED" });
+    // …and the non-null licence fact cannot, so its nearest nullable parent is null.
+    expect(body.data?.cars).toBeNull();
+    const error = body.errors?.find((e) => e.extensions?.code === "DEPARTMENT_UNAVAILABLE");
+    expect(error?.extensions?.department).toBe("traffic");
+    expect(error?.message).toContain("traffic");
+    expect(JSON.stringify(body)).not.toMatch(/127\.0\.0\.1|ECONNREFUSED|localhost/);
+  });
+
+  it("fails fast once the circuit is open", async () => {
+    for (let i = 0; i < 6; i++) {
+      await platform.query(`{ person(id: "${ZHANG_WEI}") { hasValidDriverLicense } }`);
+    }
+    const started = performance.now();
+    const { body } = await platform.query(
+      `{ person(id: "${ZHANG_WEI}") { hasValidDriverLicense } }`,
+    );
+    const elapsed = performance.now() - started;
+    expect(body.errors?.[0]?.extensions?.code).toBe("DEPARTMENT_UNAVAILABLE");
+    // No retries or connection attempts behind an open breaker: far below one retry's backoff.
+    expect(elapsed).toBeLessThan(20);
+    const ready = await fetch(platform.url.replace(/graphql$/, "ready"));
+    expect(
+      ((await ready.json()) as { departments: Record<string, string> }).departments.traffic,
+    ).toBe("circuit open");
+  });
+});

@@ -1,0 +1,221 @@
+/** The federated graph end to end: real gateway, six real subgraphs, signed HTTP between them. */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  HEBEI_COMPANY,
+  LI_NA,
+  PUBLISHED_EXAMPLE,
+  WANG_QIANG,
+  writeFixtures,
+  ZHANG_COMPANY,
+  ZHANG_LAO,
+  ZHANG_WEI,
+  ZHANG_XIAOMING,
+} from "../fixtures.ts";
+import { tempDataDir } from "../helpers.ts";
+import { type Platform, startPlatform } from "../platform.ts";
+
+let platform: Platform;
+let data: ReturnType<typeof tempDataDir>;
+
+beforeAll(async () => {
+  data = tempDataDir();
+  writeFixtures(data.dir);
+  platform = await startPlatform(data.dir);
+});
+
+afterAll(async () => {
+  await platform.close();
+  data.remove();
+});
+
+describe("one request across departments", () => {
+  it("answers name, hukou region, licence validity, marital status and companies from five departments", async () => {
+    const { status, body } = await platform.query(
+      `query PersonFacts($id: ID!) {
+        person(id: $id) {
+          id name hukouRegion { code name } hasValidDriverLicense(on: "2026-11-01")
+          maritalStatus(on: "2026-11-01") legalRepresentativeOf { uscc name }
+        }
+      }`,
+      { id: ZHANG_WEI },
+    );
+    expect(status).toBe(200);
+    expect(body.errors).toBeUndefined();
+    expect(body.data).toEqual({
+      person: {
+        id: ZHANG_WEI,
+        name: "张伟",
+        hukouRegion: { code: "110105", name: "北京市朝阳区" },
+        hasValidDriverLicense: true,
+        maritalStatus: "MARRIED",
+        legalRepresentativeOf: [{ uscc: ZHANG_COMPANY, name: "北京张氏科技有限公司" }],
+      },
+    });
+  });
+
+  it("follows references between departments: spouse, parent, company's representative", async () => {
+    const { body } = await platform.query(
+      `{ person(id: "${ZHANG_WEI}") {
+          spouse(on: "2026-11-01") { id name }
+          isChildOf(parentId: "${ZHANG_LAO}")
+          legalRepresentativeOf { legalRepresentative { id name } vatTotal(year: 2025) vehicleCount(on: "2026-11-01") }
+        }
+        child: person(id: "${ZHANG_XIAOMING}") { isChildOf(parentId: "${ZHANG_WEI}") ageOn(on: "2026-11-01") }
+      }`,
+    );
+    expect(body.errors).toBeUndefined();
+    expect(body.data).toEqual({
+      person: {
+        spouse: { id: LI_NA, name: "李娜" },
+        isChildOf: true,
+        legalRepresentativeOf: [
+          {
+            legalRepresentative: { id: ZHANG_WEI, name: "张伟" },
+            vatTotal: "60000.00",
+            vehicleCount: 1,
+          },
+        ],
+      },
+      child: { isChildOf: true, ageOn: 14 },
+    });
+  });
+
+  it("answers people(ids:) in the order asked, null where the register has no such person", async () => {
+    const unknown = "110105200001010016";
+    const { body } = await platform.query(
+      `query($ids: [ID!]!) { people(ids: $ids) { id alive } }`,
+      {
+        ids: [WANG_QIANG, unknown, ZHANG_LAO, PUBLISHED_EXAMPLE.toLowerCase()],
+      },
+    );
+    expect(body.errors).toBeUndefined();
+    expect(body.data).toEqual({
+      people: [
+        { id: WANG_QIANG, alive: true },
+        null,
+        { id: ZHANG_LAO, alive: false },
+        { id: PUBLISHED_EXAMPLE, alive: true },
+      ],
+    });
+  });
+
+  it("answers organizations with facts from market, tax and traffic", async () => {
+    const { body } = await platform.query(
+      `{ organizations(usccs: ["${ZHANG_COMPANY}", "${HEBEI_COMPANY}", "91110000MA0000000H"]) {
+          uscc status region { code name } ownsVehicle(on: "2026-11-01") vatTotal(year: 2025, region: "110000")
+        } }`,
+    );
+    expect(body.errors).toBeUndefined();
+    expect(body.data).toEqual({
+      organizations: [
+        {
+          uscc: ZHANG_COMPANY,
+          status: "ACTIVE",
+          region: { code: "110105", name: "北京市朝阳区" },
+          ownsVehicle: true,
+          vatTotal: "60000.00",
+        },
+        {
+          uscc: HEBEI_COMPANY,
+          status: "REVOKED",
+          region: { code: "130102", name: "河北省石家庄市长安区" },
+          ownsVehicle: false,
+          vatTotal: "0.00",
+        },
+        null,
+      ],
+    });
+  });
+});
+
+describe("bad input", () => {
+  it("rejects a malformed id with BAD_USER_INPUT naming the argument", async () => {
+    const { body } = await platform.query(`{ person(id: "110105198503121016") { id } }`);
+    expect(body.data).toEqual({ person: null });
+    expect(body.errors?.[0]?.extensions).toMatchObject({ code: "BAD_USER_INPUT", argument: "id" });
+  });
+
+  it("names the position of a malformed element of people(ids:)", async () => {
+    const { body } = await platform.query(`{ people(ids: ["${ZHANG_WEI}", "12345"]) { id } }`);
+    expect(body.errors?.[0]?.extensions).toMatchObject({
+      code: "BAD_USER_INPUT",
+      argument: "ids[1]",
+    });
+  });
+
+  it("rejects a malformed uscc (wrong check character)", async () => {
+    const { body } = await platform.query(`{ organization(uscc: "91350100M000100Y44") { uscc } }`);
+    expect(body.errors?.[0]?.extensions).toMatchObject({
+      code: "BAD_USER_INPUT",
+      argument: "uscc",
+    });
+  });
+
+  it("refuses an impossible date at the gateway, in a literal and in a variable", async () => {
+    const literal = await platform.query(
+      `{ person(id: "${ZHANG_WEI}") { hasValidDriverLicense(on: "2026-02-30") } }`,
+    );
+    expect(literal.status).toBe(400);
+    expect(literal.body.errors?.[0]?.extensions?.code).toBe("BAD_USER_INPUT");
+    const variable = await platform.query(
+      `query($on: Date) { person(id: "${ZHANG_WEI}") { hasValidDriverLicense(on: $on) } }`,
+      { on: "2026-13-01" },
+    );
+    expect(variable.status).toBe(400);
+    expect(variable.body.errors?.[0]?.extensions?.code).toBe("BAD_USER_INPUT");
+  });
+
+  it("answers an unknown subject with null, not an error", async () => {
+    const { body } = await platform.query(`{ person(id: "110105200001010016") { id name } }`);
+    expect(body).toEqual({ data: { person: null } });
+  });
+
+  it("refuses mutations and unknown fields without calling any department", async () => {
+    const unknownField = await platform.query(`{ person(id: "${ZHANG_WEI}") { salary } }`);
+    expect(unknownField.status).toBe(400);
+    expect(unknownField.body.errors?.[0]?.extensions?.code).toBe("GRAPHQL_VALIDATION_FAILED");
+    const syntax = await platform.query(`{ person(id: `);
+    expect(syntax.status).toBe(400);
+    expect(syntax.body.errors?.[0]?.extensions?.code).toBe("GRAPHQL_PARSE_FAILED");
+  });
+
+  it("never shows a stack trace or an internal URL", async () => {
+    const { body } = await platform.query(`{ person(id: "x") { id } }`);
+    const text = JSON.stringify(body);
+    expect(text).not.toMatch(/127\.0\.0\.1|localhost|\bat .*\.ts:\d+/);
+  });
+});
+
+describe("operability", () => {
+  it("serves health and readiness probes on the gateway and every department", async () => {
+    const base = platform.url.replace(/\/graphql$/, "");
+    expect((await fetch(`${base}/health`)).status).toBe(200);
+    const ready = await fetch(`${base}/ready`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toMatchObject({ status: "ready", supergraph: "loaded" });
+    for (const app of Object.values(platform.departments)) {
+      const response = await app.inject({ method: "GET", url: "/ready" });
+      expect(response.statusCode).toBe(200);
+    }
+  });
+
+  it("shows the offline GraphiQL landing page to a browser", async () => {
+    const page = await fetch(platform.url, { headers: { accept: "text/html" } });
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    expect(html).toContain("/graphiql/graphiql.js");
+    expect(html).toContain("studio.apollographql.com/sandbox");
+    const script = await fetch(platform.url.replace(/graphql$/, "graphiql/graphiql.js"));
+    expect(script.status).toBe(200);
+    expect((await script.text()).length).toBeGreaterThan(100_000);
+  });
+
+  it("passes the request id on to the departments", async () => {
+    const response = await fetch(platform.url, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-request-id": "desk-req-42" },
+      body: JSON.stringify({ query: `{ person(id: "${ZHANG_WEI}") { name } }` }),
+    });
+    expect(response.headers.get("x-request-id")).toBe("desk-req-42");
+  });
+});
