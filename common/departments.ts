@@ -24,3 +24,7 @@ export function defaultPort(department: Department): number {
 export function urlVariable(department: Department): string {
   return `${department.toUpperCase()}_URL`;
 }
+
+/** Subgraphs the platform itself serves inside the gateway (see gateway/platform.ts). */
+export const PLATFORM_SUBGRAPHS = ["ledger", "verification"] as const;
+export type PlatformSubgraphName = (typeof PLATFORM_SUBGRAPHS)[number];

@@ -39,8 +39,9 @@ export interface SubgraphOptions {
 
 const schemaDir = fileURLToPath(new URL("../schema/", import.meta.url));
 
-export function departmentSdl(department: Department): string {
-  return readFileSync(`${schemaDir}${department}.graphql`, "utf8");
+/** The SDL of a department's (or a platform) subgraph: `schema/<name>.graphql`. */
+export function subgraphSdl(name: string): string {
+  return readFileSync(`${schemaDir}${name}.graphql`, "utf8");
 }
 
 declare module "fastify" {
@@ -112,7 +113,7 @@ export async function buildSubgraphServer(options: SubgraphOptions): Promise<Fas
   }
 
   const schema = buildSubgraphSchema({
-    typeDefs: parse(departmentSdl(department)),
+    typeDefs: parse(subgraphSdl(department)),
     resolvers: { ...scalarResolvers, ...options.resolvers },
   });
 

@@ -4,18 +4,32 @@
  * once, and each department reached through its own signed, pooled, breaker-guarded client.
  */
 import { readFileSync } from "node:fs";
-import { ApolloGateway } from "@apollo/gateway";
+import { ApolloGateway, LocalGraphQLDataSource } from "@apollo/gateway";
 import type { GatewayExecutor } from "@apollo/server-gateway-interface";
+import { buildSubgraphSchema } from "@apollo/subgraph";
 import { InMemoryLRUCache } from "@apollo/utils.keyvaluecache";
 import cors from "@fastify/cors";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import { type GraphQLSchema, getVariableValues } from "graphql";
+import {
+  type DocumentNode,
+  type GraphQLSchema,
+  getVariableValues,
+  type OperationDefinitionNode,
+  parse,
+} from "graphql";
 
-import { DEPARTMENTS, type Department, isDepartment } from "../common/departments.ts";
+import {
+  DEPARTMENTS,
+  type Department,
+  isDepartment,
+  PLATFORM_SUBGRAPHS,
+  type PlatformSubgraphName,
+} from "../common/departments.ts";
 import { ErrorCode } from "../common/errors.ts";
 import { scalarResolvers } from "../common/scalars.ts";
 import { departmentSecret } from "../common/signing.ts";
-import { echoRequestId, requestIdOptions } from "../common/subgraph.ts";
+import { dataDir } from "../common/sqlite.ts";
+import { echoRequestId, requestIdOptions, subgraphSdl } from "../common/subgraph.ts";
 import { SUPERGRAPH_PATH } from "./compose.ts";
 import { type GatewayConfig, gatewayConfigFromEnv } from "./config.ts";
 import { DepartmentClient, type GatewayRequestContext } from "./department-client.ts";
@@ -31,6 +45,8 @@ import {
 } from "./http.ts";
 import { registerLandingPage } from "./landing.ts";
 import { DocumentCache, selectOperation } from "./operations.ts";
+import { type LocalSubgraph, type PlatformServices, platformSubgraphs } from "./platform.ts";
+import { OPEN_PRINCIPAL } from "./principal.ts";
 import { readSupergraph } from "./supergraph.ts";
 
 export interface GatewayOptions {
@@ -93,12 +109,33 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     ]),
   ) as Record<Department, DepartmentClient>;
 
+  // Platform subgraphs answer in-process; their resolvers may run operations over the graph.
+  let executeInternal: PlatformServices["execute"] = async () => {
+    throw new Error("the gateway is not loaded yet");
+  };
+  const services: PlatformServices = {
+    execute: (query, variables, context) => executeInternal(query, variables, context),
+    config,
+    dataDir: dataDir(),
+    log: app.log,
+  };
+  const localSubgraphs = Object.fromEntries(
+    PLATFORM_SUBGRAPHS.map((name) => [name, platformSubgraphs[name](services)]),
+  ) as Record<PlatformSubgraphName, LocalSubgraph>;
+
   const supergraph = readSupergraph(options.supergraphSdl ?? readFileSync(SUPERGRAPH_PATH, "utf8"));
   const gateway = new ApolloGateway({
     supergraphSdl: supergraph.plannerSdl,
     buildService: ({ name }) => {
-      if (!isDepartment(name)) throw new Error(`supergraph names an unknown department "${name}"`);
-      return clients[name];
+      if (isDepartment(name)) return clients[name];
+      const local = localSubgraphs[name as PlatformSubgraphName];
+      if (!local) throw new Error(`supergraph names an unknown subgraph "${name}"`);
+      return new LocalGraphQLDataSource(
+        buildSubgraphSchema({
+          typeDefs: parse(subgraphSdl(name)),
+          resolvers: { ...scalarResolvers, ...local.resolvers } as never,
+        }),
+      );
     },
     logger: apolloLogger(app),
   });
@@ -114,6 +151,43 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   const documents = new DocumentCache(apiSchema, { introspection: config.introspection });
   const cache = new InMemoryLRUCache();
   const logger = apolloLogger(app);
+
+  /** Runs a validated query operation through Apollo's planner and executor. */
+  function run(
+    params: GraphQLParams,
+    document: DocumentNode,
+    hash: string,
+    operation: OperationDefinitionNode,
+    context: GatewayRequestContext,
+  ) {
+    return executor({
+      request: {
+        query: params.query,
+        operationName: params.operationName,
+        variables: params.variables ?? {},
+      },
+      document,
+      source: params.query,
+      operationName: operation.name?.value ?? null,
+      operation,
+      schema: apiSchema,
+      schemaHash: hash as never,
+      queryHash: hash,
+      context,
+      cache,
+      logger,
+      metrics: {},
+      overallCachePolicy: noCachePolicy,
+    });
+  }
+
+  executeInternal = async (query, variables, context) => {
+    const prepared = documents.get(query);
+    if (!prepared.document || prepared.errors.length > 0) return { errors: prepared.errors };
+    const operation = selectOperation(prepared.document, undefined);
+    if (!("kind" in operation)) return { errors: [operation] };
+    return run({ query, variables }, prepared.document, prepared.hash, operation, context);
+  };
 
   if (!config.production) {
     // Apollo Sandbox and GraphiQL run in a browser on another origin in development.
@@ -196,29 +270,12 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
 
     const context: GatewayRequestContext = {
       requestId: String(request.id),
+      principal: OPEN_PRINCIPAL,
       unavailable: new Set(),
       answered: new Set(),
       log: request.log,
     };
-    const result = await executor({
-      request: {
-        query: params.query,
-        operationName: params.operationName,
-        variables: params.variables ?? {},
-      },
-      document: prepared.document,
-      source: params.query,
-      operationName: operation.name?.value ?? null,
-      operation,
-      schema: apiSchema,
-      schemaHash: prepared.hash as never,
-      queryHash: prepared.hash,
-      context,
-      cache,
-      logger,
-      metrics: {},
-      overallCachePolicy: noCachePolicy,
-    });
+    const result = await run(params, prepared.document, prepared.hash, operation, context);
     const body: Record<string, unknown> = {};
     if (result.errors && result.errors.length > 0) body.errors = result.errors.map(formatError);
     body.data = result.data ?? null;
@@ -228,6 +285,7 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   }
 
   app.route({ method: ["GET", "POST"], url: "/graphql", handler: handle });
+  for (const local of Object.values(localSubgraphs)) await local.register?.(app);
   if (config.landingPage) registerLandingPage(app);
 
   app.get("/health", async () => ({ status: "ok" }));
@@ -259,6 +317,7 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
 
   app.addHook("onClose", async () => {
     await gateway.stop();
+    for (const local of Object.values(localSubgraphs)) await local.close?.();
     await Promise.all(DEPARTMENTS.map((department) => clients[department].close()));
   });
   return app;

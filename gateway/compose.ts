@@ -6,8 +6,13 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { composeServices } from "@apollo/composition";
 import { parse } from "graphql";
-import { DEPARTMENTS, type Department, defaultPort } from "../common/departments.ts";
-import { departmentSdl } from "../common/subgraph.ts";
+import {
+  DEPARTMENTS,
+  type Department,
+  defaultPort,
+  PLATFORM_SUBGRAPHS,
+} from "../common/departments.ts";
+import { subgraphSdl } from "../common/subgraph.ts";
 
 export const SUPERGRAPH_PATH = fileURLToPath(
   new URL("../schema/supergraph.graphql", import.meta.url),
@@ -15,23 +20,28 @@ export const SUPERGRAPH_PATH = fileURLToPath(
 
 export type CompositionOutcome =
   | { ok: true; supergraphSdl: string; hints: string[] }
-  | { ok: false; errors: Array<{ department: Department | null; message: string }> };
+  | { ok: false; errors: Array<{ subgraph: string | null; message: string }> };
 
-function departmentOf(message: string): Department | null {
-  return DEPARTMENTS.find((code) => message.includes(`"${code}"`)) ?? null;
+const SUBGRAPHS: readonly string[] = [...DEPARTMENTS, ...PLATFORM_SUBGRAPHS];
+
+function subgraphOf(message: string): string | null {
+  return SUBGRAPHS.find((name) => message.includes(`"${name}"`)) ?? null;
+}
+
+/** Where the supergraph says a subgraph lives; the gateway overrides it from its config. */
+function defaultUrl(name: string): string {
+  return (DEPARTMENTS as readonly string[]).includes(name)
+    ? `http://localhost:${defaultPort(name as Department)}/graphql`
+    : `http://gateway.local/${name}`;
 }
 
 export function composeSupergraph(): CompositionOutcome {
   const services = [];
-  for (const department of DEPARTMENTS) {
+  for (const name of SUBGRAPHS) {
     try {
-      services.push({
-        name: department,
-        url: `http://localhost:${defaultPort(department)}/graphql`,
-        typeDefs: parse(departmentSdl(department), { noLocation: false }),
-      });
+      services.push({ name, url: defaultUrl(name), typeDefs: parse(subgraphSdl(name)) });
     } catch (error) {
-      return { ok: false, errors: [{ department, message: (error as Error).message }] };
+      return { ok: false, errors: [{ subgraph: name, message: (error as Error).message }] };
     }
   }
   const result = composeServices(services);
@@ -39,7 +49,7 @@ export function composeSupergraph(): CompositionOutcome {
     return {
       ok: false,
       errors: result.errors.map((error) => ({
-        department: departmentOf(error.message),
+        subgraph: subgraphOf(error.message),
         message: error.message,
       })),
     };

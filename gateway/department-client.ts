@@ -15,6 +15,7 @@ import { Pool } from "undici";
 import { DEPARTMENT_NAMES, type Department } from "../common/departments.ts";
 import { ErrorCode } from "../common/errors.ts";
 import { SIGNATURE_HEADER, signBody } from "../common/signing.ts";
+import type { Principal } from "./principal.ts";
 
 export interface DepartmentClientOptions {
   department: Department;
@@ -42,6 +43,8 @@ class DepartmentFailure extends Error {
 
 export interface GatewayRequestContext {
   requestId: string;
+  /** Who is asking; set by the gateway before execution. */
+  principal: Principal;
   /** Departments whose answer was not obtained during this request. */
   unavailable: Set<Department>;
   /** Departments that answered during this request. */

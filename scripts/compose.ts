@@ -10,7 +10,7 @@ const outcome = composeSupergraph();
 if (!outcome.ok) {
   for (const error of outcome.errors) {
     console.error(
-      `composition failed [${error.department ?? "several departments"}]: ${error.message}`,
+      `composition failed [${error.subgraph ?? "several subgraphs"}]: ${error.message}`,
     );
   }
   process.exit(1);

@@ -1,0 +1,43 @@
+/**
+ * Subgraphs the platform itself serves, inside the gateway process: the access ledger (a
+ * citizen's `myAccessLog`) and verification (`policies`, `verify`). They compose into the
+ * supergraph like any department's, from `schema/<name>.graphql`, but are answered in-process.
+ */
+import type { GraphQLResolverMap } from "@apollo/subgraph/dist/schema-helper/resolverMap.js";
+import type { FastifyBaseLogger, FastifyInstance } from "fastify";
+import type { ExecutionResult } from "graphql";
+import type { PlatformSubgraphName } from "../common/departments.ts";
+import type { GatewayConfig } from "./config.ts";
+import type { GatewayRequestContext } from "./department-client.ts";
+import { ledgerSubgraph } from "./ledger/subgraph.ts";
+import { verificationSubgraph } from "./verification/subgraph.ts";
+
+export interface PlatformServices {
+  /**
+   * Runs an operation over the federated graph for `context.principal`, in-process (no HTTP,
+   * no per-field authorization: the caller has already authorised the whole operation).
+   */
+  execute(
+    query: string,
+    variables: Record<string, unknown>,
+    context: GatewayRequestContext,
+  ): Promise<ExecutionResult>;
+  config: GatewayConfig;
+  dataDir: string;
+  log: FastifyBaseLogger;
+}
+
+export interface LocalSubgraph {
+  resolvers: GraphQLResolverMap<GatewayRequestContext>;
+  /** Adds HTTP routes next to /graphql (e.g. /.well-known/jwks.json, /jobs). */
+  register?(app: FastifyInstance): Promise<void> | void;
+  close?(): Promise<void> | void;
+}
+
+export const platformSubgraphs: Record<
+  PlatformSubgraphName,
+  (services: PlatformServices) => LocalSubgraph
+> = {
+  ledger: ledgerSubgraph,
+  verification: verificationSubgraph,
+};
