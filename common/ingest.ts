@@ -235,7 +235,8 @@ export async function ingestRecords(
         summary.byKind[parsed.record.kind] = (summary.byKind[parsed.record.kind] ?? 0) + 1;
       }
     } catch (error) {
-      database.sqlite.exec("ROLLBACK");
+      // SQLite may already have rolled back (e.g. a full disk); keep the original error.
+      if (database.sqlite.inTransaction) database.sqlite.exec("ROLLBACK");
       throw error;
     }
     if (summary.rejected > 0 && !acceptValid) {

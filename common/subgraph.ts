@@ -56,8 +56,11 @@ export function requestIdOptions(): Pick<FastifyServerOptions, "requestIdHeader"
 
 /** Echoes the request id, so a desk can quote it when asking about a request. */
 export function echoRequestId(app: FastifyInstance): void {
-  app.addHook("onSend", async (request, reply) => {
+  // Set as the request arrives (a synchronous hook: no promise per request), so that every
+  // answer carries it, errors included.
+  app.addHook("onRequest", (request, reply, done) => {
     reply.header("x-request-id", request.id);
+    done();
   });
 }
 
@@ -88,27 +91,26 @@ export async function buildSubgraphServer(options: SubgraphOptions): Promise<Fas
   echoRequestId(app);
   if (options.requireSignature ?? true) {
     const verifier = new SignatureVerifier(departmentSecret(department));
-    app.addHook("preHandler", async (request, reply) => {
-      if (!request.url.startsWith("/graphql")) return;
+    app.addHook("preHandler", (request, reply, done) => {
+      if (!request.url.startsWith("/graphql")) return done();
       const header = request.headers[SIGNATURE_HEADER];
       const problem = verifier.check(
         typeof header === "string" ? header : undefined,
         request.rawBody ?? "",
       );
-      if (problem) {
-        request.log.warn(
-          { signature: problem, ip: request.ip },
-          "refused a request not signed by the gateway",
-        );
-        return reply.code(401).send({
-          errors: [
-            {
-              message: `This subgraph answers only the Mianzheng gateway (signature ${problem})`,
-              extensions: { code: ErrorCode.Unauthenticated },
-            },
-          ],
-        });
-      }
+      if (!problem) return done();
+      request.log.warn(
+        { signature: problem, ip: request.ip },
+        "refused a request not signed by the gateway",
+      );
+      reply.code(401).send({
+        errors: [
+          {
+            message: `This subgraph answers only the Mianzheng gateway (signature ${problem})`,
+            extensions: { code: ErrorCode.Unauthenticated },
+          },
+        ],
+      });
     });
   }
 

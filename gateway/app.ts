@@ -28,10 +28,9 @@ import {
 import { ErrorCode } from "../common/errors.ts";
 import { scalarResolvers } from "../common/scalars.ts";
 import { departmentSecret } from "../common/signing.ts";
-import { dataDir } from "../common/sqlite.ts";
 import { echoRequestId, requestIdOptions, subgraphSdl } from "../common/subgraph.ts";
 import { SUPERGRAPH_PATH } from "./compose.ts";
-import { type GatewayConfig, gatewayConfigFromEnv } from "./config.ts";
+import { type GatewayOverrides, gatewayConfigFromEnv } from "./config.ts";
 import { DepartmentClient, type GatewayRequestContext } from "./department-client.ts";
 import {
   documentErrorStatus,
@@ -46,11 +45,11 @@ import {
 import { registerLandingPage } from "./landing.ts";
 import { DocumentCache, selectOperation } from "./operations.ts";
 import { type LocalSubgraph, type PlatformServices, platformSubgraphs } from "./platform.ts";
-import { OPEN_PRINCIPAL } from "./principal.ts";
+import { LedgerUnavailable, SecurityPipeline, sendAuditUnavailable } from "./security/pipeline.ts";
 import { readSupergraph } from "./supergraph.ts";
 
 export interface GatewayOptions {
-  config?: Partial<GatewayConfig>;
+  config?: GatewayOverrides;
   /** Supergraph SDL (default: the checked-in `schema/supergraph.graphql`). */
   supergraphSdl?: string;
   logger?: boolean | { level: string };
@@ -90,8 +89,10 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   const app = Fastify({
     logger: options.logger ?? { level: process.env.LOG_LEVEL ?? "info" },
     ...requestIdOptions(),
-    bodyLimit: Number(process.env.MAX_BODY_BYTES ?? 1024 * 1024),
+    bodyLimit: config.security.limits.maxBodyBytes,
   });
+  // Desks, purposes, the audit ledger: refuses to start on a configuration production must not run.
+  const security = await SecurityPipeline.create(config, app.log);
 
   echoRequestId(app);
   const clients = Object.fromEntries(
@@ -116,8 +117,10 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   const services: PlatformServices = {
     execute: (query, variables, context) => executeInternal(query, variables, context),
     config,
-    dataDir: dataDir(),
+    dataDir: config.dataDir,
     log: app.log,
+    ledger: security.ledger,
+    routeOptions: () => security.routeOptions(),
   };
   const localSubgraphs = Object.fromEntries(
     PLATFORM_SUBGRAPHS.map((name) => [name, platformSubgraphs[name](services)]),
@@ -148,6 +151,7 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   if (!schema) throw new Error("the supergraph did not load");
   const apiSchema: GraphQLSchema = schema;
   installScalarRules(apiSchema);
+  security.attachSchema(apiSchema, supergraph.scopes);
   const documents = new DocumentCache(apiSchema, { introspection: config.introspection });
   const cache = new InMemoryLRUCache();
   const logger = apolloLogger(app);
@@ -218,6 +222,7 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     }
     let params: GraphQLParams;
     try {
+      security.persisted.resolve(request);
       params = readParams(request);
     } catch (error) {
       if (!(error instanceof RequestError)) throw error;
@@ -225,9 +230,18 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
         { message: error.message, extensions: { code: error.code } },
       ]);
     }
+    const { principal } = request;
+    const overLimit = security.documentErrors(params.query);
+    if (overLimit.length > 0) {
+      return sendRequestError(reply, mediaType, documentErrorStatus(mediaType), overLimit);
+    }
     const prepared = documents.get(params.query);
     if (!prepared.document || prepared.errors.length > 0) {
       return sendRequestError(reply, mediaType, documentErrorStatus(mediaType), prepared.errors);
+    }
+    const unregistered = security.unregisteredOperation(principal, prepared.hash);
+    if (unregistered) {
+      return sendRequestError(reply, mediaType, unregistered.status, unregistered.errors);
     }
     const operation = selectOperation(prepared.document, params.operationName);
     if (!("kind" in operation)) {
@@ -268,23 +282,82 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
       );
     }
 
+    // Fields the purpose may not see are removed here, before any department is called.
+    const plan = security.authorize(
+      prepared.document,
+      params.query,
+      prepared.hash,
+      operation,
+      principal,
+    );
+    if (!("document" in plan)) {
+      return sendRequestError(reply, mediaType, documentErrorStatus(mediaType), plan);
+    }
+    const overList = security.listErrors(plan, coerced.coerced);
+    if (overList.length > 0) {
+      return sendRequestError(reply, mediaType, documentErrorStatus(mediaType), overList);
+    }
+
     const context: GatewayRequestContext = {
       requestId: String(request.id),
-      principal: OPEN_PRINCIPAL,
+      principal,
       unavailable: new Set(),
       answered: new Set(),
       log: request.log,
     };
-    const result = await run(params, prepared.document, prepared.hash, operation, context);
+    const result = await run(
+      { ...params, query: plan.query },
+      plan.document,
+      plan.hash,
+      plan.operation,
+      context,
+    );
+    const completed = security.complete(result, plan, principal, coerced.coerced, context, {
+      name: operation.name?.value ?? null,
+      hash: prepared.hash,
+    });
     const body: Record<string, unknown> = {};
-    if (result.errors && result.errors.length > 0) body.errors = result.errors.map(formatError);
-    body.data = result.data ?? null;
+    if (completed.errors.length > 0) body.errors = completed.errors.map(formatError);
+    body.data = completed.data ?? null;
+    // Serialised while the ledger writes; sent only once the accesses are durable.
+    const text = JSON.stringify(body);
+    try {
+      await completed.recorded;
+    } catch (error) {
+      if (!(error instanceof LedgerUnavailable)) throw error;
+      return sendAuditUnavailable(reply, mediaType, error, request.log);
+    }
     // A variable-coercion failure means nothing ran: that is a bad request, not a partial answer.
     const status = result.data === undefined && mediaType === GRAPHQL_RESPONSE ? 400 : 200;
-    return reply.code(status).type(`${mediaType}; charset=utf-8`).send(JSON.stringify(body));
+    return reply.code(status).type(`${mediaType}; charset=utf-8`).send(text);
   }
 
-  app.route({ method: ["GET", "POST"], url: "/graphql", handler: handle });
+  // Before the routes: Fastify binds a route to the error handler in force when it is added.
+  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
+    const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
+    if (status >= 500) request.log.error({ err: error }, "request failed");
+    const code =
+      status === 413
+        ? ErrorCode.LimitExceeded
+        : status === 429
+          ? ErrorCode.RateLimited
+          : status >= 500
+            ? ErrorCode.Internal
+            : ErrorCode.BadUserInput;
+    const message = status >= 500 ? "Internal error in the gateway" : error.message;
+    return reply
+      .code(status)
+      .type("application/json; charset=utf-8")
+      .send({ errors: [{ message, extensions: { code } }] });
+  });
+
+  await security.register(app);
+  app.route({
+    method: ["GET", "POST"],
+    url: "/graphql",
+    ...security.routeOptions(),
+    handler: handle,
+  });
   for (const local of Object.values(localSubgraphs)) await local.register?.(app);
   if (config.landingPage) registerLandingPage(app);
 
@@ -296,29 +369,21 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
         clients[department].available ? "reachable" : "circuit open",
       ]),
     );
-    return reply.code(200).send({ status: "ready", supergraph: "loaded", departments });
-  });
-
-  app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
-    const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
-    if (status >= 500) request.log.error({ err: error }, "request failed");
-    const code =
-      status === 413
-        ? ErrorCode.LimitExceeded
-        : status >= 500
-          ? ErrorCode.Internal
-          : ErrorCode.BadUserInput;
-    const message = status >= 500 ? "Internal error in the gateway" : error.message;
-    return reply
-      .code(status)
-      .type("application/json; charset=utf-8")
-      .send({ errors: [{ message, extensions: { code } }] });
+    // Without its audit ledger the gateway discloses nothing, so it is not ready.
+    const audit = security.ledger.available ? "writing" : "unavailable";
+    return reply.code(audit === "writing" ? 200 : 503).send({
+      status: audit === "writing" ? "ready" : "not ready",
+      supergraph: "loaded",
+      audit,
+      departments,
+    });
   });
 
   app.addHook("onClose", async () => {
     await gateway.stop();
     for (const local of Object.values(localSubgraphs)) await local.close?.();
     await Promise.all(DEPARTMENTS.map((department) => clients[department].close()));
+    await security.close();
   });
   return app;
 }

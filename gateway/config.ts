@@ -1,9 +1,59 @@
 /** Gateway configuration, from the environment (documented in the README). */
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { DEPARTMENTS, type Department, defaultPort, urlVariable } from "../common/departments.ts";
+import { dataDir } from "../common/sqlite.ts";
 
 export interface DepartmentEndpoint {
   url: string;
   timeoutMs: number;
+}
+
+/** Limits on what one request may ask (each refused with `LIMIT_EXCEEDED`). */
+export interface OperationLimits {
+  /** Deepest field nesting of an operation (fragments count as they expand). */
+  maxDepth: number;
+  /** Aliased fields in one operation: aliases would otherwise multiply `person(id:)` calls. */
+  maxAliases: number;
+  /** Lexical tokens of a document, counted while parsing, so a huge document stops early. */
+  maxTokens: number;
+  /** Elements of any list argument, e.g. `people(ids:)`, `organizations(usccs:)`. */
+  maxListSize: number;
+  /** Bytes of a request body (HTTP 413). */
+  maxBodyBytes: number;
+}
+
+/** External identity provider whose JWTs authenticate desks (instead of desk keys). */
+export interface DeskJwtConfig {
+  jwksUrl: string;
+  issuer: string;
+  audience: string;
+}
+
+/** Who issues citizen tokens (for `myAccessLog`). */
+export interface CitizenTokenConfig {
+  issuer: string;
+  audience: string;
+  /** JWKS of the citizen identity provider; when absent, `devSecret` verifies tokens (HS256). */
+  jwksUrl: string | null;
+  /** Development only: the shared secret `npm run citizen-token` signs with. */
+  devSecret: string | null;
+}
+
+export interface SecurityConfig {
+  /** False only with `SECURITY=off` (development and benchmarks; refused in production). */
+  enabled: boolean;
+  /** Registered desks (`DESKS_FILE`). */
+  desksFile: string;
+  /** Registered (persisted, trusted) operation documents, Apollo manifest format, when any. */
+  operationsFile: string | null;
+  deskJwt: DeskJwtConfig | null;
+  citizen: CitizenTokenConfig;
+  limits: OperationLimits;
+  /** Requests per desk per window unless the desk's registration says otherwise. */
+  rateLimit: { max: number; windowMs: number };
+  /** `full`: every commit fsynced (survives power loss); `normal`: survives a process crash. */
+  auditSync: "full" | "normal";
 }
 
 export interface GatewayConfig {
@@ -17,7 +67,18 @@ export interface GatewayConfig {
   /** Introspection and the landing page (default: on in development, off in production). */
   introspection: boolean;
   landingPage: boolean;
+  /** Folder of the department databases and of `audit.db`. */
+  dataDir: string;
+  security: SecurityConfig;
 }
+
+const CONFIG_DIR = fileURLToPath(new URL("../config/", import.meta.url));
+/** The development desks (`dev-desk-key`, `dev-lottery-key`); refused in production. */
+export const DEVELOPMENT_DESKS_FILE = `${CONFIG_DIR}desks.development.json`;
+/** The development citizen-token secret; `npm run citizen-token` signs with it. */
+export const DEVELOPMENT_CITIZEN_SECRET = "mianzheng-development-citizen-token-secret";
+export const DEVELOPMENT_CITIZEN_ISSUER = "mianzheng-development-citizen-login";
+export const CITIZEN_AUDIENCE = "mianzheng";
 
 function integer(name: string, fallback: number): number {
   const raw = process.env[name];
@@ -31,11 +92,60 @@ function integer(name: string, fallback: number): number {
 function flag(name: string, fallback: boolean): boolean {
   const raw = process.env[name];
   if (raw === undefined || raw === "") return fallback;
-  return raw === "1" || raw.toLowerCase() === "true";
+  return raw === "1" || raw.toLowerCase() === "true" || raw.toLowerCase() === "on";
 }
 
-export function gatewayConfigFromEnv(overrides: Partial<GatewayConfig> = {}): GatewayConfig {
-  const production = process.env.NODE_ENV === "production";
+function securityConfigFromEnv(production: boolean): SecurityConfig {
+  const desksFile = process.env.DESKS_FILE ?? (production ? "" : DEVELOPMENT_DESKS_FILE);
+  const defaultOperations = `${CONFIG_DIR}operations.json`;
+  const jwksUrl = process.env.DESK_JWKS_URL;
+  const sync = (process.env.AUDIT_SYNC ?? "full").toLowerCase();
+  if (sync !== "full" && sync !== "normal") {
+    throw new Error(`AUDIT_SYNC must be "full" or "normal", got "${sync}"`);
+  }
+  return {
+    enabled: flag("SECURITY", true),
+    desksFile,
+    operationsFile:
+      process.env.PERSISTED_OPERATIONS_FILE ??
+      (existsSync(defaultOperations) ? defaultOperations : null),
+    deskJwt: jwksUrl
+      ? {
+          jwksUrl,
+          issuer: process.env.DESK_JWT_ISSUER ?? "",
+          audience: process.env.DESK_JWT_AUDIENCE ?? "mianzheng",
+        }
+      : null,
+    citizen: {
+      issuer: process.env.CITIZEN_TOKEN_ISSUER ?? (production ? "" : DEVELOPMENT_CITIZEN_ISSUER),
+      audience: process.env.CITIZEN_TOKEN_AUDIENCE ?? CITIZEN_AUDIENCE,
+      jwksUrl: process.env.CITIZEN_JWKS_URL ?? null,
+      devSecret: production
+        ? null
+        : (process.env.CITIZEN_TOKEN_SECRET ?? DEVELOPMENT_CITIZEN_SECRET),
+    },
+    limits: {
+      maxDepth: integer("MAX_DEPTH", 8),
+      maxAliases: integer("MAX_ALIASES", 30),
+      maxTokens: integer("MAX_TOKENS", 5000),
+      maxListSize: integer("MAX_LIST_SIZE", 1000),
+      maxBodyBytes: integer("MAX_BODY_BYTES", 1024 * 1024),
+    },
+    rateLimit: {
+      max: integer("RATE_LIMIT_MAX", 600),
+      windowMs: integer("RATE_LIMIT_WINDOW_MS", 60_000),
+    },
+    auditSync: sync,
+  };
+}
+
+/** Overrides of the environment's configuration (tests, embedding); `security` merges per key. */
+export type GatewayOverrides = Partial<Omit<GatewayConfig, "security">> & {
+  security?: Partial<Omit<SecurityConfig, "limits">> & { limits?: Partial<OperationLimits> };
+};
+
+export function gatewayConfigFromEnv(overrides: GatewayOverrides = {}): GatewayConfig {
+  const production = overrides.production ?? process.env.NODE_ENV === "production";
   const defaultTimeout = integer("DEPARTMENT_TIMEOUT_MS", 5000);
   const departments = Object.fromEntries(
     DEPARTMENTS.map((department) => [
@@ -48,6 +158,8 @@ export function gatewayConfigFromEnv(overrides: Partial<GatewayConfig> = {}): Ga
       },
     ]),
   ) as Record<Department, DepartmentEndpoint>;
+  const security = securityConfigFromEnv(production);
+  const limits = { ...security.limits, ...overrides.security?.limits };
   return {
     port: integer("PORT", 4000),
     host: process.env.HOST ?? "127.0.0.1",
@@ -58,6 +170,16 @@ export function gatewayConfigFromEnv(overrides: Partial<GatewayConfig> = {}): Ga
     breakerResetMs: integer("DEPARTMENT_BREAKER_RESET_MS", 5000),
     introspection: flag("INTROSPECTION", !production),
     landingPage: flag("LANDING_PAGE", !production),
+    dataDir: dataDir(),
     ...overrides,
+    security: { ...security, ...overrides.security, limits },
   };
+}
+
+/** Why this configuration must not serve production, or null when it may. */
+export function productionProblem(config: GatewayConfig): string | null {
+  if (!config.production) return null;
+  if (!config.security.enabled) return "SECURITY=off is refused in production";
+  if (!config.security.desksFile) return "DESKS_FILE must name the registered desks in production";
+  return null;
 }

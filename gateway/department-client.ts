@@ -3,13 +3,39 @@
  * signed for that department, a per-department timeout, retries with backoff for these read-only
  * fetches, and a circuit breaker so that a dead department costs microseconds, not the timeout.
  * Failures become a DEPARTMENT_UNAVAILABLE error naming the department — never its URL.
+ *
+ * Fetches of concurrent client requests are coalesced: a department answers one request about
+ * thirty persons far more cheaply than thirty requests about one (one HTTP exchange, one
+ * execution, one SQL statement per fact). Everything the planner asks of a department in the same
+ * turn of the event loop, and while that department is still busy with earlier batches, goes out
+ * as one request:
+ * - entity fetches with the same operation and the same other variables become one `_entities`
+ *   call over the concatenated representations; each caller gets its slice back, and errors
+ *   whose path points into a slice are renumbered for that caller (the `_entities` contract:
+ *   one entity per representation, in order);
+ * - root fetches with the same operation (e.g. `person(id:)` for different ids) become one
+ *   operation in which each caller's root fields are aliased and its variables renamed.
+ * Should a merged answer lose its data as a whole (a non-null root field failed), every caller
+ * is asked again on its own, so that one caller's bad input never costs another its answer.
  */
 import type {
   GraphQLDataSource,
   GraphQLDataSourceProcessOptions,
 } from "@apollo/gateway/dist/datasources/types.js";
 import type { GatewayGraphQLResponse } from "@apollo/server-gateway-interface";
-import { GraphQLError } from "graphql";
+import {
+  type DocumentNode,
+  type FieldNode,
+  GraphQLError,
+  Kind,
+  type OperationDefinitionNode,
+  parse,
+  print,
+  type SelectionNode,
+  type VariableDefinitionNode,
+  type VariableNode,
+  visit,
+} from "graphql";
 import CircuitBreaker from "opossum";
 import { Pool } from "undici";
 import { DEPARTMENT_NAMES, type Department } from "../common/departments.ts";
@@ -29,6 +55,15 @@ export interface DepartmentClientOptions {
   connections: number;
   /** Consecutive-failure share and time the breaker stays open. */
   breakerResetMs: number;
+  /** Coalesce concurrent fetches (default: on). */
+  coalesce?: boolean;
+  /**
+   * Batches in flight to the department at once; further fetches wait and join the next batch
+   * (default 4). More parallel batches lower latency at light load; fewer make larger batches.
+   */
+  maxBatchesInFlight?: number;
+  /** Most representations (entity fetches) or callers (root fetches) in one batch. */
+  maxBatchSize?: number;
 }
 
 /** Why a department's answer was not obtained; logged, never sent to a desk. */
@@ -62,14 +97,142 @@ export function departmentUnavailable(department: Department, path?: readonly (s
   );
 }
 
+type Variables = Record<string, unknown>;
+
+/** A subgraph error as it travels in a response. */
+interface WireError {
+  message: string;
+  path?: Array<string | number>;
+  [key: string]: unknown;
+}
+
+interface WireResponse {
+  data?: Record<string, unknown> | null;
+  errors?: WireError[];
+  extensions?: Record<string, unknown>;
+}
+
+/** One department request as sent: body text and the request ids it serves. */
+interface Outgoing {
+  body: string;
+  requestIds: string;
+}
+
+/** How a planner operation may be merged with others of the same text. */
+type Shape =
+  | { kind: "entities"; responseKey: string }
+  | { kind: "root"; operation: OperationDefinitionNode }
+  | { kind: "alone" };
+
+interface Caller {
+  variables: Variables;
+  requestId: string;
+  resolve: (response: WireResponse) => void;
+  reject: (error: unknown) => void;
+}
+
+interface Batch {
+  key: string;
+  query: string;
+  operationName: string | undefined;
+  shape: Shape & { kind: "entities" | "root" };
+  callers: Caller[];
+  /** Representations (entity batches) or callers (root batches) so far. */
+  size: number;
+}
+
+const STATS: Record<string, number[]> = {};
+if (process.env.COALESCING_STATS) {
+  process.on("exit", () => console.error("COALESCING", JSON.stringify(STATS)));
+}
+
+const ALIAS = /^_(\d+)_(.*)$/s;
+
+/** Reads a planner operation once: can it be merged, and how. */
+function shapeOf(query: string): Shape {
+  let document: DocumentNode;
+  try {
+    document = parse(query, { noLocation: true });
+  } catch {
+    return { kind: "alone" };
+  }
+  if (document.definitions.length !== 1) return { kind: "alone" };
+  const operation = document.definitions[0];
+  if (operation?.kind !== Kind.OPERATION_DEFINITION || operation.operation !== "query") {
+    return { kind: "alone" };
+  }
+  const selections = operation.selectionSet.selections;
+  if (
+    !selections.every((selection) => selection.kind === Kind.FIELD && !selection.directives?.length)
+  ) {
+    return { kind: "alone" };
+  }
+  const fields = selections as readonly FieldNode[];
+  const only = fields.length === 1 ? fields[0] : undefined;
+  const representations = only?.arguments?.find(
+    (argument) => argument.name.value === "representations",
+  );
+  if (
+    only?.name.value === "_entities" &&
+    only.arguments?.length === 1 &&
+    representations?.value.kind === Kind.VARIABLE &&
+    representations.value.name.value === "representations"
+  ) {
+    return { kind: "entities", responseKey: only.alias?.value ?? only.name.value };
+  }
+  if (fields.some((field) => field.name.value.startsWith("__"))) return { kind: "alone" };
+  return { kind: "root", operation };
+}
+
+/** The text of `count` copies of a root operation: caller i's fields aliased `_i_<key>`. */
+function mergedRootQuery(operation: OperationDefinitionNode, count: number): string {
+  const definitions: VariableDefinitionNode[] = [];
+  const selections: SelectionNode[] = [];
+  for (let i = 0; i < count; i++) {
+    const renamed = visit(operation, {
+      [Kind.VARIABLE]: (node: VariableNode) => ({
+        ...node,
+        name: { ...node.name, value: `_${i}_${node.name.value}` },
+      }),
+    }) as OperationDefinitionNode;
+    definitions.push(...(renamed.variableDefinitions ?? []));
+    for (const selection of renamed.selectionSet.selections as readonly FieldNode[]) {
+      const key = selection.alias?.value ?? selection.name.value;
+      selections.push({ ...selection, alias: { kind: Kind.NAME, value: `_${i}_${key}` } });
+    }
+  }
+  return print({
+    ...operation,
+    variableDefinitions: definitions,
+    selectionSet: { ...operation.selectionSet, selections },
+  });
+}
+
 export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext> {
   readonly department: Department;
   private readonly pool: Pool;
   private readonly path: string;
-  private readonly breaker: CircuitBreaker<[string, string], GatewayGraphQLResponse>;
+  private readonly breaker: CircuitBreaker<[Outgoing], WireResponse>;
+  private readonly coalesce: boolean;
+  private readonly maxInFlight: number;
+  private readonly maxBatchSize: number;
+  private readonly shapes = new Map<string, Shape>();
+  private readonly mergedQueries = new Map<string, string>();
+  /** Batches being filled, by operation text and other variables. */
+  private readonly open = new Map<string, Batch>();
+  /** Batches that reached the size limit, waiting for a slot. */
+  private readonly ready: Batch[] = [];
+  private inFlight = 0;
+  private flushScheduled = false;
 
   constructor(private readonly options: DepartmentClientOptions) {
     this.department = options.department;
+    this.coalesce = options.coalesce ?? true;
+    this.maxInFlight = Math.max(
+      1,
+      options.maxBatchesInFlight ?? Number(process.env.DEPARTMENT_BATCHES_IN_FLIGHT ?? 4),
+    );
+    this.maxBatchSize = Math.max(1, options.maxBatchSize ?? 4000);
     const url = new URL(options.url);
     this.path = url.pathname + url.search;
     this.pool = new Pool(url.origin, {
@@ -79,29 +242,26 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
       headersTimeout: options.timeoutMs,
       bodyTimeout: options.timeoutMs,
     });
-    this.breaker = new CircuitBreaker(
-      (body: string, requestId: string) => this.attempts(body, requestId),
-      {
-        // Timeouts are enforced per attempt by the pool; the breaker only counts failures.
-        timeout: false,
-        errorThresholdPercentage: 50,
-        volumeThreshold: 5,
-        resetTimeout: options.breakerResetMs,
-        rollingCountTimeout: 10_000,
-      },
-    );
+    this.breaker = new CircuitBreaker((outgoing: Outgoing) => this.attempts(outgoing), {
+      // Timeouts are enforced per attempt by the pool; the breaker only counts failures.
+      timeout: false,
+      errorThresholdPercentage: 50,
+      volumeThreshold: 5,
+      resetTimeout: options.breakerResetMs,
+      rollingCountTimeout: 10_000,
+    });
   }
 
   async process(
     options: GraphQLDataSourceProcessOptions<GatewayRequestContext>,
   ): Promise<GatewayGraphQLResponse> {
     const { query, variables, operationName } = options.request;
-    const body = JSON.stringify({ query, variables, operationName });
     const context = options.context as GatewayRequestContext | undefined;
+    const requestId = context?.requestId ?? "";
     try {
-      const response = await this.breaker.fire(body, context?.requestId ?? "");
+      const response = await this.fetch(query ?? "", variables ?? {}, operationName, requestId);
       context?.answered.add(this.department);
-      return response;
+      return response as GatewayGraphQLResponse;
     } catch (error) {
       context?.unavailable.add(this.department);
       context?.log.warn(
@@ -116,11 +276,232 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
     }
   }
 
-  private async attempts(body: string, requestId: string): Promise<GatewayGraphQLResponse> {
+  /** One planner fetch, coalesced with others when its shape allows. */
+  private fetch(
+    query: string,
+    variables: Variables,
+    operationName: string | undefined,
+    requestId: string,
+  ): Promise<WireResponse> {
+    const shape = this.coalesce ? this.shape(query) : ({ kind: "alone" } as const);
+    if (shape.kind === "alone") return this.send(query, variables, operationName, requestId);
+    const representations = variables.representations;
+    if (shape.kind === "entities" && !Array.isArray(representations)) {
+      return this.send(query, variables, operationName, requestId);
+    }
+    let key = query;
+    if (shape.kind === "entities") {
+      const { representations: _, ...others } = variables;
+      key = `${query}\u0000${JSON.stringify(others)}`;
+    }
+    const weight = shape.kind === "entities" ? (representations as unknown[]).length : 1;
+    return new Promise((resolve, reject) => {
+      let batch = this.open.get(key);
+      if (batch && batch.size + weight > this.maxBatchSize) {
+        this.open.delete(key);
+        this.ready.push(batch);
+        batch = undefined;
+      }
+      if (!batch) {
+        batch = { key, query, operationName, shape, callers: [], size: 0 };
+        this.open.set(key, batch);
+      }
+      batch.callers.push({ variables, requestId, resolve, reject });
+      batch.size += weight;
+      this.scheduleFlush();
+    });
+  }
+
+  private shape(query: string): Shape {
+    let shape = this.shapes.get(query);
+    if (!shape) {
+      shape = shapeOf(query);
+      // Planner operations are few (one per plan fetch); the bound only guards against abuse.
+      if (this.shapes.size > 5000) this.shapes.clear();
+      this.shapes.set(query, shape);
+    }
+    return shape;
+  }
+
+  /** Sends batches once the current turn of the event loop has added its fetches. */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    const linger = Number(process.env.DEPARTMENT_BATCH_LINGER_MS ?? 0);
+    const flush = () => {
+      this.flushScheduled = false;
+      this.dispatch();
+    };
+    if (linger > 0) setTimeout(flush, linger);
+    else setImmediate(flush);
+  }
+
+  /**
+   * Sends full batches, then the oldest open ones, while fewer than the limit are in flight. A
+   * batch that finds no slot stays open and keeps gathering fetches until one frees up.
+   */
+  private dispatch(): void {
+    while (this.inFlight < this.maxInFlight) {
+      let batch = this.ready.shift();
+      if (!batch) {
+        const oldest = this.open.values().next();
+        if (oldest.done) return;
+        batch = oldest.value;
+        this.open.delete(batch.key);
+      }
+      this.inFlight++;
+      this.run(batch).finally(() => {
+        this.inFlight--;
+        this.scheduleFlush();
+      });
+    }
+  }
+
+  private async run(batch: Batch): Promise<void> {
+    const { callers } = batch;
+    STATS[`${this.department} ${batch.shape.kind}`] ??= [0, 0, 0];
+    const stat = STATS[`${this.department} ${batch.shape.kind}`] as [number, number, number];
+    stat[0]++;
+    stat[1] += callers.length;
+    stat[2] += batch.size;
+    if (callers.length === 1) {
+      const [caller] = callers as [Caller];
+      await this.send(batch.query, caller.variables, batch.operationName, caller.requestId).then(
+        caller.resolve,
+        caller.reject,
+      );
+      return;
+    }
+    let split: WireResponse[] | null;
+    try {
+      split =
+        batch.shape.kind === "entities"
+          ? await this.runEntities(batch, batch.shape.responseKey)
+          : await this.runRoot(batch, batch.shape.operation);
+    } catch (error) {
+      for (const caller of callers) caller.reject(error);
+      return;
+    }
+    if (split) {
+      for (const [index, caller] of callers.entries()) caller.resolve(split[index] as WireResponse);
+      return;
+    }
+    // The merged answer lost its data as a whole: ask for each caller on its own.
+    await Promise.all(
+      callers.map((caller) =>
+        this.send(batch.query, caller.variables, batch.operationName, caller.requestId).then(
+          caller.resolve,
+          caller.reject,
+        ),
+      ),
+    );
+  }
+
+  /** One `_entities` call over every caller's representations; each caller gets its slice. */
+  private async runEntities(batch: Batch, responseKey: string): Promise<WireResponse[] | null> {
+    const { callers } = batch;
+    const first = callers[0] as Caller;
+    const representations = callers.flatMap(
+      (caller) => caller.variables.representations as unknown[],
+    );
+    const response = await this.send(
+      batch.query,
+      { ...first.variables, representations },
+      batch.operationName,
+      requestIds(callers),
+    );
+    const entities = response.data?.[responseKey];
+    if (!Array.isArray(entities) || entities.length !== representations.length) return null;
+    const offsets: number[] = [];
+    let offset = 0;
+    for (const caller of callers) {
+      offsets.push(offset);
+      offset += (caller.variables.representations as unknown[]).length;
+    }
+    const errors = callers.map((): WireError[] => []);
+    for (const error of response.errors ?? []) {
+      const index = error.path?.[0] === responseKey ? error.path[1] : undefined;
+      if (typeof index !== "number") {
+        for (const list of errors) list.push(error);
+        continue;
+      }
+      let owner = callers.length - 1;
+      while ((offsets[owner] as number) > index) owner--;
+      const path = [
+        responseKey,
+        index - (offsets[owner] as number),
+        ...(error.path?.slice(2) ?? []),
+      ];
+      errors[owner]?.push({ ...error, path });
+    }
+    return callers.map((caller, i) => {
+      const start = offsets[i] as number;
+      const length = (caller.variables.representations as unknown[]).length;
+      return answer(
+        { [responseKey]: entities.slice(start, start + length) },
+        errors[i] as WireError[],
+        response,
+      );
+    });
+  }
+
+  /** One operation holding every caller's root fields, aliased and with variables renamed. */
+  private async runRoot(
+    batch: Batch,
+    operation: OperationDefinitionNode,
+  ): Promise<WireResponse[] | null> {
+    const { callers } = batch;
+    const cacheKey = `${callers.length}\u0000${batch.query}`;
+    let query = this.mergedQueries.get(cacheKey);
+    if (!query) {
+      query = mergedRootQuery(operation, callers.length);
+      if (this.mergedQueries.size > 5000) this.mergedQueries.clear();
+      this.mergedQueries.set(cacheKey, query);
+    }
+    const variables: Variables = {};
+    callers.forEach((caller, i) => {
+      for (const [name, value] of Object.entries(caller.variables))
+        variables[`_${i}_${name}`] = value;
+    });
+    const response = await this.send(query, variables, batch.operationName, requestIds(callers));
+    const data = response.data;
+    if (!data) return null;
+    const parts = callers.map((): Record<string, unknown> => ({}));
+    for (const [alias, value] of Object.entries(data)) {
+      const match = ALIAS.exec(alias);
+      const part = match ? parts[Number(match[1])] : undefined;
+      if (part) part[match?.[2] as string] = value;
+    }
+    const errors = callers.map((): WireError[] => []);
+    for (const error of response.errors ?? []) {
+      const head = error.path?.[0];
+      const match = typeof head === "string" ? ALIAS.exec(head) : null;
+      const owner = match ? errors[Number(match[1])] : undefined;
+      if (!owner) {
+        for (const list of errors) list.push(error);
+        continue;
+      }
+      owner.push({ ...error, path: [match?.[2] as string, ...(error.path?.slice(1) ?? [])] });
+    }
+    return parts.map((part, i) => answer(part, errors[i] as WireError[], response));
+  }
+
+  /** Sends one operation through the breaker (retries inside). */
+  private send(
+    query: string,
+    variables: Variables,
+    operationName: string | undefined,
+    requestIds: string,
+  ): Promise<WireResponse> {
+    const body = JSON.stringify({ query, variables, operationName });
+    return this.breaker.fire({ body, requestIds });
+  }
+
+  private async attempts(outgoing: Outgoing): Promise<WireResponse> {
     let delay = 25;
     for (let attempt = 0; ; attempt++) {
       try {
-        return await this.once(body, requestId);
+        return await this.once(outgoing);
       } catch (error) {
         const retryable = !(error instanceof DepartmentFailure) || error.retryable;
         if (!retryable || attempt >= this.options.retries) throw error;
@@ -130,23 +511,23 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
     }
   }
 
-  private async once(body: string, requestId: string): Promise<GatewayGraphQLResponse> {
+  private async once({ body, requestIds }: Outgoing): Promise<WireResponse> {
     const { statusCode, body: responseBody } = await this.pool.request({
       method: "POST",
       path: this.path,
       headers: {
         "content-type": "application/json",
         accept: "application/json",
-        "x-request-id": requestId,
+        "x-request-id": requestIds,
         [SIGNATURE_HEADER]: signBody(this.options.secret, body),
       },
       body,
     });
     const text = await responseBody.text();
     if (statusCode >= 500) throw new DepartmentFailure(`HTTP ${statusCode}`, true);
-    let response: GatewayGraphQLResponse;
+    let response: WireResponse;
     try {
-      response = JSON.parse(text) as GatewayGraphQLResponse;
+      response = JSON.parse(text) as WireResponse;
     } catch {
       throw new DepartmentFailure(`HTTP ${statusCode}, response is not JSON`, false);
     }
@@ -166,4 +547,22 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
     this.breaker.shutdown();
     await this.pool.close();
   }
+}
+
+/** The request ids a batch serves, for the department's logs (bounded). */
+function requestIds(callers: readonly Caller[]): string {
+  const ids = callers.slice(0, 20).map((caller) => caller.requestId);
+  if (callers.length > 20) ids.push(`+${callers.length - 20}`);
+  return ids.join(",");
+}
+
+function answer(
+  data: Record<string, unknown>,
+  errors: WireError[],
+  response: WireResponse,
+): WireResponse {
+  const part: WireResponse = { data };
+  if (errors.length > 0) part.errors = errors;
+  if (response.extensions) part.extensions = response.extensions;
+  return part;
 }

@@ -8,6 +8,10 @@ import { buildGateway, type GatewayOptions } from "../gateway/app.ts";
 import type { DepartmentEndpoint } from "../gateway/config.ts";
 import { departmentModules } from "../subgraphs/registry.ts";
 
+/** The development desks of `config/desks.development.json`. */
+export const DEV_DESK = { authorization: "Bearer dev-desk-key", "x-purpose": "demo" };
+export const LOTTERY_DESK = { authorization: "Bearer dev-lottery-key", "x-purpose": "car-lottery" };
+
 export interface Platform {
   url: string;
   gateway: FastifyInstance;
@@ -15,7 +19,8 @@ export interface Platform {
   /** Stops one department's server (as if it had died). */
   stopDepartment(department: Department): Promise<void>;
   close(): Promise<void>;
-  /** POSTs a GraphQL request to the gateway over HTTP. */
+  /** POSTs a GraphQL request to the gateway over HTTP, as the development desk unless `headers`
+   * are given (they then replace its credentials: `{}` sends none). */
   query<T = Record<string, unknown>>(
     query: string,
     variables?: Record<string, unknown>,
@@ -44,7 +49,7 @@ export async function startPlatform(
   const gateway = await buildGateway({
     ...options,
     logger: false,
-    config: { breakerResetMs: 500, ...options.config, departments: endpoints },
+    config: { breakerResetMs: 500, dataDir, ...options.config, departments: endpoints },
   });
   const url = `${await gateway.listen({ port: 0, host: "127.0.0.1" })}/graphql`;
   const stopped = new Set<Department>();
@@ -64,7 +69,7 @@ export async function startPlatform(
         ),
       );
     },
-    async query(query, variables, headers = {}) {
+    async query(query, variables, headers = DEV_DESK) {
       const response = await fetch(url, {
         method: "POST",
         headers: {

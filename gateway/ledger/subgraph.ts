@@ -1,6 +1,58 @@
-/** The access ledger as a subgraph served inside the gateway (placeholder). */
+/**
+ * The access ledger as a subgraph served inside the gateway: `myAccessLog`, a citizen's view of
+ * who read their records. The caller must be a citizen (authorization already removed the field
+ * for anyone else); the ledger is asked for that citizen's own identity number, never another.
+ */
+import { GraphQLError } from "graphql";
+import { ErrorCode } from "../../common/errors.ts";
+import type { GatewayRequestContext } from "../department-client.ts";
 import type { LocalSubgraph, PlatformServices } from "../platform.ts";
 
-export function ledgerSubgraph(_services: PlatformServices): LocalSubgraph {
-  return { resolvers: { Query: { myAccessLog: () => [] } } };
+const OUTCOMES: Record<string, string> = {
+  answered: "ANSWERED",
+  partial: "PARTIAL",
+  "not-found": "NOT_FOUND",
+  failed: "FAILED",
+};
+
+export function ledgerSubgraph(services: PlatformServices): LocalSubgraph {
+  return {
+    resolvers: {
+      Query: {
+        myAccessLog: async (
+          _parent: unknown,
+          { limit }: { limit: number },
+          context: GatewayRequestContext,
+        ) => {
+          const citizenId =
+            context.principal.kind === "citizen" ? context.principal.citizenId : null;
+          if (!citizenId) {
+            throw new GraphQLError("myAccessLog answers citizen-authenticated requests only", {
+              extensions: { code: ErrorCode.Forbidden },
+            });
+          }
+          if (!Number.isInteger(limit) || limit < 1 || limit > 1000) {
+            throw new GraphQLError('Argument "limit" is invalid: must be 1–1000', {
+              extensions: { code: ErrorCode.BadUserInput, argument: "limit" },
+            });
+          }
+          const entries = await services.ledger.entriesFor(citizenId, limit);
+          return entries.map((entry) => ({
+            entry: entry.entry,
+            at: entry.at,
+            deskId: entry.deskId ?? "",
+            desk: entry.desk ?? "",
+            purpose: entry.purpose ?? "",
+            legalBasis: entry.legalBasis,
+            caseId: entry.caseId,
+            facts: entry.fields,
+            denied: entry.denied,
+            departments: entry.departments,
+            outcome: OUTCOMES[entry.outcome] ?? "FAILED",
+            operationName: entry.operationName,
+          }));
+        },
+      },
+    },
+  };
 }

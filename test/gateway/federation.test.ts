@@ -12,7 +12,7 @@ import {
   ZHANG_XIAOMING,
 } from "../fixtures.ts";
 import { tempDataDir } from "../helpers.ts";
-import { type Platform, startPlatform } from "../platform.ts";
+import { DEV_DESK, type Platform, startPlatform } from "../platform.ts";
 
 let platform: Platform;
 let data: ReturnType<typeof tempDataDir>;
@@ -213,7 +213,7 @@ describe("operability", () => {
   it("passes the request id on to the departments", async () => {
     const response = await fetch(platform.url, {
       method: "POST",
-      headers: { "content-type": "application/json", "x-request-id": "desk-req-42" },
+      headers: { "content-type": "application/json", "x-request-id": "desk-req-42", ...DEV_DESK },
       body: JSON.stringify({ query: `{ person(id: "${ZHANG_WEI}") { name } }` }),
     });
     expect(response.headers.get("x-request-id")).toBe("desk-req-42");

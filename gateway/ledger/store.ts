@@ -1,0 +1,346 @@
+/**
+ * The audit ledger's file, `DATA_DIR/audit.db`: append-only SQLite with a hash chain.
+ *
+ * - `requests`: one row per request that touched personal or organisational data — when, which
+ *   desk, purpose and legal basis, case id, operation name and hash, departments that answered,
+ *   and its selections: the lists of facts disclosed and withheld (`Type.field`) that its subjects
+ *   share (usually one for the whole request), stored once rather than once per subject.
+ * - `entries`: one row per subject touched by that request — the subject, which of the request's
+ *   selections applies to it, the outcome — each carrying `prev_hash` (the previous entry's hash)
+ *   and `hash = sha256(prev_hash "\n" seq TAB request TAB request-hash TAB subject TAB selection
+ *   TAB outcome)`, where the request hash is the sha256 of the request row's content (JSON).
+ *   Editing any row (entry or request), deleting or reordering entries breaks the chain from that
+ *   entry on; `verifyChain` names the first broken entry. (Subjects are upper-case letters and
+ *   digits, so the tab-separated form is unambiguous.)
+ * - Triggers refuse UPDATE and DELETE, so no code path of the platform can rewrite history; the
+ *   chain catches whoever edits the file around them.
+ * - `ledger_state.head_*` records the last entry; a truncated tail shows as a head mismatch, and
+ *   publishing the head (`npm run audit -- head`) anchors it outside the file.
+ * - `subject_index` is derived data (subject → entry), filled in bulk, sorted, when the ledger is
+ *   idle: indexing each entry as it is written would cost a random B-tree insert per subject on the
+ *   request path. Queries read the index plus the not-yet-indexed tail.
+ */
+import { hash } from "node:crypto";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+
+export type Sqlite = Database.Database;
+
+export const GENESIS_HASH = "0".repeat(64);
+
+export function auditDatabasePath(dir: string): string {
+  return join(dir, "audit.db");
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS requests (
+  seq INTEGER PRIMARY KEY,
+  at TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  desk_id TEXT,
+  desk_name TEXT,
+  purpose TEXT,
+  legal_basis TEXT,
+  case_id TEXT,
+  operation_name TEXT,
+  operation_hash TEXT NOT NULL,
+  departments TEXT NOT NULL,
+  selections TEXT NOT NULL,
+  hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entries (
+  seq INTEGER PRIMARY KEY,
+  request INTEGER NOT NULL,
+  subject TEXT NOT NULL,
+  selection INTEGER NOT NULL,
+  outcome TEXT NOT NULL,
+  prev_hash TEXT NOT NULL,
+  hash TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS subject_index (
+  subject TEXT NOT NULL,
+  entry INTEGER NOT NULL,
+  PRIMARY KEY (subject, entry)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS ledger_state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
+  BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
+  BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS requests_no_update BEFORE UPDATE ON requests
+  BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS requests_no_delete BEFORE DELETE ON requests
+  BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only'); END;
+`;
+
+/** The layout of `audit.db` (SQLite `user_version`); a file of another layout is refused. */
+export const LEDGER_FORMAT = 1;
+
+export interface OpenOptions {
+  /** Open an existing ledger to read it (the CLI): no schema changes, no new file. */
+  existing?: boolean;
+  /** `full`: the WAL is fsynced at every commit; `normal`: at checkpoints only. */
+  sync?: "full" | "normal";
+}
+
+export function openAuditDatabase(dir: string, options: OpenOptions = {}): Sqlite {
+  if (!options.existing) mkdirSync(dir, { recursive: true });
+  // Not opened read-only even to read: a read-only connection cannot open a WAL file whose
+  // shared-memory index is missing (the gateway stopped cleanly and removed it).
+  const sqlite = new Database(auditDatabasePath(dir), { fileMustExist: options.existing ?? false });
+  sqlite.pragma("busy_timeout = 5000");
+  const format = sqlite.pragma("user_version", { simple: true }) as number;
+  const empty =
+    (sqlite.prepare("SELECT count(*) AS n FROM sqlite_master").get() as { n: number }).n === 0;
+  if (!empty && format !== LEDGER_FORMAT) {
+    sqlite.close();
+    throw new Error(
+      `${auditDatabasePath(dir)} has ledger format ${format}, this gateway writes format ${LEDGER_FORMAT}: archive the file (and verify it with the version that wrote it) before starting a new ledger`,
+    );
+  }
+  if (!options.existing) {
+    sqlite.pragma("journal_mode = WAL");
+    sqlite.pragma(`synchronous = ${options.sync === "normal" ? "NORMAL" : "FULL"}`);
+    sqlite.exec(SCHEMA);
+    sqlite.pragma(`user_version = ${LEDGER_FORMAT}`);
+  }
+  return sqlite;
+}
+
+export interface RequestRow {
+  seq: number;
+  at: string;
+  request_id: string;
+  desk_id: string | null;
+  desk_name: string | null;
+  purpose: string | null;
+  legal_basis: string | null;
+  case_id: string | null;
+  operation_name: string | null;
+  operation_hash: string;
+  departments: string;
+  /** JSON `[{ fields, denied }]`. */
+  selections: string;
+}
+
+export interface EntryRow {
+  seq: number;
+  request: number;
+  subject: string;
+  selection: number;
+  outcome: string;
+  prev_hash: string;
+  hash: string;
+}
+
+function sha256(text: string): string {
+  return hash("sha256", text, "hex");
+}
+
+export function requestHash(row: RequestRow): string {
+  return sha256(
+    JSON.stringify([
+      row.seq,
+      row.at,
+      row.request_id,
+      row.desk_id,
+      row.desk_name,
+      row.purpose,
+      row.legal_basis,
+      row.case_id,
+      row.operation_name,
+      row.operation_hash,
+      row.departments,
+      row.selections,
+    ]),
+  );
+}
+
+export function entryHash(
+  prevHash: string,
+  entry: Pick<EntryRow, "seq" | "request" | "subject" | "selection" | "outcome">,
+  ofRequest: string,
+): string {
+  return sha256(
+    `${prevHash}\n${entry.seq}\t${entry.request}\t${ofRequest}\t${entry.subject}\t${entry.selection}\t${entry.outcome}`,
+  );
+}
+
+export function readState(sqlite: Sqlite, name: string): string | null {
+  const row = sqlite.prepare("SELECT value FROM ledger_state WHERE name = ?").get(name) as
+    | { value: string }
+    | undefined;
+  return row?.value ?? null;
+}
+
+/** One access as `npm run audit -- subject` prints it and `myAccessLog` reads it. */
+export interface LedgerEntry {
+  entry: number;
+  at: string;
+  requestId: string;
+  subject: string;
+  deskId: string | null;
+  desk: string | null;
+  purpose: string | null;
+  legalBasis: string | null;
+  caseId: string | null;
+  operationName: string | null;
+  operationHash: string;
+  fields: string[];
+  denied: string[];
+  departments: string[];
+  outcome: string;
+  prevHash: string;
+  hash: string;
+}
+
+const SUBJECT_QUERY = `
+SELECT e.seq, e.subject, e.selection, e.outcome, e.prev_hash, e.hash,
+       r.at, r.request_id, r.desk_id, r.desk_name, r.purpose, r.legal_basis, r.case_id,
+       r.operation_name, r.operation_hash, r.departments, r.selections
+FROM (
+  SELECT entry AS seq FROM subject_index WHERE subject = :subject
+  UNION
+  SELECT seq FROM entries
+  WHERE seq > coalesce((SELECT CAST(value AS INTEGER) FROM ledger_state WHERE name = 'indexed_upto'), 0)
+    AND subject = :subject
+) AS found
+JOIN entries e ON e.seq = found.seq
+JOIN requests r ON r.seq = e.request
+ORDER BY e.seq DESC
+LIMIT :limit`;
+
+type SubjectRow = EntryRow & RequestRow;
+
+/** A subject's entries, newest first. */
+export function subjectEntries(sqlite: Sqlite, subject: string, limit = 1000): LedgerEntry[] {
+  const rows = sqlite.prepare(SUBJECT_QUERY).all({ subject, limit }) as SubjectRow[];
+  return rows.map((row) => {
+    const selection = (JSON.parse(row.selections) as Array<{ fields: string[]; denied: string[] }>)[
+      row.selection
+    ];
+    return {
+      entry: row.seq,
+      at: row.at,
+      requestId: row.request_id,
+      subject: row.subject,
+      deskId: row.desk_id,
+      desk: row.desk_name,
+      purpose: row.purpose,
+      legalBasis: row.legal_basis,
+      caseId: row.case_id,
+      operationName: row.operation_name,
+      operationHash: row.operation_hash,
+      fields: selection?.fields ?? [],
+      denied: selection?.denied ?? [],
+      departments: JSON.parse(row.departments) as string[],
+      outcome: row.outcome,
+      prevHash: row.prev_hash,
+      hash: row.hash,
+    };
+  });
+}
+
+/**
+ * Indexes up to `max` not-yet-indexed entries in one sorted bulk insert; returns how many.
+ * Sorted by subject, the inserts walk the index B-tree once instead of jumping at random.
+ */
+export function indexSubjects(sqlite: Sqlite, max: number): number {
+  return sqlite.transaction(() => {
+    const from = Number(readState(sqlite, "indexed_upto") ?? 0);
+    const to = from + max;
+    const last = sqlite
+      .prepare("SELECT max(seq) AS seq FROM entries WHERE seq > ? AND seq <= ?")
+      .get(from, to) as { seq: number | null };
+    if (last.seq === null) return 0;
+    sqlite
+      .prepare(
+        "INSERT OR IGNORE INTO subject_index (subject, entry) SELECT subject, seq FROM entries WHERE seq > ? AND seq <= ? ORDER BY subject, seq",
+      )
+      .run(from, last.seq);
+    sqlite
+      .prepare("INSERT OR REPLACE INTO ledger_state (name, value) VALUES ('indexed_upto', ?)")
+      .run(String(last.seq));
+    return last.seq - from;
+  })();
+}
+
+export type ChainVerdict =
+  | { ok: true; entries: number; head: { seq: number; hash: string } | null }
+  | { ok: false; entries: number; brokenAt: number; reason: string };
+
+/** Walks the whole chain in order and names the first entry that does not hold. */
+export function verifyChain(sqlite: Sqlite): ChainVerdict {
+  const requests = new Map<number, string>();
+  const requestRows = sqlite.prepare("SELECT * FROM requests ORDER BY seq").iterate() as Iterable<
+    RequestRow & { hash: string }
+  >;
+  const badRequests = new Map<number, string>();
+  for (const row of requestRows) {
+    const computed = requestHash(row);
+    requests.set(row.seq, computed);
+    if (computed !== row.hash) badRequests.set(row.seq, "its content does not match its hash");
+  }
+  let expectedSeq = 1;
+  let prev = GENESIS_HASH;
+  let count = 0;
+  const broken = (seq: number, reason: string): ChainVerdict => ({
+    ok: false,
+    entries: count,
+    brokenAt: seq,
+    reason,
+  });
+  const entries = sqlite
+    .prepare("SELECT * FROM entries ORDER BY seq")
+    .iterate() as Iterable<EntryRow>;
+  for (const entry of entries) {
+    if (entry.seq !== expectedSeq) {
+      return broken(
+        entry.seq,
+        `entry ${entry.seq} follows entry ${expectedSeq - 1}: entries ${expectedSeq}…${entry.seq - 1} were deleted`,
+      );
+    }
+    if (entry.prev_hash !== prev) {
+      return broken(
+        entry.seq,
+        `entry ${entry.seq} does not carry the hash of entry ${entry.seq - 1}`,
+      );
+    }
+    const ofRequest = requests.get(entry.request);
+    if (ofRequest === undefined) {
+      return broken(
+        entry.seq,
+        `entry ${entry.seq} refers to request ${entry.request}, which is missing`,
+      );
+    }
+    const problem = badRequests.get(entry.request);
+    if (problem) {
+      return broken(
+        entry.seq,
+        `entry ${entry.seq}: its request ${entry.request} was edited (${problem})`,
+      );
+    }
+    if (entryHash(prev, entry, ofRequest) !== entry.hash) {
+      return broken(
+        entry.seq,
+        `entry ${entry.seq} was edited: its content does not match its hash`,
+      );
+    }
+    prev = entry.hash;
+    expectedSeq++;
+    count++;
+  }
+  const headSeq = readState(sqlite, "head_seq");
+  const headHash = readState(sqlite, "head_hash");
+  if (
+    headSeq !== null &&
+    (Number(headSeq) !== count || headHash !== (count ? prev : GENESIS_HASH))
+  ) {
+    return broken(
+      count + 1,
+      `the ledger ends at entry ${count} but its head records entry ${headSeq}: the tail was truncated or the head edited`,
+    );
+  }
+  return { ok: true, entries: count, head: count ? { seq: count, hash: prev } : null };
+}

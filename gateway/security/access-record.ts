@@ -1,0 +1,164 @@
+/**
+ * Which subjects a request touched, for the audit ledger: one access per subject.
+ *
+ * - Subjects named at the root (`person(id:)`, `people(ids:)`, `organization(uscc:)`,
+ *   `organizations(usccs:)`) come from the arguments, so an identity number the registers do not
+ *   know is recorded too (outcome `not-found`): the desk asked about that number and learned that
+ *   nobody holds it. Arguments that do not even have the shape of a number (the departments refuse
+ *   them) touch nobody and are not recorded; the check character is not verified here, so a
+ *   mistyped number is recorded as asked (`failed`: the department refused it).
+ * - Nested subjects (a spouse, a company's legal representative, a contribution's employer) come
+ *   from the response, by the key the rewritten operation fetched under a hidden alias — which is
+ *   removed from the response here.
+ *
+ * Outcome per subject: `answered`; `partial` when an error (a department down, a field withheld)
+ * lies below it; `not-found` when the register has no such subject; `failed` when an error
+ * nulled it.
+ */
+import { Kind, valueFromAST } from "graphql";
+import type { AccessOutcome, SubjectAccess } from "../ledger/ledger.ts";
+import { type AuthorizedOperation, HIDDEN_SUBJECT_KEY, type SubjectSite } from "./authorization.ts";
+import { forEachObjectAt } from "./operation-shape.ts";
+
+const SEPARATOR = "\u0000";
+
+const PERSON_ID_SHAPE = /^\d{17}[\dX]$/;
+const USCC_SHAPE = /^[0-9A-HJ-NPQRTUWXY]{18}$/;
+
+/** The subject as recorded: upper case, if it has the shape of an identity number or credit code. */
+function normalizeSubject(type: string, value: unknown): string | null {
+  if (typeof value !== "string") return null;
+  const subject = value.trim().toUpperCase();
+  return (type === "Organization" ? USCC_SHAPE : PERSON_ID_SHAPE).test(subject) ? subject : null;
+}
+
+/** An error as the executor or the authorizer reports it: only its path matters here. */
+export interface PathedError {
+  readonly path?: ReadonlyArray<string | number> | undefined;
+}
+
+interface ErrorPaths {
+  /** An error without a path concerns the whole response. */
+  all: boolean;
+  /** Error paths, joined. */
+  exact: Set<string>;
+  /** Every prefix of an error path, joined. */
+  prefixes: Set<string>;
+}
+
+function errorPaths(errors: readonly PathedError[]): ErrorPaths {
+  const paths: ErrorPaths = { all: false, exact: new Set(), prefixes: new Set() };
+  for (const error of errors) {
+    if (!error.path || error.path.length === 0) {
+      paths.all = true;
+      continue;
+    }
+    let prefix = "";
+    for (const key of error.path) {
+      prefix = prefix === "" ? String(key) : `${prefix}${SEPARATOR}${key}`;
+      paths.prefixes.add(prefix);
+    }
+    paths.exact.add(prefix);
+  }
+  return paths;
+}
+
+/** Whether an error lies at, below or above (nulling it) the subject at this response path. */
+function erredAt(path: readonly (string | number)[], errors: ErrorPaths): boolean {
+  if (errors.all) return true;
+  let prefix = "";
+  for (const key of path) {
+    prefix = prefix === "" ? String(key) : `${prefix}${SEPARATOR}${key}`;
+    if (errors.exact.has(prefix)) return true;
+  }
+  return errors.prefixes.has(prefix);
+}
+
+function outcomeOf(
+  value: unknown,
+  path: () => readonly (string | number)[],
+  errors: ErrorPaths | null,
+): AccessOutcome {
+  const erred = errors !== null && erredAt(path(), errors);
+  if (value === null || value === undefined) return erred ? "failed" : "not-found";
+  return erred ? "partial" : "answered";
+}
+
+function rootSubjects(site: SubjectSite, variables: Record<string, unknown>): unknown {
+  const argument = site.rootArgument;
+  if (!argument) return undefined;
+  const node = argument.field.arguments?.find((arg) => arg.name.value === argument.name);
+  if (!node) return undefined;
+  // Variables are coerced already; only literals need reading.
+  if (node.value.kind === Kind.VARIABLE) return variables[node.value.name.value];
+  return valueFromAST(node.value, argument.type, variables);
+}
+
+export function touchedSubjects(
+  data: Record<string, unknown> | null | undefined,
+  plan: AuthorizedOperation,
+  variables: Record<string, unknown>,
+  errors: readonly PathedError[],
+): SubjectAccess[] {
+  if (plan.sites.length === 0) return [];
+  const prefixes = errors.length > 0 ? errorPaths(errors) : null;
+  const accesses: SubjectAccess[] = [];
+  const seen = new Map<string, number>();
+  const add = (subject: string, site: SubjectSite, outcome: AccessOutcome) => {
+    const earlier = seen.get(subject);
+    if (earlier === undefined) {
+      seen.set(subject, accesses.length);
+      accesses.push({ subject, fields: site.fields, denied: site.denied, outcome });
+      return;
+    }
+    // The same subject twice in one request (asked twice, or as someone's spouse): one access.
+    const access = accesses[earlier] as SubjectAccess;
+    accesses[earlier] = {
+      subject,
+      fields: [...new Set([...access.fields, ...site.fields])],
+      denied: [...new Set([...access.denied, ...site.denied])],
+      outcome: access.outcome === "answered" ? outcome : access.outcome,
+    };
+  };
+
+  for (const site of plan.sites) {
+    if (site.rootArgument) {
+      const key = site.path[0] as string;
+      const asked = rootSubjects(site, variables);
+      const value = data?.[key];
+      if (Array.isArray(asked)) {
+        const answers = Array.isArray(value) ? value : [];
+        asked.forEach((raw, index) => {
+          const subject = normalizeSubject(site.type, raw);
+          if (subject) {
+            add(
+              subject,
+              site,
+              outcomeOf(answers[index], () => [key, index], prefixes),
+            );
+          }
+        });
+      } else {
+        const subject = normalizeSubject(site.type, asked);
+        if (subject)
+          add(
+            subject,
+            site,
+            outcomeOf(value, () => [key], prefixes),
+          );
+      }
+      continue;
+    }
+    forEachObjectAt(data, site.path, (object, at) => {
+      const subject = normalizeSubject(site.type, object[HIDDEN_SUBJECT_KEY]);
+      delete object[HIDDEN_SUBJECT_KEY];
+      if (subject)
+        add(
+          subject,
+          site,
+          outcomeOf(object, () => at, prefixes),
+        );
+    });
+  }
+  return accesses;
+}

@@ -1,0 +1,349 @@
+/**
+ * Field-level authorization from the schema: the departments' `@requiresScopes`, composed into the
+ * supergraph, enforced before any department is called.
+ *
+ * A field the principal may not see is not sent anywhere: the operation is rewritten with that
+ * field replaced by `<its response key>: __typename` (a selection every type has, answered by the
+ * planner without any extra fetch), so the rewritten operation stays valid — no selection set
+ * becomes empty, no response key moves — and, after execution, the placeholder is overwritten with
+ * `null` and a `FORBIDDEN` error carrying the field's path. The rest of the query answers as
+ * usual; a forbidden non-null field is `null` without nulling its parent, so a desk keeps every
+ * fact it may see. The rewritten document is cached per (operation, scope set), so this costs
+ * one lookup per request once a desk's operations are warm.
+ *
+ * The rewrite also asks every nested `Person`/`Organization` (a spouse, a company's legal
+ * representative) for its key under a hidden alias, so that the audit knows whose records were
+ * touched; the alias is removed from the response before it is sent.
+ */
+import { createHash } from "node:crypto";
+import {
+  type DocumentNode,
+  type FieldNode,
+  GraphQLError,
+  type GraphQLInputType,
+  type GraphQLSchema,
+  getNamedType,
+  Kind,
+  NoUnusedFragmentsRule,
+  NoUnusedVariablesRule,
+  type OperationDefinitionNode,
+  print,
+  specifiedRules,
+  TypeInfo,
+  validate,
+  visit,
+  visitWithTypeInfo,
+} from "graphql";
+import { ErrorCode } from "../../common/errors.ts";
+import { hasScope, type Principal } from "../principal.ts";
+import type { FieldScopes } from "../supergraph.ts";
+import { maskFor } from "./masking.ts";
+import {
+  cachedOperationShape,
+  forEachObjectAt,
+  type ListArgument,
+  type ShapeField,
+} from "./operation-shape.ts";
+
+/** Types whose objects are data subjects, with their key field. */
+export const SUBJECT_KEYS: Readonly<Record<string, string>> = {
+  Person: "id",
+  Organization: "uscc",
+};
+
+/** Root fields that name their subjects in an argument. */
+const ROOT_SUBJECT_ARGUMENTS: Readonly<Record<string, string>> = {
+  "Query.person": "id",
+  "Query.people": "ids",
+  "Query.organization": "uscc",
+  "Query.organizations": "usccs",
+};
+
+/** Response key under which a nested subject's key is fetched for the audit, then removed. */
+export const HIDDEN_SUBJECT_KEY = "_mianzhengSubject";
+
+export interface RemovedField {
+  parentPath: readonly string[];
+  responseKey: string;
+  coordinate: string;
+  requiredScopes: string[][];
+}
+
+export interface MaskedField {
+  parentPath: readonly string[];
+  responseKey: string;
+  mask: (value: string) => string;
+}
+
+/** Where subjects appear in the response, and which of their facts the operation reads. */
+export interface SubjectSite {
+  /** Response path of the subject objects (lists stepped through). */
+  path: readonly string[];
+  type: string;
+  /** Root sites take their subjects from the argument (so unknown ids are audited too). */
+  rootArgument: { field: FieldNode; name: string; type: GraphQLInputType } | null;
+  /** Facts disclosed, as `Type.field`, up to the next nested subject. */
+  fields: string[];
+  /** Facts asked for but withheld. */
+  denied: string[];
+}
+
+export interface AuthorizedOperation {
+  document: DocumentNode;
+  operation: OperationDefinitionNode;
+  /** Text and sha256 of the document actually planned (the rewritten one when rewritten). */
+  query: string;
+  hash: string;
+  removed: RemovedField[];
+  masked: MaskedField[];
+  sites: SubjectSite[];
+  listArguments: ListArgument[];
+  /** Every coordinate withheld, for the audit. */
+  denied: string[];
+}
+
+const PLANNING_RULES = specifiedRules.filter(
+  (rule) => rule !== NoUnusedVariablesRule && rule !== NoUnusedFragmentsRule,
+);
+
+function describeScopes(sets: readonly (readonly string[])[]): string {
+  return sets.map((set) => set.join(" and ")).join(" or ");
+}
+
+export class Authorizer {
+  private readonly plans = new WeakMap<
+    OperationDefinitionNode,
+    Map<ReadonlySet<string>, AuthorizedOperation | readonly GraphQLError[]>
+  >();
+  private readonly queryType: string;
+
+  constructor(
+    private readonly schema: GraphQLSchema,
+    private readonly scopes: FieldScopes,
+  ) {
+    this.queryType = schema.getQueryType()?.name ?? "Query";
+  }
+
+  /** Whether the principal may read a field. */
+  allows(principal: Principal, coordinate: string, atRoot: boolean): boolean {
+    if (principal.kind === "open") return true;
+    const sets = this.scopes.get(coordinate);
+    const citizenField = sets?.some((set) => set.some((scope) => scope.startsWith("citizen:")));
+    // A citizen token opens the citizen's own access log, not the registers' root fields.
+    if (principal.kind === "citizen" && atRoot && !citizenField) return false;
+    if (!sets) return true;
+    return sets.some((set) =>
+      set.every((scope) =>
+        scope.startsWith("citizen:")
+          ? principal.kind === "citizen" && principal.scopes.has(scope)
+          : hasScope(principal, scope),
+      ),
+    );
+  }
+
+  /**
+   * The operation as this principal may run it, or validation errors when the rewrite is not a
+   * valid operation (an alias clashing with the hidden subject key).
+   */
+  authorize(
+    document: DocumentNode,
+    query: string,
+    hash: string,
+    operation: OperationDefinitionNode,
+    principal: Principal,
+  ): AuthorizedOperation | readonly GraphQLError[] {
+    let byScopes = this.plans.get(operation);
+    if (!byScopes) {
+      byScopes = new Map();
+      this.plans.set(operation, byScopes);
+    }
+    let plan = byScopes.get(principal.scopes);
+    if (!plan) {
+      plan = this.plan(document, query, hash, operation, principal);
+      byScopes.set(principal.scopes, plan);
+    }
+    return plan;
+  }
+
+  private plan(
+    document: DocumentNode,
+    query: string,
+    hash: string,
+    operation: OperationDefinitionNode,
+    principal: Principal,
+  ): AuthorizedOperation | readonly GraphQLError[] {
+    const shape = cachedOperationShape(this.schema, document, operation);
+    const removed: RemovedField[] = [];
+    const masked: MaskedField[] = [];
+    const sites: SubjectSite[] = [];
+    const denied = new Set<string>();
+    const masking = principal.kind !== "open" && !hasScope(principal, "identity:basic");
+    const queryFields = this.schema.getQueryType()?.getFields() ?? {};
+
+    const walk = (
+      fields: Map<string, ShapeField>,
+      parentPath: readonly string[],
+      atRoot: boolean,
+      site: SubjectSite | null,
+    ): void => {
+      for (const field of fields.values()) {
+        if (!this.allows(principal, field.coordinate, atRoot)) {
+          removed.push({
+            parentPath,
+            responseKey: field.responseKey,
+            coordinate: field.coordinate,
+            requiredScopes: this.scopes.get(field.coordinate) ?? [],
+          });
+          denied.add(field.coordinate);
+          site?.denied.push(field.coordinate);
+          continue;
+        }
+        site?.fields.push(field.coordinate);
+        const mask = masking ? maskFor(field.coordinate) : null;
+        if (mask) masked.push({ parentPath, responseKey: field.responseKey, mask });
+        const path = [...parentPath, field.responseKey];
+        let childSite = site;
+        if (SUBJECT_KEYS[field.outputType]) {
+          childSite = { path, type: field.outputType, rootArgument: null, fields: [], denied: [] };
+          if (atRoot) {
+            const name = ROOT_SUBJECT_ARGUMENTS[field.coordinate];
+            const type = queryFields[field.fieldName]?.args.find((arg) => arg.name === name)?.type;
+            const node = field.nodes[0];
+            // A root field that names no subject in an argument cannot be audited by subject.
+            if (!name || !type || !node) childSite = null;
+            else childSite.rootArgument = { field: node, name, type };
+          }
+          if (childSite) sites.push(childSite);
+        }
+        if (field.children.size > 0) walk(field.children, path, false, childSite);
+      }
+    };
+    walk(shape.root, [], true, null);
+
+    const nested = sites.some((site) => site.rootArgument === null);
+    const base = {
+      removed,
+      masked,
+      sites,
+      listArguments: shape.listArguments,
+      denied: [...denied],
+    };
+    if (removed.length === 0 && !nested) return { document, operation, query, hash, ...base };
+
+    const rewritten = this.rewrite(document, operation, principal);
+    const errors = validate(this.schema, rewritten, PLANNING_RULES);
+    if (errors.length > 0) {
+      return errors.map(
+        (error) =>
+          new GraphQLError(error.message, {
+            nodes: error.nodes ?? null,
+            extensions: { code: "GRAPHQL_VALIDATION_FAILED" },
+          }),
+      );
+    }
+    const text = print(rewritten);
+    const operationNode = rewritten.definitions.find(
+      (definition): definition is OperationDefinitionNode =>
+        definition.kind === Kind.OPERATION_DEFINITION,
+    ) as OperationDefinitionNode;
+    return {
+      document: rewritten,
+      operation: operationNode,
+      query: text,
+      hash: createHash("sha256").update(text).digest("hex"),
+      ...base,
+    };
+  }
+
+  /** The operation (and its fragments) with forbidden fields replaced and subject keys added. */
+  private rewrite(
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    principal: Principal,
+  ): DocumentNode {
+    const typeInfo = new TypeInfo(this.schema);
+    const queryType = this.queryType;
+    const allows = (coordinate: string, atRoot: boolean) =>
+      this.allows(principal, coordinate, atRoot);
+    const definitions = document.definitions.filter(
+      (definition) => definition === operation || definition.kind === Kind.FRAGMENT_DEFINITION,
+    );
+    return visit(
+      { ...document, definitions },
+      visitWithTypeInfo(typeInfo, {
+        Field: {
+          enter(node) {
+            const parent = typeInfo.getParentType();
+            if (!parent || node.name.value.startsWith("__")) return undefined;
+            if (allows(`${parent.name}.${node.name.value}`, parent.name === queryType)) {
+              return undefined;
+            }
+            const placeholder: FieldNode = {
+              kind: Kind.FIELD,
+              alias: { kind: Kind.NAME, value: node.alias?.value ?? node.name.value },
+              name: { kind: Kind.NAME, value: "__typename" },
+              directives: node.directives ?? [],
+            };
+            return placeholder;
+          },
+          leave(node) {
+            const parent = typeInfo.getParentType();
+            const type = typeInfo.getType();
+            if (!node.selectionSet || !parent || !type || parent.name === queryType)
+              return undefined;
+            const key = SUBJECT_KEYS[getNamedType(type).name];
+            if (!key) return undefined;
+            const hidden: FieldNode = {
+              kind: Kind.FIELD,
+              alias: { kind: Kind.NAME, value: HIDDEN_SUBJECT_KEY },
+              name: { kind: Kind.NAME, value: key },
+            };
+            return {
+              ...node,
+              selectionSet: {
+                ...node.selectionSet,
+                selections: [...node.selectionSet.selections, hidden],
+              },
+            };
+          },
+        },
+      }),
+    );
+  }
+
+  /**
+   * Overwrites each removed field's placeholder with `null` and returns one FORBIDDEN error per
+   * occurrence, with its path (or, when no object reached it, one error without a path).
+   */
+  withhold(data: unknown, plan: AuthorizedOperation, principal: Principal): GraphQLError[] {
+    const errors: GraphQLError[] = [];
+    for (const removed of plan.removed) {
+      const message = this.forbiddenMessage(removed, principal);
+      const extensions = {
+        code: ErrorCode.Forbidden,
+        field: removed.coordinate,
+        requiredScopes: removed.requiredScopes,
+      };
+      let reached = false;
+      forEachObjectAt(data, removed.parentPath, (object, at) => {
+        if (!(removed.responseKey in object)) return; // skipped by @skip/@include
+        object[removed.responseKey] = null;
+        reached = true;
+        errors.push(new GraphQLError(message, { path: [...at, removed.responseKey], extensions }));
+      });
+      if (!reached) errors.push(new GraphQLError(message, { extensions }));
+    }
+    return errors;
+  }
+
+  private forbiddenMessage(removed: RemovedField, principal: Principal): string {
+    const required = removed.requiredScopes;
+    if (principal.kind === "citizen") {
+      return `Not authorized to read ${removed.coordinate}: a citizen token opens only myAccessLog`;
+    }
+    if (required.every((set) => set.some((scope) => scope.startsWith("citizen:")))) {
+      return `Not authorized to read ${removed.coordinate}: it answers citizen-authenticated requests only`;
+    }
+    return `Not authorized to read ${removed.coordinate}: it requires ${describeScopes(required)}, which purpose "${principal.purpose}" of desk ${principal.deskId} does not grant`;
+  }
+}

@@ -1,0 +1,181 @@
+/**
+ * The desk registry (`DESKS_FILE`): which service desks may call the gateway, with which keys,
+ * for which purposes, each purpose granting a set of scopes under a stated legal basis.
+ *
+ * Keys are stored as `sha256:<hex>` of the key, never the key itself: desk keys are long random
+ * tokens, so a fast hash is enough, and a leaked registry does not let anyone call the gateway.
+ */
+import { hash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { Principal } from "../principal.ts";
+
+export interface Purpose {
+  code: string;
+  legalBasis: string;
+  scopes: readonly string[];
+}
+
+export interface Desk {
+  id: string;
+  name: string;
+  /** A development desk with a published key: refused in production. */
+  demo: boolean;
+  keyHashes: readonly string[];
+  purposes: ReadonlyMap<string, Purpose>;
+  /** Requests per window; the gateway's default when absent. */
+  rateLimit: { max: number; windowMs: number } | null;
+  /** When true the desk may only run registered (persisted) operation documents. */
+  persistedOperationsOnly: boolean;
+}
+
+/** The published development keys: a desk holding one is a demo desk, whatever its file says. */
+const DEMO_KEY_HASHES = new Set([hashKey("dev-desk-key"), hashKey("dev-lottery-key")]);
+
+export function hashKey(key: string): string {
+  return hash("sha256", key, "hex");
+}
+
+class DeskFileError extends Error {}
+
+function fail(file: string, where: string, problem: string): never {
+  throw new DeskFileError(`${file}: ${where}: ${problem}`);
+}
+
+function text(file: string, where: string, value: unknown): string {
+  if (typeof value !== "string" || value.trim() === "")
+    fail(file, where, "must be a non-empty string");
+  return value;
+}
+
+function readPurpose(file: string, where: string, raw: unknown): Purpose {
+  if (typeof raw !== "object" || raw === null) fail(file, where, "must be an object");
+  const purpose = raw as Record<string, unknown>;
+  const code = text(file, `${where}.code`, purpose.code);
+  if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(code)) {
+    fail(file, `${where}.code`, "must be lower-case letters, digits, '.', '_' or '-'");
+  }
+  const scopes = purpose.scopes;
+  if (!Array.isArray(scopes) || scopes.length === 0) {
+    fail(file, `${where}.scopes`, "must list at least one scope");
+  }
+  return {
+    code,
+    legalBasis: text(file, `${where}.legalBasis`, purpose.legalBasis),
+    scopes: scopes.map((scope, index) => text(file, `${where}.scopes[${index}]`, scope)),
+  };
+}
+
+function readDesk(file: string, index: number, raw: unknown): Desk {
+  const where = `desks[${index}]`;
+  if (typeof raw !== "object" || raw === null) fail(file, where, "must be an object");
+  const desk = raw as Record<string, unknown>;
+  const id = text(file, `${where}.id`, desk.id);
+  const keys = desk.keys;
+  if (!Array.isArray(keys))
+    fail(file, `${where}.keys`, "must be a list of sha256:<hex> key hashes");
+  const keyHashes = keys.map((key, k) => {
+    const match = /^sha256:([0-9a-f]{64})$/.exec(String(key));
+    if (!match)
+      fail(file, `${where}.keys[${k}]`, "must be sha256:<64 hex digits> (the key's hash)");
+    return match[1] as string;
+  });
+  if (!Array.isArray(desk.purposes) || desk.purposes.length === 0) {
+    fail(file, `${where}.purposes`, "must list at least one purpose");
+  }
+  const purposes = new Map<string, Purpose>();
+  desk.purposes.forEach((purpose, p) => {
+    const read = readPurpose(file, `${where}.purposes[${p}]`, purpose);
+    if (purposes.has(read.code))
+      fail(file, `${where}.purposes[${p}]`, `duplicate purpose ${read.code}`);
+    purposes.set(read.code, read);
+  });
+  let rateLimit: Desk["rateLimit"] = null;
+  if (desk.rateLimit !== undefined) {
+    const limit = desk.rateLimit as { max?: unknown; windowMs?: unknown };
+    if (!Number.isInteger(limit?.max) || !Number.isInteger(limit?.windowMs)) {
+      fail(file, `${where}.rateLimit`, "must be { max: <requests>, windowMs: <milliseconds> }");
+    }
+    rateLimit = { max: limit.max as number, windowMs: limit.windowMs as number };
+  }
+  return {
+    id,
+    name: text(file, `${where}.name`, desk.name),
+    demo: desk.demo === true || keyHashes.some((hash) => DEMO_KEY_HASHES.has(hash)),
+    keyHashes,
+    purposes,
+    rateLimit,
+    persistedOperationsOnly: desk.persistedOperationsOnly === true,
+  };
+}
+
+export class DeskRegistry {
+  private readonly byKeyHash = new Map<string, Desk>();
+  private readonly byId = new Map<string, Desk>();
+  /** Keys seen recently (valid ones only, so that guessing cannot grow it): no hash per request. */
+  private readonly recentKeys = new Map<string, Desk>();
+  /** One principal per desk and purpose: requests copy it and add their case id. */
+  private readonly principals = new Map<string, Principal>();
+
+  constructor(readonly desks: readonly Desk[]) {
+    for (const desk of desks) {
+      if (this.byId.has(desk.id)) throw new DeskFileError(`duplicate desk id ${desk.id}`);
+      this.byId.set(desk.id, desk);
+      for (const hash of desk.keyHashes) {
+        if (this.byKeyHash.has(hash)) {
+          throw new DeskFileError(
+            `desks ${this.byKeyHash.get(hash)?.id} and ${desk.id} share a key`,
+          );
+        }
+        this.byKeyHash.set(hash, desk);
+      }
+      for (const purpose of desk.purposes.values()) {
+        this.principals.set(`${desk.id}\u0000${purpose.code}`, {
+          kind: "desk",
+          deskId: desk.id,
+          deskName: desk.name,
+          purpose: purpose.code,
+          legalBasis: purpose.legalBasis,
+          caseId: null,
+          scopes: new Set(purpose.scopes),
+          citizenId: null,
+        });
+      }
+    }
+  }
+
+  static fromFile(file: string): DeskRegistry {
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(file, "utf8"));
+    } catch (error) {
+      throw new DeskFileError(`cannot read the desk registry ${file}: ${(error as Error).message}`);
+    }
+    const desks = (raw as { desks?: unknown })?.desks;
+    if (!Array.isArray(desks)) fail(file, "desks", "must be a list");
+    return new DeskRegistry(desks.map((desk, index) => readDesk(file, index, desk)));
+  }
+
+  byKey(key: string): Desk | undefined {
+    const recent = this.recentKeys.get(key);
+    if (recent) return recent;
+    const desk = this.byKeyHash.get(hashKey(key));
+    if (desk) {
+      if (this.recentKeys.size >= 1000) this.recentKeys.clear();
+      this.recentKeys.set(key, desk);
+    }
+    return desk;
+  }
+
+  desk(id: string): Desk | undefined {
+    return this.byId.get(id);
+  }
+
+  /** The principal of a desk acting for one of its purposes (shared, do not mutate). */
+  principal(desk: Desk, purpose: string): Principal | undefined {
+    return this.principals.get(`${desk.id}\u0000${purpose}`);
+  }
+
+  get demoDesks(): Desk[] {
+    return this.desks.filter((desk) => desk.demo);
+  }
+}

@@ -1,0 +1,415 @@
+/**
+ * Batch verification, shared by `npm run verify` (over HTTP) and the gateway's job API
+ * (in-process): subjects read from a CSV or NDJSON file, verified in batches with bounded
+ * concurrency, one NDJSON result line per input record, written in input order.
+ *
+ * Resumable: results are appended in order and synced to disk every second, so a run killed at any
+ * point leaves complete lines (and perhaps one partial line). Started again, it drops the partial
+ * line, skips as many input records as there are complete lines and continues; with the job's
+ * application date and issue time kept beside the output, the result is byte for byte what an
+ * uninterrupted run writes (Ed25519 signatures are deterministic).
+ */
+
+import { createHash } from "node:crypto";
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  fdatasyncSync,
+  ftruncateSync,
+  openSync,
+  readSync,
+  statSync,
+  writeSync,
+} from "node:fs";
+import { createInterface } from "node:readline";
+import { parse as parseCsv } from "csv-parse";
+import type { SubjectKind } from "../../policies/policy.ts";
+
+/** One input record. */
+export interface InputRecord {
+  /** The subject as written, or null when the record carries none (a broken line). */
+  subject: string | null;
+  /** With `--only-undetermined`: a previous result that stands, copied as it is. */
+  keep?: { line: string; outcome: string; reasons: string[] };
+}
+
+/** One result line's content. */
+export interface ResultLine {
+  subject: string | null;
+  outcome: string;
+  reasons: string[];
+  unavailable: string[];
+  /** Written only for policies with a quota. */
+  quota?: number | null;
+  /** Left out with `--no-proofs`, and for a record without a subject. */
+  proof?: string | null;
+}
+
+export type InputFormat = "csv" | "ndjson";
+
+/** `{"subject","outcome","reasons","unavailable"[,"quota"][,"proof"]}`, keys always in this order. */
+export function formatResultLine(result: ResultLine): string {
+  const line: Record<string, unknown> = {
+    subject: result.subject,
+    outcome: result.outcome,
+    reasons: result.reasons,
+    unavailable: result.unavailable,
+  };
+  if (result.quota !== undefined && result.quota !== null) line.quota = result.quota;
+  if (result.proof) line.proof = result.proof;
+  return JSON.stringify(line);
+}
+
+/** The line of a record that carries no subject at all. */
+export function missingSubjectLine(withQuota: boolean): ResultLine {
+  return {
+    subject: null,
+    outcome: "INVALID",
+    reasons: ["INVALID_ID"],
+    unavailable: [],
+    ...(withQuota ? { quota: 0 } : {}),
+  };
+}
+
+/** CSV unless the name or the first character says NDJSON. */
+export function detectFormat(path: string): InputFormat {
+  if (/\.(nd)?jsonl?$|\.ndjson$/i.test(path)) return "ndjson";
+  if (/\.csv$/i.test(path)) return "csv";
+  const fd = openSync(path, "r");
+  try {
+    const head = Buffer.alloc(256);
+    const read = readSync(fd, head, 0, head.length, 0);
+    const first = head
+      .subarray(0, read)
+      .toString("utf8")
+      .replace(/^\uFEFF/, "")
+      .trimStart()[0];
+    return first === "{" || first === '"' ? "ndjson" : "csv";
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The column (CSV) or field (NDJSON) naming the subject, by subject kind. */
+export function subjectField(kind: SubjectKind): string {
+  return kind === "PERSON" ? "id" : "uscc";
+}
+
+function subjectOf(value: unknown): string | null {
+  if (typeof value === "string") return value;
+  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  return null;
+}
+
+/** The subjects of an input file, one record per CSV row or non-blank NDJSON line. */
+export async function* readSubjects(
+  path: string,
+  kind: SubjectKind,
+  format: InputFormat = detectFormat(path),
+): AsyncGenerator<InputRecord> {
+  const field = subjectField(kind);
+  if (format === "csv") {
+    const parser = createReadStream(path).pipe(
+      parseCsv({
+        columns: (header: string[]) => header.map((name) => name.trim().toLowerCase()),
+        bom: true,
+        skip_empty_lines: true,
+        relax_column_count: true,
+        relax_quotes: true,
+        trim: true,
+      }),
+    );
+    let checked = false;
+    for await (const row of parser as AsyncIterable<Record<string, string>>) {
+      if (!checked) {
+        if (!(field in row) && !("subject" in row)) {
+          parser.destroy();
+          throw new Error(`${path}: the CSV header has no "${field}" column`);
+        }
+        checked = true;
+      }
+      yield { subject: subjectOf(row[field] ?? row.subject) };
+    }
+    return;
+  }
+  const lines = createInterface({
+    input: createReadStream(path),
+    crlfDelay: Number.POSITIVE_INFINITY,
+  });
+  for await (const raw of lines) {
+    const line = raw.replace(/^\uFEFF/, "").trim();
+    if (line === "") continue;
+    let value: unknown;
+    try {
+      value = JSON.parse(line);
+    } catch {
+      yield { subject: null };
+      continue;
+    }
+    if (value && typeof value === "object" && !Array.isArray(value)) {
+      const object = value as Record<string, unknown>;
+      yield { subject: subjectOf(object[field] ?? object.subject) };
+    } else {
+      yield { subject: subjectOf(value) };
+    }
+  }
+}
+
+/**
+ * A previous run's output, for `--only-undetermined`: UNDETERMINED lines are verified again,
+ * every other line stands as it is.
+ */
+export async function* readPreviousResults(path: string): AsyncGenerator<InputRecord> {
+  const lines = createInterface({
+    input: createReadStream(path),
+    crlfDelay: Number.POSITIVE_INFINITY,
+  });
+  let number = 0;
+  for await (const line of lines) {
+    number++;
+    if (line.trim() === "") continue;
+    let result: ResultLine;
+    try {
+      result = JSON.parse(line) as ResultLine;
+    } catch {
+      throw new Error(`${path}:${number}: not a result line`);
+    }
+    if (result.outcome === "UNDETERMINED" && typeof result.subject === "string") {
+      yield { subject: result.subject };
+    } else {
+      yield {
+        subject: result.subject,
+        keep: { line, outcome: result.outcome, reasons: result.reasons ?? [] },
+      };
+    }
+  }
+}
+
+/** Lines (records) of a file, for a progress total; quick, approximate for CSV with quoted newlines. */
+export async function countRecords(path: string, format: InputFormat): Promise<number> {
+  let lines = 0;
+  let last = 0x0a;
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+    for (let index = chunk.indexOf(0x0a); index !== -1; index = chunk.indexOf(0x0a, index + 1)) {
+      lines++;
+    }
+    if (chunk.length > 0) last = chunk[chunk.length - 1] as number;
+  }
+  if (last !== 0x0a) lines++;
+  return Math.max(0, format === "csv" ? lines - 1 : lines);
+}
+
+/** An identity of the input file, so that a resumed run refuses an input that changed. */
+export function fingerprint(path: string): { size: number; sha256: string } {
+  const { size } = statSync(path);
+  const hash = createHash("sha256");
+  const fd = openSync(path, "r");
+  try {
+    // Head and tail: enough to catch an edited or replaced file without reading gigabytes.
+    const buffer = Buffer.alloc(Math.min(size, 1 << 20));
+    hash.update(buffer.subarray(0, readSync(fd, buffer, 0, buffer.length, 0)));
+    if (size > buffer.length) {
+      hash.update(buffer.subarray(0, readSync(fd, buffer, 0, buffer.length, size - buffer.length)));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return { size, sha256: hash.digest("hex") };
+}
+
+/** Counts per outcome and per reason. */
+export class Tally {
+  readonly byOutcome: Record<string, number> = {};
+  readonly byReason: Record<string, number> = {};
+  total = 0;
+
+  add(outcome: string, reasons: readonly string[]): void {
+    this.total++;
+    this.byOutcome[outcome] = (this.byOutcome[outcome] ?? 0) + 1;
+    for (const reason of reasons) this.byReason[reason] = (this.byReason[reason] ?? 0) + 1;
+  }
+
+  toJSON() {
+    return { total: this.total, byOutcome: this.byOutcome, byReason: this.byReason };
+  }
+}
+
+/**
+ * Opens an output for appending after a previous run: drops a partial last line, and counts and
+ * tallies the complete ones (their records are skipped on input).
+ */
+export async function resumeOutput(path: string): Promise<{ done: number; tally: Tally }> {
+  const tally = new Tally();
+  if (!existsSync(path)) return { done: 0, tally };
+  let complete = 0;
+  let offset = 0;
+  let rest: Buffer = Buffer.alloc(0);
+  for await (const chunk of createReadStream(path) as AsyncIterable<Buffer>) {
+    const data = rest.length > 0 ? Buffer.concat([rest, chunk]) : chunk;
+    let start = 0;
+    for (let end = data.indexOf(0x0a); end !== -1; end = data.indexOf(0x0a, start)) {
+      const line = data.subarray(start, end).toString("utf8");
+      try {
+        const result = JSON.parse(line) as ResultLine;
+        tally.add(result.outcome, result.reasons ?? []);
+      } catch {
+        throw new Error(
+          `${path}: line ${complete + 1} is not a result line; is this the output of another program?`,
+        );
+      }
+      complete = offset + end + 1;
+      start = end + 1;
+    }
+    offset += start;
+    rest = data.subarray(start);
+  }
+  if (rest.length > 0) {
+    const fd = openSync(path, "r+");
+    try {
+      ftruncateSync(fd, complete);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  return { done: tally.total, tally };
+}
+
+export interface BatchRunOptions {
+  records: AsyncIterable<InputRecord>;
+  /** Output file; appended to (after `resumeOutput`). */
+  output: string;
+  /** Records already done in a previous run: skipped. */
+  skip: number;
+  /** Verifies subjects, giving one result per subject in the same order. */
+  verify: (subjects: string[]) => Promise<ResultLine[]>;
+  batchSize: number;
+  concurrency: number;
+  withQuota: boolean;
+  /** After each batch is written (in order): records done so far, the batch's outcomes. */
+  onWritten?: (
+    done: number,
+    outcomes: ReadonlyArray<{ outcome: string; reasons: string[] }>,
+  ) => void;
+  /** Stops reading input; batches in flight are still written. */
+  signal?: AbortSignal;
+}
+
+/** How often results are forced to disk. */
+const SYNC_INTERVAL_MS = 1000;
+
+/** Appends results strictly in input order, whatever order the batches finish in. */
+class OrderedOutput {
+  private readonly fd: number;
+  private readonly pending = new Map<
+    number,
+    { text: string; outcomes: Array<{ outcome: string; reasons: string[] }> }
+  >();
+  private next = 0;
+  private syncedAt = Date.now();
+
+  constructor(
+    path: string,
+    private done: number,
+    private readonly onWritten?: BatchRunOptions["onWritten"],
+  ) {
+    this.fd = openSync(path, "a");
+  }
+
+  put(
+    sequence: number,
+    text: string,
+    outcomes: Array<{ outcome: string; reasons: string[] }>,
+  ): void {
+    this.pending.set(sequence, { text, outcomes });
+    for (let batch = this.pending.get(this.next); batch; batch = this.pending.get(this.next)) {
+      this.pending.delete(this.next++);
+      const bytes = Buffer.from(batch.text);
+      for (let written = 0; written < bytes.length; ) {
+        written += writeSync(this.fd, bytes, written);
+      }
+      this.done += batch.outcomes.length;
+      this.onWritten?.(this.done, batch.outcomes);
+    }
+    if (Date.now() - this.syncedAt >= SYNC_INTERVAL_MS) {
+      fdatasyncSync(this.fd);
+      this.syncedAt = Date.now();
+    }
+  }
+
+  close(): void {
+    fdatasyncSync(this.fd);
+    closeSync(this.fd);
+  }
+}
+
+/** Verifies every record after `skip`; resolves with the number of records done. */
+export async function runBatch(options: BatchRunOptions): Promise<number> {
+  const output = new OrderedOutput(options.output, options.skip, options.onWritten);
+  const inFlight = new Set<Promise<void>>();
+  let failure: unknown = null;
+  let sequence = 0;
+  let seen = 0;
+  let done = options.skip;
+
+  const start = (records: InputRecord[]) => {
+    const current = sequence++;
+    const task = verifyRecords(options, records)
+      .then((lines) => {
+        if (failure === null) {
+          output.put(
+            current,
+            lines.map((line) => `${line.text}\n`).join(""),
+            lines.map(({ outcome, reasons }) => ({ outcome, reasons })),
+          );
+          done += lines.length;
+        }
+      })
+      .catch((error: unknown) => {
+        failure ??= error;
+      })
+      .finally(() => inFlight.delete(task));
+    inFlight.add(task);
+  };
+
+  try {
+    let batch: InputRecord[] = [];
+    for await (const record of options.records) {
+      if (seen++ < options.skip) continue;
+      batch.push(record);
+      if (batch.length < options.batchSize) continue;
+      while (inFlight.size >= options.concurrency && failure === null) await Promise.race(inFlight);
+      if (failure !== null || options.signal?.aborted) break;
+      start(batch);
+      batch = [];
+    }
+    if (batch.length > 0 && failure === null && !options.signal?.aborted) start(batch);
+    await Promise.all(inFlight);
+  } finally {
+    output.close();
+  }
+  if (failure !== null) throw failure;
+  return done;
+}
+
+async function verifyRecords(
+  options: BatchRunOptions,
+  records: InputRecord[],
+): Promise<Array<{ text: string; outcome: string; reasons: string[] }>> {
+  const subjects = records
+    .filter((record) => !record.keep && record.subject !== null)
+    .map((record) => record.subject as string);
+  const results = subjects.length > 0 ? await options.verify(subjects) : [];
+  if (results.length !== subjects.length) {
+    throw new Error(`asked about ${subjects.length} subjects, got ${results.length} verdicts`);
+  }
+  let next = 0;
+  return records.map((record) => {
+    if (record.keep) return { text: record.keep.line, ...record.keep };
+    const result =
+      record.subject === null
+        ? missingSubjectLine(options.withQuota)
+        : (results[next++] as ResultLine);
+    return { text: formatResultLine(result), outcome: result.outcome, reasons: result.reasons };
+  });
+}

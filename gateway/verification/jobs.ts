@@ -1,0 +1,574 @@
+/**
+ * The job API, for desks that cannot run the CLI: `POST /jobs?policy=…&on=…` uploads a CSV or
+ * NDJSON file of subjects, `GET /jobs/:id` tells its progress, `GET /jobs/:id/results` streams the
+ * NDJSON results (following the job until it ends). Jobs run one after another inside the gateway,
+ * verified in-process, and are kept under `DATA_DIR/jobs/<id>/` (`job.json`, the upload, the
+ * results), so that a job interrupted by a restart resumes where it stopped.
+ */
+import { randomUUID } from "node:crypto";
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import { PassThrough, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { FastifyInstance, FastifyReply, FastifyRequest, RouteShorthandOptions } from "fastify";
+import { ErrorCode } from "../../common/errors.ts";
+import type { GatewayConfig } from "../config.ts";
+import type { GatewayRequestContext } from "../department-client.ts";
+import type { PlatformServices } from "../platform.ts";
+import { OPEN_PRINCIPAL, type Principal } from "../principal.ts";
+import { AuthenticationFailure, Authenticator } from "../security/authentication.ts";
+import { DeskRegistry } from "../security/desks.ts";
+import {
+  countRecords,
+  detectFormat,
+  type InputFormat,
+  type ResultLine,
+  readSubjects,
+  resumeOutput,
+  runBatch,
+  Tally,
+} from "./batch.ts";
+import { VerificationRefused, type VerificationService } from "./service.ts";
+
+export type JobStatus = "queued" | "running" | "done" | "failed";
+
+/** The principal a job runs for, as stored (never the desk's key). */
+interface StoredPrincipal {
+  kind: Principal["kind"];
+  deskId: string | null;
+  deskName: string | null;
+  purpose: string | null;
+  legalBasis: string | null;
+  caseId: string | null;
+  scopes: string[];
+}
+
+export interface Job {
+  id: string;
+  policy: string;
+  on: string;
+  /** Seconds since the epoch: every proof of the job is issued at this time. */
+  issuedAt: number;
+  proofs: boolean;
+  format: InputFormat;
+  status: JobStatus;
+  createdAt: string;
+  finishedAt: string | null;
+  total: number;
+  done: number;
+  counts: ReturnType<Tally["toJSON"]>;
+  error: string | null;
+  principal: StoredPrincipal;
+}
+
+const JOB_ID = /^[0-9a-f-]{36}$/;
+
+/** Route options that authenticate a request as /graphql does (desk key or token, purpose). */
+export type AuthenticatedRouteOptions = Pick<RouteShorthandOptions, "onRequest" | "config">;
+
+/**
+ * Authentication for the job routes when the gateway does not hand its own route options to
+ * platform routes: the same desk registry and rules as /graphql (without its rate limit).
+ */
+export function deskAuthentication(config: GatewayConfig): AuthenticatedRouteOptions {
+  if (!config.security.enabled) return {};
+  const authenticator = new Authenticator(
+    DeskRegistry.fromFile(config.security.desksFile),
+    config.security,
+  );
+  return {
+    onRequest: async (request, reply) => {
+      try {
+        request.principal = await authenticator.authenticate(request.headers);
+      } catch (error) {
+        if (!(error instanceof AuthenticationFailure)) throw error;
+        if (error.status === 401) reply.header("www-authenticate", 'Bearer realm="mianzheng"');
+        return sendError(reply, error.status, error.code, error.message);
+      }
+    },
+  };
+}
+
+export class JobRunner {
+  private readonly dir: string;
+  private readonly queue: string[] = [];
+  private running: Promise<void> | null = null;
+  private readonly controller = new AbortController();
+  /** Listeners waiting for more results of a running job. */
+  private readonly watchers = new Map<string, Set<() => void>>();
+
+  constructor(
+    readonly service: VerificationService,
+    private readonly services: PlatformServices,
+  ) {
+    this.dir = service.config.jobsDir;
+  }
+
+  /** Whether requests without an established principal are served (security off). */
+  get open(): boolean {
+    return !this.services.config.security.enabled;
+  }
+
+  jobDir(id: string): string {
+    return join(this.dir, id);
+  }
+
+  read(id: string): Job | null {
+    if (!JOB_ID.test(id)) return null;
+    const file = join(this.jobDir(id), "job.json");
+    return existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as Job) : null;
+  }
+
+  private write(job: Job): void {
+    const file = join(this.jobDir(job.id), "job.json");
+    writeFileSync(`${file}.tmp`, `${JSON.stringify(job, null, 2)}\n`);
+    renameSync(`${file}.tmp`, file);
+    for (const notify of this.watchers.get(job.id) ?? []) notify();
+  }
+
+  async create(
+    principal: Principal,
+    policyName: string,
+    on: string | undefined,
+    proofs: boolean,
+    upload: NodeJS.ReadableStream,
+    maxBytes: number,
+  ): Promise<Job> {
+    const policy = this.service.authorize(policyName, principal);
+    const applicationDate = this.service.applicationDate(on);
+    const id = randomUUID();
+    const dir = this.jobDir(id);
+    mkdirSync(dir, { recursive: true });
+    const inputFile = join(dir, "input");
+    let bytes = 0;
+    try {
+      await pipeline(
+        upload,
+        new Transform({
+          transform(chunk: Buffer, _encoding, callback) {
+            bytes += chunk.length;
+            if (bytes > maxBytes)
+              callback(
+                new VerificationRefused(
+                  ErrorCode.LimitExceeded,
+                  `Uploads are limited to ${maxBytes} bytes`,
+                ),
+              );
+            else callback(null, chunk);
+          },
+        }),
+        createWriteStream(inputFile),
+      );
+    } catch (error) {
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
+    const format = detectFormat(inputFile);
+    const job: Job = {
+      id,
+      policy: policy.name,
+      on: applicationDate,
+      issuedAt: Math.floor(Date.now() / 1000),
+      proofs,
+      format,
+      status: "queued",
+      createdAt: new Date().toISOString(),
+      finishedAt: null,
+      total: await countRecords(inputFile, format),
+      done: 0,
+      counts: new Tally().toJSON(),
+      error: null,
+      principal: {
+        kind: principal.kind,
+        deskId: principal.deskId,
+        deskName: principal.deskName,
+        purpose: principal.purpose,
+        legalBasis: principal.legalBasis,
+        caseId: principal.caseId,
+        scopes: [...principal.scopes],
+      },
+    };
+    this.write(job);
+    this.enqueue(id);
+    return job;
+  }
+
+  /** Whether `principal` may see the job: only the desk (and purpose) that submitted it. */
+  mayAccess(job: Job, principal: Principal): boolean {
+    return (
+      job.principal.deskId === principal.deskId &&
+      job.principal.purpose === principal.purpose &&
+      job.principal.kind === principal.kind
+    );
+  }
+
+  /** Queues the jobs a previous gateway process left unfinished, oldest first. */
+  resumeUnfinished(): void {
+    if (!existsSync(this.dir)) return;
+    const unfinished = readdirSync(this.dir)
+      .map((id) => this.read(id))
+      .filter(
+        (job): job is Job => job !== null && (job.status === "queued" || job.status === "running"),
+      )
+      .sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+    for (const job of unfinished) this.enqueue(job.id);
+  }
+
+  private enqueue(id: string): void {
+    this.queue.push(id);
+    if (!this.running) this.running = this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    for (let id = this.queue.shift(); id !== undefined; id = this.queue.shift()) {
+      if (this.controller.signal.aborted) break;
+      await this.runJob(id);
+    }
+    this.running = null;
+  }
+
+  /**
+   * Takes the job for this process: several gateway processes (a cluster) may share the jobs
+   * directory, and each job must be run by exactly one. A lock left by a dead process is taken over.
+   */
+  private lock(id: string): boolean {
+    const file = join(this.jobDir(id), "lock");
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        writeFileSync(file, String(process.pid), { flag: "wx" });
+        return true;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+        const holder = Number(readFileSync(file, "utf8"));
+        if (holder === process.pid) return true;
+        if (holderAlive(holder)) return false;
+        rmSync(file, { force: true });
+      }
+    }
+    return false;
+  }
+
+  private unlock(id: string): void {
+    rmSync(join(this.jobDir(id), "lock"), { force: true });
+  }
+
+  private async runJob(id: string): Promise<void> {
+    if (!this.lock(id)) return;
+    try {
+      await this.runLockedJob(id);
+    } finally {
+      this.unlock(id);
+    }
+  }
+
+  private async runLockedJob(id: string): Promise<void> {
+    const job = this.read(id);
+    if (!job || job.status === "done" || job.status === "failed") return;
+    const principal = principalOf(job.principal);
+    let lastWrite = 0;
+    try {
+      const policy = this.service.authorize(job.policy, principal);
+      const resultsFile = join(this.jobDir(id), "results.ndjson");
+      const { done, tally } = await resumeOutput(resultsFile);
+      job.status = "running";
+      job.done = done;
+      job.counts = tally.toJSON();
+      this.write(job);
+      await runBatch({
+        records: readSubjects(join(this.jobDir(id), "input"), policy.subjectKind, job.format),
+        output: resultsFile,
+        skip: done,
+        batchSize: this.service.config.batchSize,
+        concurrency: this.service.config.jobsConcurrency,
+        withQuota: policy.quota !== undefined,
+        signal: this.controller.signal,
+        verify: async (subjects) => {
+          const context: GatewayRequestContext = {
+            requestId: `job-${id}`,
+            principal,
+            unavailable: new Set(),
+            answered: new Set(),
+            log: this.services.log,
+          };
+          const run = await this.service.verify(policy, subjects, job.on, context, job.issuedAt);
+          const proofs = job.proofs
+            ? await this.service.proofs(
+                run.verdicts.map((verdict) => ({
+                  policy,
+                  verdict,
+                  on: job.on,
+                  principal,
+                  issuedAt: job.issuedAt,
+                })),
+              )
+            : [];
+          return run.verdicts.map(
+            (verdict, index): ResultLine => ({
+              subject: verdict.subject,
+              outcome: verdict.outcome,
+              reasons: verdict.reasons,
+              unavailable: verdict.unavailable,
+              quota: verdict.quota,
+              proof: proofs[index] ?? null,
+            }),
+          );
+        },
+        onWritten: (count, outcomes) => {
+          for (const { outcome, reasons } of outcomes) tally.add(outcome, reasons);
+          job.done = count;
+          job.counts = tally.toJSON();
+          if (Date.now() - lastWrite > 1000) {
+            lastWrite = Date.now();
+            this.write(job);
+          } else {
+            for (const notify of this.watchers.get(id) ?? []) notify();
+          }
+        },
+      });
+      if (this.controller.signal.aborted) {
+        this.write(job);
+        return;
+      }
+      job.status = "done";
+      job.total = job.done;
+    } catch (error) {
+      this.services.log.error({ err: error, job: id }, "verification job failed");
+      job.status = "failed";
+      job.error =
+        error instanceof VerificationRefused
+          ? error.message
+          : "internal error; see the gateway log";
+    }
+    job.finishedAt = new Date().toISOString();
+    this.write(job);
+  }
+
+  /** Calls `notify` whenever the job writes results, until the returned function is called. */
+  watch(id: string, notify: () => void): () => void {
+    const set = this.watchers.get(id) ?? new Set<() => void>();
+    this.watchers.set(id, set);
+    set.add(notify);
+    return () => {
+      set.delete(notify);
+      if (set.size === 0) this.watchers.delete(id);
+    };
+  }
+
+  async close(): Promise<void> {
+    this.controller.abort();
+    await this.running;
+  }
+}
+
+function holderAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+function principalOf(stored: StoredPrincipal): Principal {
+  return {
+    ...OPEN_PRINCIPAL,
+    kind: stored.kind,
+    deskId: stored.deskId,
+    deskName: stored.deskName,
+    purpose: stored.purpose,
+    legalBasis: stored.legalBasis,
+    caseId: stored.caseId,
+    scopes: new Set(stored.scopes),
+  };
+}
+
+function sendError(reply: FastifyReply, status: number, code: string, message: string) {
+  return reply
+    .code(status)
+    .type("application/json; charset=utf-8")
+    .send({ errors: [{ message, extensions: { code } }] });
+}
+
+const STATUS_OF_CODE: Record<string, number> = {
+  [ErrorCode.BadUserInput]: 400,
+  [ErrorCode.Forbidden]: 403,
+  [ErrorCode.LimitExceeded]: 413,
+};
+
+/** Progress as a desk reads it. */
+function jobView(job: Job) {
+  const elapsed = (Date.now() - Date.parse(job.createdAt)) / 1000;
+  const rate = job.done / Math.max(elapsed, 0.001);
+  return {
+    id: job.id,
+    policy: job.policy,
+    on: job.on,
+    status: job.status,
+    total: job.total,
+    done: job.done,
+    subjectsPerSecond: Math.round(rate),
+    etaSeconds:
+      job.status === "running" && rate > 0 ? Math.ceil((job.total - job.done) / rate) : null,
+    counts: job.counts,
+    createdAt: job.createdAt,
+    finishedAt: job.finishedAt,
+    error: job.error,
+    results: `/jobs/${job.id}/results`,
+  };
+}
+
+export async function registerJobRoutes(
+  app: FastifyInstance,
+  jobs: JobRunner,
+  authenticated: AuthenticatedRouteOptions,
+): Promise<void> {
+  const principalFor = (request: FastifyRequest, reply: FastifyReply): Principal | null => {
+    // Without the gateway's authentication hook on these routes, only an open gateway serves them.
+    const principal =
+      (request.principal as Principal | null) ?? (jobs.open ? OPEN_PRINCIPAL : null);
+    if (!principal) {
+      void sendError(
+        reply,
+        401,
+        ErrorCode.Unauthenticated,
+        "Authorization: Bearer <desk key> and X-Purpose are required",
+      );
+    }
+    return principal;
+  };
+
+  await app.register(async (scope) => {
+    // Uploads stream to disk: no parsing, no size limit of the GraphQL endpoint.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser("*", (_request, payload, done) => done(null, payload));
+
+    scope.post("/jobs", authenticated, async (request, reply) => {
+      const principal = principalFor(request, reply);
+      if (!principal) return reply;
+      const query = request.query as { policy?: string; on?: string; proofs?: string };
+      if (!query.policy) {
+        return sendError(
+          reply,
+          400,
+          ErrorCode.BadUserInput,
+          "The query parameter policy is required",
+        );
+      }
+      if (!request.body || typeof (request.body as NodeJS.ReadableStream).pipe !== "function") {
+        return sendError(
+          reply,
+          400,
+          ErrorCode.BadUserInput,
+          "Upload the subjects as the request body (CSV or NDJSON)",
+        );
+      }
+      try {
+        const job = await jobs.create(
+          principal,
+          query.policy,
+          query.on,
+          query.proofs !== "false",
+          request.body as NodeJS.ReadableStream,
+          jobs.service.config.jobsMaxBytes,
+        );
+        return reply.code(202).header("location", `/jobs/${job.id}`).send(jobView(job));
+      } catch (error) {
+        if (error instanceof VerificationRefused) {
+          return sendError(reply, STATUS_OF_CODE[error.code] ?? 400, error.code, error.message);
+        }
+        throw error;
+      }
+    });
+  });
+
+  const ownJob = (request: FastifyRequest, reply: FastifyReply): Job | null => {
+    const principal = principalFor(request, reply);
+    if (!principal) return null;
+    const job = jobs.read((request.params as { id: string }).id);
+    if (!job || !jobs.mayAccess(job, principal)) {
+      // Another desk's job is not even acknowledged to exist.
+      void sendError(reply, 404, ErrorCode.BadUserInput, "No such job");
+      return null;
+    }
+    return job;
+  };
+
+  app.get("/jobs/:id", authenticated, async (request, reply) => {
+    const job = ownJob(request, reply);
+    if (!job) return reply;
+    return reply.send(jobView(job));
+  });
+
+  app.get("/jobs/:id/results", authenticated, async (request, reply) => {
+    const job = ownJob(request, reply);
+    if (!job) return reply;
+    const file = join(jobs.jobDir(job.id), "results.ndjson");
+    const body = new PassThrough();
+    reply.type("application/x-ndjson; charset=utf-8").header("x-job-status", job.status);
+    void followResults(jobs, job.id, file, body);
+    return reply.send(body);
+  });
+}
+
+/** Streams complete result lines, following a queued or running job until it ends. */
+async function followResults(
+  jobs: JobRunner,
+  id: string,
+  file: string,
+  body: PassThrough,
+): Promise<void> {
+  let position = 0;
+  let wake: (() => void) | null = null;
+  const stop = jobs.watch(id, () => wake?.());
+  body.on("close", () => wake?.());
+  try {
+    for (;;) {
+      const job = jobs.read(id);
+      const finished = !job || job.status === "done" || job.status === "failed";
+      const size = existsSync(file) ? statSync(file).size : 0;
+      if (size > position) {
+        // Only whole lines: the writer may be in the middle of one.
+        const chunk = await readRange(file, position, size);
+        const end = chunk.lastIndexOf(0x0a) + 1;
+        if (end > 0) {
+          if (!body.write(chunk.subarray(0, end)))
+            await new Promise((resolve) => body.once("drain", resolve));
+          position += end;
+          continue;
+        }
+      }
+      if (finished || body.destroyed) break;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+        setTimeout(resolve, 1000);
+      });
+      wake = null;
+    }
+  } finally {
+    stop();
+    body.end();
+  }
+}
+
+async function readRange(file: string, start: number, end: number): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of createReadStream(file, {
+    start,
+    end: Math.min(end, start + (8 << 20)) - 1,
+  })) {
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}

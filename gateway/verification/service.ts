@@ -1,0 +1,278 @@
+/**
+ * Verification as a service of the gateway: who may run which policy, the verdicts, and the
+ * proofs signed over them. The GraphQL resolvers and the job runner both go through it.
+ */
+import { createHash } from "node:crypto";
+import { todayInBeijing } from "../../common/clock.ts";
+import { ErrorCode } from "../../common/errors.ts";
+import { isCalendarDate } from "../../common/ids.ts";
+import { maskPersonId, maskUscc } from "../../common/masking.ts";
+import type { Policy } from "../../policies/policy.ts";
+import { findPolicy } from "../../policies/registry.ts";
+import type { GatewayRequestContext } from "../department-client.ts";
+import { NO_LEDGER, type SubjectAccess } from "../ledger/ledger.ts";
+import type { PlatformServices } from "../platform.ts";
+import { hasScope, type Principal } from "../principal.ts";
+import type { VerificationConfig } from "./config.ts";
+import { isoSeconds, type Verdict, verifySubjects } from "./engine.ts";
+import { ProofKeys } from "./keys.ts";
+import { type ProofClaims, ProofSigner } from "./proofs.ts";
+
+/** A refusal with a code a desk can branch on (turned into a GraphQL error or an HTTP status). */
+export class VerificationRefused extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+    readonly argument?: string,
+  ) {
+    super(message);
+  }
+}
+
+/** What a proof is issued for: the verdict and the circumstances of the request. */
+export interface ProofRequest {
+  policy: Policy;
+  verdict: Verdict;
+  on: string;
+  principal: Principal;
+  /** Seconds since the epoch. */
+  issuedAt: number;
+}
+
+export interface VerificationRun {
+  policy: Policy;
+  on: string;
+  /** Seconds since the epoch: the pinned issue time, or when the verdicts were reached. */
+  issuedAt: number;
+  verdicts: Verdict[];
+}
+
+export class VerificationService {
+  readonly keys: ProofKeys;
+  private readonly signer: ProofSigner;
+
+  constructor(
+    private readonly services: PlatformServices,
+    readonly config: VerificationConfig,
+  ) {
+    this.keys = new ProofKeys(config);
+    this.signer = new ProofSigner(this.keys, config.signingThreads);
+  }
+
+  /** The policy, if it exists and the principal may run it. */
+  authorize(policyName: string, principal: Principal): Policy {
+    const policy = findPolicy(policyName);
+    if (!policy) {
+      throw new VerificationRefused(
+        ErrorCode.BadUserInput,
+        `Argument "policy" is invalid: no policy "${policyName}" (see Query.policies)`,
+        "policy",
+      );
+    }
+    if (!hasScope(principal, policy.scope)) {
+      throw new VerificationRefused(
+        ErrorCode.Forbidden,
+        `The purpose ${principal.purpose ? `"${principal.purpose}" ` : ""}does not grant the scope "${policy.scope}"`,
+      );
+    }
+    return policy;
+  }
+
+  /** The application date: the given one or today in Beijing. */
+  applicationDate(on: string | null | undefined): string {
+    if (on === null || on === undefined) return todayInBeijing();
+    if (!isCalendarDate(on)) {
+      throw new VerificationRefused(
+        ErrorCode.BadUserInput,
+        `Argument "on" is invalid: not a date YYYY-MM-DD`,
+        "on",
+      );
+    }
+    return on;
+  }
+
+  /**
+   * A pinned issue time (ISO 8601, already normalised): not in the future, and recent enough that
+   * its proofs are not already expired.
+   */
+  pinnedIssuedAt(issuedAt: string | null | undefined): number | null {
+    if (issuedAt === null || issuedAt === undefined) return null;
+    const at = Math.floor(Date.parse(issuedAt) / 1000);
+    const now = Date.now() / 1000;
+    if (Number.isNaN(at) || at > now + 60) {
+      throw new VerificationRefused(
+        ErrorCode.BadUserInput,
+        `Argument "issuedAt" is invalid: in the future`,
+        "issuedAt",
+      );
+    }
+    if (at + this.config.proofTtlSeconds <= now) {
+      throw new VerificationRefused(
+        ErrorCode.BadUserInput,
+        `Argument "issuedAt" is invalid: proofs issued then would already have expired`,
+        "issuedAt",
+      );
+    }
+    return at;
+  }
+
+  async verify(
+    policy: Policy,
+    subjects: readonly string[],
+    on: string,
+    context: GatewayRequestContext,
+    pinnedIssuedAt: number | null = null,
+  ): Promise<VerificationRun> {
+    if (subjects.length > this.config.maxSubjects) {
+      throw new VerificationRefused(
+        ErrorCode.LimitExceeded,
+        `At most ${this.config.maxSubjects} subjects per verify call (got ${subjects.length}); use npm run verify or POST /jobs for more`,
+        "subjects",
+      );
+    }
+    const verdicts = await verifySubjects({
+      policy,
+      subjects,
+      on,
+      context,
+      execute: this.services.execute,
+      batchSize: this.config.batchSize,
+      asOf: pinnedIssuedAt === null ? null : isoSeconds(pinnedIssuedAt * 1000),
+    });
+    await this.recordAccess(policy, verdicts, context);
+    return {
+      policy,
+      on,
+      issuedAt: pinnedIssuedAt ?? Math.floor(Date.now() / 1000),
+      verdicts,
+    };
+  }
+
+  /** The signed proof of one verdict. */
+  proof(request: ProofRequest): string {
+    return this.signer.sign(this.claims(request));
+  }
+
+  /** The signed proofs of many verdicts, in order (signed off the event loop). */
+  proofs(requests: readonly ProofRequest[]): Promise<string[]> {
+    return this.signer.signMany(requests.map((request) => this.claims(request)));
+  }
+
+  close(): Promise<void> {
+    return this.signer.close();
+  }
+
+  /** Verdicts of a batch share their departments arrays (see the engine); so do their claims. */
+  private readonly departmentClaims = new WeakMap<object, Record<string, string>>();
+
+  private departmentsClaim(departments: Verdict["departments"]): Record<string, string> {
+    let claim = this.departmentClaims.get(departments);
+    if (!claim) {
+      claim = Object.fromEntries(departments.map((d) => [d.department, d.asOf]));
+      this.departmentClaims.set(departments, claim);
+    }
+    return claim;
+  }
+
+  claims({ policy, verdict, on, principal, issuedAt }: ProofRequest): ProofClaims {
+    return {
+      iss: this.config.issuer,
+      sub: visibleSubject(policy, verdict.subject, principal),
+      policy: policy.name,
+      policyVersion: policy.version,
+      on,
+      outcome: verdict.outcome,
+      reasons: verdict.reasons,
+      unavailable: verdict.unavailable,
+      ...(verdict.quota === null ? {} : { quota: verdict.quota }),
+      departments: this.departmentsClaim(verdict.departments),
+      desk: principal.deskId,
+      purpose: principal.purpose,
+      ...(principal.caseId ? { caseId: principal.caseId } : {}),
+      iat: issuedAt,
+      exp: issuedAt + this.config.proofTtlSeconds,
+    };
+  }
+
+  /**
+   * The access ledger: one entry per subject verified (malformed ones touch no record), with the
+   * facts the policy consulted about it; the verdicts are returned only once it is durable.
+   */
+  private async recordAccess(
+    policy: Policy,
+    verdicts: readonly Verdict[],
+    context: GatewayRequestContext,
+  ): Promise<void> {
+    // Security off: the ledger records nothing, so nothing is gathered for it.
+    if (this.services.ledger === NO_LEDGER) return;
+    const answered = new Set<string>();
+    const subjects: SubjectAccess[] = [];
+    for (const verdict of verdicts) {
+      if (verdict.outcome === "INVALID") continue;
+      for (const { department } of verdict.departments) answered.add(department);
+      subjects.push({
+        subject: verdict.subject,
+        fields: this.factsConsulted(policy, verdict),
+        denied: [],
+        outcome:
+          verdict.reasons[0] === "SUBJECT_NOT_FOUND"
+            ? "not-found"
+            : verdict.departments.length === 0
+              ? "failed"
+              : verdict.unavailable.length > 0
+                ? "partial"
+                : "answered",
+      });
+    }
+    if (subjects.length === 0) return;
+    await this.services.ledger.append({
+      principal: context.principal,
+      requestId: context.requestId,
+      operationName: `verify ${policy.name}`,
+      operationHash: this.policyHash(policy),
+      departments: answered,
+      subjects,
+    });
+  }
+
+  /** Facts asked about a subject: those of the departments consulted (one array per combination). */
+  private readonly facts = new Map<string, readonly string[]>();
+
+  private factsConsulted(policy: Policy, verdict: Verdict): readonly string[] {
+    const departments = [...verdict.departments.map((d) => d.department), ...verdict.unavailable];
+    const key = `${policy.name}\u0000${departments.join(",")}`;
+    let fields = this.facts.get(key);
+    if (!fields) {
+      const all = departments.flatMap((department) =>
+        policy.stagePlans.flatMap((plan) => plan.fieldsByAlias[department] ?? []),
+      );
+      fields = [...new Set(all)];
+      this.facts.set(key, fields);
+    }
+    return fields;
+  }
+
+  private readonly policyHashes = new Map<Policy, string>();
+
+  /** Identifies the policy version in the ledger, as an operation hash identifies a document. */
+  private policyHash(policy: Policy): string {
+    let hash = this.policyHashes.get(policy);
+    if (!hash) {
+      hash = createHash("sha256")
+        .update(
+          JSON.stringify([policy.name, policy.version, policy.stages.map((s) => s.operation)]),
+        )
+        .digest("hex");
+      this.policyHashes.set(policy, hash);
+    }
+    return hash;
+  }
+}
+
+/** The subject as the desk may see it: in full with the identity scope, masked otherwise. */
+export function visibleSubject(policy: Policy, subject: string, principal: Principal): string {
+  if (policy.subjectKind === "PERSON") {
+    return hasScope(principal, "identity:basic") ? subject : maskPersonId(subject);
+  }
+  return hasScope(principal, "market:organization") ? subject : maskUscc(subject);
+}

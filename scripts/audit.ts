@@ -1,0 +1,60 @@
+/**
+ * `npm run audit -- <command>` reads the audit ledger `DATA_DIR/audit.db` (or `--data-dir`):
+ *
+ *   subject <ID>   the accesses to one person or organisation, oldest first, one JSON object a line
+ *   verify         walks the hash chain: exit 0 when intact, 1 naming the first broken entry
+ *   head           the last entry's number and hash, to publish (anchor) outside the file
+ */
+import { existsSync } from "node:fs";
+import { normalizePersonId, normalizeUscc } from "../common/ids.ts";
+import { option } from "../common/serve.ts";
+import { dataDir } from "../common/sqlite.ts";
+import {
+  auditDatabasePath,
+  openAuditDatabase,
+  subjectEntries,
+  verifyChain,
+} from "../gateway/ledger/store.ts";
+
+const USAGE = "usage: npm run audit -- subject <ID> | verify | head  [--data-dir DIR]";
+const argv = process.argv.slice(2);
+const dir = option(argv, "data-dir") ?? dataDir();
+const [command, argument] = argv.filter(
+  (arg, index) => !arg.startsWith("--") && argv[index - 1] !== "--data-dir",
+);
+
+if (!command || !["subject", "verify", "head"].includes(command)) {
+  console.error(USAGE);
+  process.exit(2);
+}
+if (!existsSync(auditDatabasePath(dir))) {
+  console.error(`audit: no audit ledger at ${auditDatabasePath(dir)}`);
+  process.exit(2);
+}
+const sqlite = openAuditDatabase(dir, { existing: true });
+try {
+  if (command === "subject") {
+    const subject = argument ? (normalizePersonId(argument) ?? normalizeUscc(argument)) : null;
+    if (!subject) {
+      console.error(`audit: "${argument ?? ""}" is neither an identity number nor a credit code`);
+      process.exit(2);
+    }
+    const entries = subjectEntries(sqlite, subject, Number.MAX_SAFE_INTEGER).reverse();
+    process.stdout.write(entries.map((entry) => `${JSON.stringify(entry)}\n`).join(""));
+    console.error(`audit: ${entries.length} entries for ${subject}`);
+  } else {
+    const verdict = verifyChain(sqlite);
+    if (!verdict.ok) {
+      console.error(`audit: chain BROKEN at entry ${verdict.brokenAt}: ${verdict.reason}`);
+      console.error(`audit: entries 1…${verdict.entries} verified before it`);
+      process.exitCode = 1;
+    } else if (command === "head") {
+      console.log(JSON.stringify(verdict.head ?? { seq: 0, hash: null }));
+    } else {
+      const head = verdict.head ? `, head entry ${verdict.head.seq} ${verdict.head.hash}` : "";
+      console.log(`audit: chain intact: ${verdict.entries} entries${head}`);
+    }
+  }
+} finally {
+  sqlite.close();
+}

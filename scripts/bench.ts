@@ -1,0 +1,534 @@
+/**
+ * `npm run bench [-- --persons N] [--seed S] [--json PATH] [--quick] [--seconds S]
+ * [--gateways a,b] [--scenarios a,b] [--profile]`: the gateways side by side against the same
+ * six subgraphs over the same seeded population.
+ *
+ * Seeds the population once per (N, S) into `.bench/` (reruns reuse it), starts the six subgraphs
+ * once, each in its own process on a free port, then for each scenario and each gateway: starts
+ * the gateway in its own process, checks that its answers to sample requests equal the baseline's,
+ * warms it up, measures it with autocannon in a process of its own, reads its peak RSS, stops it.
+ * Prints a table and writes the same as JSON with `--json`. The last line reads
+ * `interactive ratio X, batch ratio Y` (mianzheng with security on against the Apollo baseline).
+ *
+ * `--quick` (small population, short runs) is for CI: it checks that every gateway answered every
+ * sample identically and without error, and exits non-zero otherwise; it asserts no speed.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { join } from "node:path";
+import { isDeepStrictEqual, parseArgs } from "node:util";
+import Database from "better-sqlite3";
+import { DEPARTMENTS, type Department, urlVariable } from "../common/departments.ts";
+import { databasePath } from "../common/sqlite.ts";
+import { SUPERGRAPH_PATH } from "../gateway/compose.ts";
+import { readSupergraph } from "../gateway/supergraph.ts";
+import type { LoadJob, LoadResult } from "./bench/load.ts";
+import {
+  cpuMs,
+  freePort,
+  machineBusyMs,
+  ROOT,
+  type Running,
+  startNode,
+  treeCpuMs,
+  treePeakRss,
+  waitUntil,
+} from "./bench/processes.ts";
+import { idsOf, type ScenarioName, scenario } from "./bench/scenarios.ts";
+
+const USAGE = `usage: npm run bench -- [--persons N] [--seed S] [--json PATH] [--quick] [--seconds S]
+  [--warmup S] [--gateways apollo,hive,mianzheng,mianzheng-open] [--scenarios interactive,batch]
+  [--profile]`;
+
+const { values } = parseArgs({
+  options: {
+    persons: { type: "string" },
+    seed: { type: "string", default: "1" },
+    json: { type: "string" },
+    quick: { type: "boolean", default: false },
+    seconds: { type: "string" },
+    warmup: { type: "string" },
+    gateways: { type: "string" },
+    scenarios: { type: "string" },
+    profile: { type: "boolean", default: false },
+    help: { type: "boolean", short: "h", default: false },
+  },
+});
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+
+const quick = values.quick;
+const persons = Number(values.persons ?? (quick ? 3000 : 200_000));
+const seed = Number(values.seed);
+const seconds = Number(values.seconds ?? (quick ? 2 : 20));
+const warmupSeconds = Number(values.warmup ?? (quick ? 1 : 5));
+if (![persons, seed, seconds, warmupSeconds].every((n) => Number.isInteger(n) && n >= 0)) {
+  console.error(USAGE);
+  process.exit(2);
+}
+
+/** The desk every request comes from: the development demo desk, every scope. */
+const DESK_HEADERS = { authorization: "Bearer dev-desk-key", "x-purpose": "demo" };
+
+type GatewayName = "apollo" | "hive" | "mianzheng" | "mianzheng-open";
+const GATEWAYS: Record<GatewayName, string> = {
+  apollo: "baseline: @apollo/server 5 + @apollo/gateway 2.14, defaults",
+  hive: "Hive Gateway (CLI, defaults)",
+  mianzheng: "mianzheng, security on",
+  "mianzheng-open": "mianzheng, security off",
+};
+const gatewayNames = (values.gateways?.split(",") ?? Object.keys(GATEWAYS)) as GatewayName[];
+const scenarioNames = (values.scenarios?.split(",") ?? ["interactive", "batch"]) as ScenarioName[];
+for (const name of gatewayNames) {
+  if (!(name in GATEWAYS)) throw new Error(`unknown gateway "${name}"; ${USAGE}`);
+}
+
+const benchDir = join(ROOT, ".bench");
+const runDir = join(benchDir, `run-${process.pid}`);
+mkdirSync(runDir, { recursive: true });
+const processes: Running[] = [];
+
+function log(message: string): void {
+  console.error(`[bench] ${message}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The population: seeded once per (persons, seed), reused by later runs.
+
+async function population(): Promise<{ dir: string; day: string; idsFile: string }> {
+  const dir = join(benchDir, `data-p${persons}-s${seed}`);
+  const marker = join(dir, "demo-subjects.json");
+  if (!existsSync(marker)) {
+    const partial = `${dir}.partial`;
+    rmSync(partial, { recursive: true, force: true });
+    log(`seeding ${persons} persons (seed ${seed}) into ${dir} — once; later runs reuse it`);
+    const seeding = startNode("seed", "scripts/seed.ts", [
+      "--persons",
+      String(persons),
+      "--seed",
+      String(seed),
+      "--data-dir",
+      partial,
+    ]);
+    const code = await new Promise<number | null>((resolve) => seeding.child.on("exit", resolve));
+    if (code !== 0) throw new Error(`seeding failed:\n${seeding.output()}`);
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(partial, dir);
+  }
+  const day = (JSON.parse(readFileSync(marker, "utf8")) as { asOf: string }).asOf;
+
+  const idsFile = join(dir, "bench-ids.json");
+  if (!existsSync(idsFile)) {
+    const database = new Database(databasePath("hukou", dir), { readonly: true });
+    const ids = (database.prepare("SELECT id FROM person ORDER BY id").pluck().all() as string[])
+      // Shuffled with a seeded generator: random persons, the same ones for every gateway and run.
+      .map((id, index) => ({ id, key: mulberry32(seed * 7919 + index) }))
+      .sort((x, y) => x.key - y.key)
+      .map((entry) => entry.id);
+    database.close();
+    writeFileSync(idsFile, JSON.stringify(ids));
+  }
+  // The subgraphs read their files through mmap: start every gateway from the same warm page cache.
+  for (const department of DEPARTMENTS) readFileSync(databasePath(department, dir));
+  return { dir, day, idsFile };
+}
+
+function mulberry32(state: number): number {
+  let t = (state + 0x6d2b79f5) | 0;
+  t = Math.imul(t ^ (t >>> 15), t | 1);
+  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subgraphs and gateways.
+
+async function ready(url: string): Promise<boolean> {
+  const response = await fetch(url);
+  return response.ok;
+}
+
+const subgraphPids: number[] = [];
+
+async function startSubgraphs(dir: string): Promise<Record<Department, string>> {
+  const urls = {} as Record<Department, string>;
+  const started = await Promise.all(
+    DEPARTMENTS.map(async (department) => {
+      const port = await freePort();
+      const subgraph = startNode(
+        department,
+        "scripts/subgraph.ts",
+        [department, "--port", String(port)],
+        {
+          env: { DATA_DIR: dir, LOG_LEVEL: "warn", NODE_ENV: "development" },
+          nodeFlags: values.profile
+            ? ["--cpu-prof", `--cpu-prof-dir=${join(runDir, "profiles", department)}`]
+            : [],
+        },
+      );
+      processes.push(subgraph);
+      subgraphPids.push(subgraph.child.pid as number);
+      urls[department] = `http://127.0.0.1:${port}/graphql`;
+      return { subgraph, port };
+    }),
+  );
+  await Promise.all(
+    started.map(({ subgraph, port }) =>
+      waitUntil(subgraph, () => ready(`http://127.0.0.1:${port}/ready`)),
+    ),
+  );
+  return urls;
+}
+
+/**
+ * The supergraph the baselines serve: the checked-in one as mianzheng's planner receives it (stock
+ * `@apollo/gateway` refuses a `for: SECURITY` link), pointed at this run's subgraphs.
+ */
+function baselineSupergraph(urls: Record<Department, string>): string {
+  const sdl = readSupergraph(readFileSync(SUPERGRAPH_PATH, "utf8")).plannerSdl.replace(
+    /@join__graph\(name: "(\w+)", url: "[^"]*"\)/g,
+    (whole, name: string) =>
+      name in urls ? `@join__graph(name: "${name}", url: "${urls[name as Department]}")` : whole,
+  );
+  const file = join(runDir, "supergraph.graphql");
+  writeFileSync(file, sdl);
+  return file;
+}
+
+interface GatewayProcess {
+  running: Running;
+  url: string;
+}
+
+async function startGateway(
+  name: GatewayName,
+  urls: Record<Department, string>,
+  supergraphFile: string,
+): Promise<GatewayProcess> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}/graphql`;
+  const env: NodeJS.ProcessEnv = { PORT: String(port), NODE_ENV: "development" };
+  let running: Running;
+  if (name === "apollo") {
+    running = startNode(name, "scripts/bench/apollo-gateway.ts", [], {
+      env: { ...env, SUPERGRAPH_FILE: supergraphFile },
+    });
+  } else if (name === "hive") {
+    running = startNode(
+      name,
+      "node_modules/@graphql-hive/gateway/dist/bin.js",
+      [
+        "supergraph",
+        supergraphFile,
+        "--config-path",
+        "scripts/bench/hive-gateway.config.ts",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(port),
+      ],
+      { env: { ...env, DEPARTMENT_URLS: JSON.stringify(urls) } },
+    );
+  } else {
+    const gatewayData = join(runDir, `${name}-data`);
+    mkdirSync(gatewayData, { recursive: true });
+    running = startNode(name, "scripts/gateway.ts", [], {
+      env: {
+        ...env,
+        COALESCING_STATS: "1",
+        DATA_DIR: gatewayData,
+        LOG_LEVEL: "warn",
+        SECURITY: name === "mianzheng-open" ? "off" : "on",
+        ...Object.fromEntries(DEPARTMENTS.map((d) => [urlVariable(d), urls[d]])),
+      },
+      nodeFlags: values.profile
+        ? ["--cpu-prof", `--cpu-prof-dir=${join(runDir, "profiles", name)}`]
+        : [],
+    });
+  }
+  processes.push(running);
+  await waitUntil(running, async () => (await post(url, "{ __typename }", {})).status === 200);
+  return { running, url };
+}
+
+async function post(
+  url: string,
+  query: string,
+  variables: Record<string, unknown>,
+  headers: Record<string, string> = DESK_HEADERS,
+): Promise<{ status: number; body: { data?: unknown; errors?: unknown[] } }> {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "application/json", ...headers },
+    body: JSON.stringify({ query, variables }),
+  });
+  const text = await response.text();
+  try {
+    return { status: response.status, body: JSON.parse(text) };
+  } catch {
+    return { status: response.status, body: { errors: [text.slice(0, 300)] } };
+  }
+}
+
+async function runLoad(job: LoadJob): Promise<LoadResult> {
+  const file = join(runDir, `load-${job.scenario}.json`);
+  writeFileSync(file, JSON.stringify(job));
+  let out = "";
+  const load = startNode("load", "scripts/bench/load.ts", [file], {
+    onStdout: (chunk) => {
+      out += chunk;
+    },
+  });
+  const code = await new Promise<number | null>((resolve) => load.child.on("exit", resolve));
+  const line = out.trim().split("\n").at(-1) ?? "";
+  if (code !== 0 || !line.startsWith("{"))
+    throw new Error(`load generator failed:\n${load.output()}`);
+  return JSON.parse(line) as LoadResult;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run.
+
+interface Row {
+  gateway: GatewayName;
+  description: string;
+  scenario: ScenarioName;
+  unit: "requests/s" | "persons/s";
+  perSecond: number;
+  requests: number;
+  latencyMs: { p50: number; p99: number; max: number };
+  errors: number;
+  errorDetail: LoadResult["errors"];
+  sampleFailure: string | null;
+  peakRssBytes: number;
+  processes: number;
+  /** CPU per request during the measurement, ms: the gateway's, and the six subgraphs' together. */
+  cpuMsPerRequest: { gateway: number; subgraphs: number; loadGenerator: number };
+  /** Share of the machine's CPU used by processes outside the benchmark during the measurement. */
+  foreignCpuShare: number;
+  /** Samples answered exactly as the baseline answered them. */
+  identical: boolean;
+  mismatch: string | null;
+}
+
+function mb(bytes: number): string {
+  return `${Math.round(bytes / 1024 / 1024)} MB`;
+}
+
+function table(rows: readonly Row[]): string {
+  const header = [
+    "scenario",
+    "gateway",
+    "throughput",
+    "p50",
+    "p99",
+    "errors",
+    "peak RSS",
+    "CPU/request: gateway + subgraphs",
+    "same data",
+    "vs baseline",
+  ];
+  const lines = rows.map((row) => {
+    const base = rows.find((r) => r.scenario === row.scenario && r.gateway === "apollo");
+    return [
+      row.scenario,
+      row.description,
+      `${Math.round(row.perSecond).toLocaleString("en")} ${row.unit}`,
+      `${row.latencyMs.p50.toFixed(1)} ms`,
+      `${row.latencyMs.p99.toFixed(1)} ms`,
+      String(row.errors),
+      `${mb(row.peakRssBytes)}${row.processes > 1 ? ` (${row.processes} proc)` : ""}`,
+      `${row.cpuMsPerRequest.gateway.toFixed(2)} + ${row.cpuMsPerRequest.subgraphs.toFixed(2)} ms`,
+      row.identical ? "yes" : "NO",
+      base && base.perSecond > 0 ? `${(row.perSecond / base.perSecond).toFixed(2)}×` : "",
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? "").length)));
+  const format = (cells: string[]) =>
+    `| ${cells.map((cell, i) => cell.padEnd(widths[i] ?? 0)).join(" | ")} |`;
+  return [format(header), format(widths.map((w) => "-".repeat(w))), ...lines.map(format)].join(
+    "\n",
+  );
+}
+
+async function main(): Promise<number> {
+  const started = Date.now();
+  const { dir, day, idsFile } = await population();
+  const ids = JSON.parse(readFileSync(idsFile, "utf8")) as string[];
+  log(`population: ${ids.length} persons in ${dir}, reference day ${day}`);
+  const urls = await startSubgraphs(dir);
+  log(`subgraphs: ${DEPARTMENTS.map((d) => `${d} ${urls[d]}`).join(", ")}`);
+  const supergraphFile = baselineSupergraph(urls);
+
+  const rows: Row[] = [];
+  let securityEnforced: boolean | null = null;
+  // Measured requests ask about other persons than the samples and the warm-up.
+  const measuredOffset = Math.floor(ids.length / 2);
+  for (const scenarioName of scenarioNames) {
+    const work = scenario(scenarioName, day, quick);
+    const sampleCount = quick ? 5 : 20;
+    const samples = Array.from({ length: sampleCount }, (_, n) =>
+      idsOf(ids, n, work.idsPerRequest),
+    );
+    let reference: unknown[] | null = null;
+    for (const name of gatewayNames) {
+      log(`${scenarioName}: ${GATEWAYS[name]}`);
+      const gateway = await startGateway(name, urls, supergraphFile);
+      try {
+        if (name === "mianzheng" && securityEnforced === null) {
+          const anonymous = await post(
+            gateway.url,
+            work.query,
+            work.variables(samples[0] ?? []),
+            {},
+          );
+          securityEnforced = anonymous.status === 401;
+        }
+        // Samples first: the same requests to every gateway, answers compared with the baseline's.
+        const answers: unknown[] = [];
+        let mismatch: string | null = null;
+        for (const asked of samples) {
+          const { status, body } = await post(gateway.url, work.query, work.variables(asked));
+          answers.push(body.data ?? null);
+          if (status !== 200 || body.errors) {
+            mismatch ??= `HTTP ${status}: ${JSON.stringify(body).slice(0, 400)}`;
+          }
+        }
+        reference ??= answers;
+        const identical = mismatch === null && isDeepStrictEqual(answers, reference);
+        if (!identical && mismatch === null) {
+          const index = answers.findIndex(
+            (answer, i) => !isDeepStrictEqual(answer, reference?.[i]),
+          );
+          mismatch = `sample ${index} differs: ${JSON.stringify(answers[index]).slice(0, 300)} vs ${JSON.stringify(reference[index]).slice(0, 300)}`;
+        }
+        if (mismatch) log(`  answers differ from the baseline's: ${mismatch}`);
+
+        const job: Omit<LoadJob, "seconds" | "offset"> = {
+          url: gateway.url,
+          scenario: scenarioName,
+          day,
+          quick,
+          idsFile,
+          headers: DESK_HEADERS,
+        };
+        if (warmupSeconds > 0)
+          await runLoad({ ...job, seconds: warmupSeconds, offset: sampleCount });
+        const gatewayPid = gateway.running.child.pid as number;
+        const before = {
+          gateway: treeCpuMs(gatewayPid),
+          subgraphs: subgraphPids.reduce((sum, pid) => sum + cpuMs(pid), 0),
+          machine: machineBusyMs(),
+          self: process.cpuUsage(),
+          at: performance.now(),
+        };
+        const result = await runLoad({ ...job, seconds, offset: measuredOffset });
+        const used = {
+          gateway: treeCpuMs(gatewayPid) - before.gateway,
+          subgraphs: subgraphPids.reduce((sum, pid) => sum + cpuMs(pid), 0) - before.subgraphs,
+          machine: machineBusyMs() - before.machine,
+          self: (process.cpuUsage(before.self).user + process.cpuUsage(before.self).system) / 1000,
+          wall: performance.now() - before.at,
+        };
+        const foreign = used.machine - used.gateway - used.subgraphs - used.self - result.cpuMs;
+        const rss = treePeakRss(gateway.running.child.pid as number);
+        const errors = result.errors.non200 + result.errors.transport + result.errors.incomplete;
+        const row: Row = {
+          gateway: name,
+          description: GATEWAYS[name],
+          scenario: scenarioName,
+          unit: work.unit === "persons" ? "persons/s" : "requests/s",
+          perSecond: result.requestsPerSecond * work.idsPerRequest,
+          requests: result.requests,
+          latencyMs: result.latencyMs,
+          errors,
+          errorDetail: result.errors,
+          sampleFailure: result.sampleFailure,
+          peakRssBytes: rss.bytes,
+          processes: rss.processes,
+          cpuMsPerRequest: {
+            gateway: used.gateway / Math.max(1, result.requests),
+            subgraphs: used.subgraphs / Math.max(1, result.requests),
+            loadGenerator: result.cpuMs / Math.max(1, result.requests),
+          },
+          foreignCpuShare: Math.max(0, foreign) / (used.wall * cpus().length),
+          identical,
+          mismatch,
+        };
+        rows.push(row);
+        log(
+          `  ${Math.round(row.perSecond)} ${row.unit}, p50 ${row.latencyMs.p50} ms, p99 ${row.latencyMs.p99} ms, ${errors} errors, peak RSS ${mb(rss.bytes)}, CPU per request: gateway ${row.cpuMsPerRequest.gateway.toFixed(2)} ms, subgraphs ${row.cpuMsPerRequest.subgraphs.toFixed(2)} ms, load generator ${row.cpuMsPerRequest.loadGenerator.toFixed(2)} ms; other processes used ${(100 * row.foreignCpuShare).toFixed(0)}% of the machine`,
+        );
+        if (result.sampleFailure) log(`  a failed answer: ${result.sampleFailure}`);
+      } finally {
+        await gateway.running.stop();
+        if (process.env.BENCH_DEBUG) log(gateway.running.output());
+      }
+    }
+  }
+
+  const ratio = (scenarioName: ScenarioName) => {
+    const base = rows.find((r) => r.scenario === scenarioName && r.gateway === "apollo");
+    const ours = rows.find((r) => r.scenario === scenarioName && r.gateway === "mianzheng");
+    return base && ours && base.perSecond > 0 ? ours.perSecond / base.perSecond : null;
+  };
+  const ratios = { interactive: ratio("interactive"), batch: ratio("batch") };
+  const report = {
+    date: new Date().toISOString(),
+    machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? "", node: process.version },
+    persons: ids.length,
+    seed,
+    referenceDay: day,
+    seconds,
+    warmupSeconds,
+    quick,
+    security:
+      securityEnforced === null
+        ? "not measured"
+        : securityEnforced
+          ? "enforced (demo desk: Bearer dev-desk-key, X-Purpose demo)"
+          : "requested, but the gateway answered a request without a key (not enforced)",
+    notes: [
+      "Baselines serve the planner SDL mianzheng's planner uses (the supergraph without the `for: SECURITY` purpose of the @requiresScopes link, which stock @apollo/gateway refuses).",
+      "Every process logs at level warn; each gateway, each subgraph and the load generator (autocannon) run in processes of their own on one machine.",
+      "Peak RSS is VmHWM from /proc, summed over the gateway's process tree.",
+    ],
+    rows,
+    ratios,
+    elapsedSeconds: Math.round((Date.now() - started) / 1000),
+  };
+  if (values.json) writeFileSync(values.json, `${JSON.stringify(report, null, 2)}\n`);
+
+  console.log("");
+  console.log(
+    `${new Date().toISOString().slice(0, 10)}, ${report.machine.cpus} × ${report.machine.cpu}, Node ${process.version}; ${ids.length.toLocaleString("en")} persons; ${seconds} s per measurement after ${warmupSeconds} s warm-up`,
+  );
+  console.log(`mianzheng security: ${report.security}`);
+  for (const note of report.notes) console.log(`note: ${note}`);
+  console.log("");
+  console.log(table(rows));
+  console.log("");
+  const failed = rows.filter((row) => !row.identical || row.errors > 0);
+  for (const row of failed) {
+    console.log(
+      `FAILED ${row.scenario} ${row.gateway}: ${row.mismatch ?? ""} ${row.errors > 0 ? `${row.errors} errors (${JSON.stringify(row.errorDetail)}): ${row.sampleFailure}` : ""}`,
+    );
+  }
+  const show = (value: number | null) => (value === null ? "n/a" : `${value.toFixed(2)}`);
+  console.log(`interactive ratio ${show(ratios.interactive)}, batch ratio ${show(ratios.batch)}`);
+  return quick && failed.length > 0 ? 1 : 0;
+}
+
+let code = 1;
+try {
+  code = await main();
+} catch (error) {
+  console.error(`[bench] ${(error as Error).stack ?? error}`);
+} finally {
+  await Promise.all(processes.map((running) => running.stop()));
+  if (!values.profile) rmSync(runDir, { recursive: true, force: true });
+  else log(`profiles kept in ${join(runDir, "profiles")}`);
+}
+process.exit(code);

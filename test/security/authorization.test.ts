@@ -1,0 +1,182 @@
+/**
+ * Field-level authorization and masking through the real gateway: the lottery desk learns what its
+ * purpose needs (licence validity, age, hukou region) and nothing more (names, addresses, family).
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openAuditDatabase, subjectEntries } from "../../gateway/ledger/store.ts";
+import { LI_NA, WANG_QIANG, writeFixtures, ZHANG_COMPANY, ZHANG_WEI } from "../fixtures.ts";
+import { tempDataDir } from "../helpers.ts";
+import { LOTTERY_DESK, type Platform, startPlatform } from "../platform.ts";
+
+let platform: Platform;
+let data: ReturnType<typeof tempDataDir>;
+
+beforeAll(async () => {
+  data = tempDataDir();
+  writeFixtures(data.dir);
+  platform = await startPlatform(data.dir);
+});
+
+afterAll(async () => {
+  await platform.close();
+  data.remove();
+});
+
+function entriesOf(subject: string) {
+  const sqlite = openAuditDatabase(data.dir, { existing: true });
+  try {
+    return subjectEntries(sqlite, subject);
+  } finally {
+    sqlite.close();
+  }
+}
+
+describe("the lottery desk", () => {
+  it("is denied the name but given licence validity in the same query", async () => {
+    const { status, body } = await platform.query(
+      `query Check($id: ID!) {
+        person(id: $id) { name hasValidDriverLicense(on: "2026-11-01") ageOn(on: "2026-11-01") }
+      }`,
+      { id: ZHANG_WEI },
+      LOTTERY_DESK,
+    );
+    expect(status).toBe(200);
+    // `name` is String! in the schema: withheld, it is null without nulling the person.
+    expect(body.data).toEqual({
+      person: { name: null, hasValidDriverLicense: true, ageOn: 41 },
+    });
+    expect(body.errors).toEqual([
+      {
+        message: expect.stringContaining("Person.name"),
+        path: ["person", "name"],
+        extensions: {
+          code: "FORBIDDEN",
+          field: "Person.name",
+          requiredScopes: [["identity:basic"]],
+        },
+      },
+    ]);
+  });
+
+  it("gets one FORBIDDEN error per person of a list, each with its path", async () => {
+    const { body } = await platform.query(
+      `{ people(ids: ["${ZHANG_WEI}", "${WANG_QIANG}"]) { hukouAddress hukouWithin(region: "110000") } }`,
+      {},
+      LOTTERY_DESK,
+    );
+    expect(body.data).toEqual({
+      people: [
+        { hukouAddress: null, hukouWithin: true },
+        { hukouAddress: null, hukouWithin: false },
+      ],
+    });
+    expect(body.errors?.map((error) => [error.path, error.extensions?.code])).toEqual([
+      [["people", 0, "hukouAddress"], "FORBIDDEN"],
+      [["people", 1, "hukouAddress"], "FORBIDDEN"],
+    ]);
+  });
+
+  it("is denied fields with their own selections, inside fragments too", async () => {
+    const { body } = await platform.query(
+      `query Family { person(id: "${ZHANG_WEI}") { ...Facts spouse(on: "2026-11-01") { id } } }
+       fragment Facts on Person { alive marriages { registeredOn } residencePermits { number } }`,
+      {},
+      LOTTERY_DESK,
+    );
+    expect(body.data).toEqual({
+      person: { alive: true, marriages: null, residencePermits: null, spouse: null },
+    });
+    expect(body.errors?.map((error) => error.path)).toEqual([
+      ["person", "marriages"],
+      ["person", "residencePermits"],
+      ["person", "spouse"],
+    ]);
+  });
+
+  it("never calls a department whose every field was withheld", async () => {
+    // Marital status needs civil:marital-status, which the lottery purpose does not grant.
+    await platform.query(
+      `query Marital { person(id: "${LI_NA}") { maritalStatus alive } }`,
+      {},
+      LOTTERY_DESK,
+    );
+    const [entry] = entriesOf(LI_NA).filter((e) => e.operationName === "Marital");
+    expect(entry?.departments).toEqual(["hukou"]);
+    expect(entry?.denied).toEqual(["Person.maritalStatus"]);
+    expect(entry?.fields).toEqual(["Person.alive"]);
+  });
+
+  it("sees identity numbers masked; the development desk sees them in full", async () => {
+    const query = `query Ids($ids: [ID!]!) { people(ids: $ids) { id hasValidDriverLicense(on: "2026-11-01") } }`;
+    const ids = [ZHANG_WEI, WANG_QIANG];
+    const lottery = await platform.query(query, { ids }, LOTTERY_DESK);
+    expect(lottery.body).toEqual({
+      data: {
+        people: [
+          { id: "110105********1015", hasValidDriverLicense: true },
+          { id: "130102********2113", hasValidDriverLicense: false },
+        ],
+      },
+    });
+    const development = await platform.query(query, { ids });
+    expect(development.body.data?.people).toEqual([
+      { id: ZHANG_WEI, hasValidDriverLicense: true },
+      { id: WANG_QIANG, hasValidDriverLicense: false },
+    ]);
+  });
+
+  it("sees organisations (its purpose grants market:organization) but not their representatives", async () => {
+    const { body } = await platform.query(
+      `{ organization(uscc: "${ZHANG_COMPANY}") { uscc status vatTotal(year: 2025) legalRepresentative { id } } }`,
+      {},
+      LOTTERY_DESK,
+    );
+    expect(body.data).toEqual({
+      organization: {
+        uscc: ZHANG_COMPANY,
+        status: "ACTIVE",
+        vatTotal: "60000.00",
+        legalRepresentative: null,
+      },
+    });
+    expect(body.errors?.[0]?.extensions?.field).toBe("Organization.legalRepresentative");
+  });
+
+  it("is refused a citizen's access log", async () => {
+    const { body } = await platform.query("{ myAccessLog { at } }", {}, LOTTERY_DESK);
+    expect(body.data).toEqual({ myAccessLog: null });
+    expect(body.errors?.[0]).toMatchObject({
+      path: ["myAccessLog"],
+      extensions: { code: "FORBIDDEN", field: "Query.myAccessLog" },
+    });
+  });
+});
+
+describe("nested subjects", () => {
+  it("audits the spouse and the company reached through a person, and hides the keys it fetched", async () => {
+    const { body } = await platform.query(
+      `query Relations { person(id: "${ZHANG_WEI}") {
+          spouse(on: "2026-11-01") { name }
+          legalRepresentativeOf { name }
+      } }`,
+    );
+    expect(body).toEqual({
+      data: {
+        person: {
+          spouse: { name: "李娜" },
+          legalRepresentativeOf: [{ name: "北京张氏科技有限公司" }],
+        },
+      },
+    });
+    const spouse = entriesOf(LI_NA).find((entry) => entry.operationName === "Relations");
+    expect(spouse).toMatchObject({
+      deskId: "dev-desk",
+      fields: ["Person.name"],
+      outcome: "answered",
+    });
+    const company = entriesOf(ZHANG_COMPANY).find((entry) => entry.operationName === "Relations");
+    expect(company?.fields).toEqual(["Organization.name"]);
+    const person = entriesOf(ZHANG_WEI).find((entry) => entry.operationName === "Relations");
+    expect(person?.fields).toEqual(["Person.spouse", "Person.legalRepresentativeOf"]);
+  });
+});

@@ -1,0 +1,278 @@
+/**
+ * The audit ledger through the real gateway: one entry per subject, durable before the response,
+ * a hash chain that `npm run audit -- verify` checks, and a citizen's view of their own entries.
+ */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makePersonId } from "../../common/ids.ts";
+import { openAuditDatabase, subjectEntries, verifyChain } from "../../gateway/ledger/store.ts";
+import { developmentCitizenToken } from "../../gateway/security/citizen-token.ts";
+import { LI_NA, WANG_QIANG, writeFixtures, ZHANG_WEI } from "../fixtures.ts";
+import { tempDataDir, writeRecords } from "../helpers.ts";
+import { LOTTERY_DESK, type Platform, startPlatform } from "../platform.ts";
+
+const run = promisify(execFile);
+let platform: Platform;
+let data: ReturnType<typeof tempDataDir>;
+
+/** 990 registered persons and 10 numbers nobody holds. */
+const REGISTERED = Array.from({ length: 990 }, (_, i) =>
+  makePersonId(
+    "110105",
+    `1990-01-${String((i % 28) + 1).padStart(2, "0")}`,
+    100 + Math.floor(i / 28),
+  ),
+);
+const UNKNOWN = Array.from({ length: 10 }, (_, i) => makePersonId("110108", "2001-02-03", 500 + i));
+
+beforeAll(async () => {
+  data = tempDataDir();
+  writeFixtures(data.dir);
+  writeRecords(
+    "hukou",
+    data.dir,
+    REGISTERED.map((id, i) => ({
+      kind: "person",
+      id,
+      name: `测试${i}`,
+      gender: Number(id[16]) % 2 === 1 ? "M" : "F",
+      birthDate: `${id.slice(6, 10)}-${id.slice(10, 12)}-${id.slice(12, 14)}`,
+      hukouRegion: "110105",
+      status: "ALIVE",
+    })),
+  );
+  platform = await startPlatform(data.dir);
+});
+
+afterAll(async () => {
+  await platform.close();
+  data.remove();
+});
+
+function withLedger<T>(dir: string, read: (sqlite: Database.Database) => T): T {
+  const sqlite = openAuditDatabase(dir, { existing: true });
+  try {
+    return read(sqlite);
+  } finally {
+    sqlite.close();
+  }
+}
+
+async function audit(dir: string, ...args: string[]) {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [
+      "--import",
+      "tsx",
+      "scripts/audit.ts",
+      ...args,
+      "--data-dir",
+      dir,
+    ]);
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
+}
+
+describe("a 1,000-id people query", () => {
+  const ids = [...REGISTERED.slice(0, 500), ...UNKNOWN, ...REGISTERED.slice(500)];
+
+  it("writes one entry per subject, durable before the response arrives", async () => {
+    const { body } = await platform.query(
+      `query LotteryBatch($ids: [ID!]!) { people(ids: $ids) { alive ageOn(on: "2026-11-01") } }`,
+      { ids },
+      { ...LOTTERY_DESK, "x-case-id": "2026-R5" },
+    );
+    expect(body.errors).toBeUndefined();
+    expect(body.data?.people).toHaveLength(1000);
+    // Read the file the moment the response is in: the entries are already committed.
+    const rows = withLedger(data.dir, (sqlite) =>
+      sqlite
+        .prepare(
+          `SELECT e.subject, e.outcome, e.selection, r.selections, r.desk_id, r.purpose, r.case_id, r.departments
+           FROM entries e JOIN requests r ON r.seq = e.request WHERE r.operation_name = 'LotteryBatch'
+           ORDER BY e.seq`,
+        )
+        .all(),
+    ) as Array<Record<string, string>>;
+    expect(rows).toHaveLength(1000);
+    expect(rows.map((row) => row.subject)).toEqual(ids);
+    expect(rows[0]).toEqual({
+      subject: ids[0],
+      outcome: "answered",
+      selection: 0,
+      selections: '[{"fields":["Person.alive","Person.ageOn"],"denied":[]}]',
+      desk_id: "dev-lottery",
+      purpose: "car-lottery",
+      case_id: "2026-R5",
+      departments: '["hukou"]',
+    });
+    // Numbers nobody holds are recorded too: the desk learned that nobody holds them.
+    expect(rows.slice(500, 510).every((row) => row.outcome === "not-found")).toBe(true);
+  });
+
+  it("keeps every acknowledged entry when many requests commit together", async () => {
+    const before = withLedger(data.dir, (sqlite) => verifyChain(sqlite));
+    await Promise.all(
+      REGISTERED.slice(0, 40).map((id) =>
+        platform.query(`query One { person(id: "${id}") { alive } }`, {}, LOTTERY_DESK),
+      ),
+    );
+    const after = withLedger(data.dir, (sqlite) => verifyChain(sqlite));
+    expect(after.ok).toBe(true);
+    expect(after.entries - before.entries).toBe(40);
+  });
+});
+
+describe("npm run audit", () => {
+  it("prints a subject's entries as NDJSON", async () => {
+    const subject = REGISTERED[3] as string;
+    const { code, stdout } = await audit(data.dir, "subject", subject);
+    expect(code).toBe(0);
+    const lines = stdout
+      .trim()
+      .split("\n")
+      .map((line) => JSON.parse(line));
+    expect(lines.length).toBeGreaterThanOrEqual(2);
+    expect(lines[0]).toMatchObject({
+      subject,
+      deskId: "dev-lottery",
+      desk: "Beijing passenger-car lottery desk (development)",
+      purpose: "car-lottery",
+      caseId: "2026-R5",
+      operationName: "LotteryBatch",
+      fields: ["Person.alive", "Person.ageOn"],
+      denied: [],
+      departments: ["hukou"],
+      outcome: "answered",
+    });
+    expect(lines[0].hash).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("verifies the chain (exit 0), and fails naming the entry after a row is edited or deleted", async () => {
+    expect((await audit(data.dir, "verify")).code).toBe(0);
+    expect((await audit(data.dir, "verify")).stdout).toMatch(/chain intact: \d+ entries/);
+
+    // Tamper with a consistent copy, as someone with the file would.
+    const copy = tempDataDir();
+    try {
+      withLedger(data.dir, (sqlite) => sqlite.exec(`VACUUM INTO '${copy.dir}/audit.db'`));
+      const file = new Database(`${copy.dir}/audit.db`);
+      // The platform itself cannot rewrite history…
+      expect(() =>
+        file.prepare("UPDATE entries SET outcome = 'answered' WHERE seq = 700").run(),
+      ).toThrow(/append-only/);
+      // …someone editing the file around the triggers is caught by the chain.
+      file.exec("DROP TRIGGER entries_no_update; DROP TRIGGER entries_no_delete");
+      file.prepare("UPDATE entries SET subject = ? WHERE seq = 700").run(ZHANG_WEI);
+      file.close();
+      const edited = await audit(copy.dir, "verify");
+      expect(edited.code).toBe(1);
+      expect(edited.stderr).toContain("BROKEN at entry 700");
+      expect(edited.stderr).toContain("was edited");
+
+      const restored = new Database(`${copy.dir}/audit.db`);
+      const original = withLedger(data.dir, (sqlite) =>
+        sqlite.prepare("SELECT subject FROM entries WHERE seq = 700").get(),
+      ) as { subject: string };
+      restored.prepare("UPDATE entries SET subject = ? WHERE seq = 700").run(original.subject);
+      expect(verifyChain(restored).ok).toBe(true);
+      restored.prepare("DELETE FROM entries WHERE seq = 321").run();
+      restored.close();
+      const deleted = await audit(copy.dir, "verify");
+      expect(deleted.code).toBe(1);
+      expect(deleted.stderr).toContain("BROKEN at entry 322");
+
+      const truncated = new Database(`${copy.dir}/audit.db`);
+      truncated.prepare("INSERT INTO entries SELECT * FROM entries WHERE 0").run();
+      const last = truncated.prepare("SELECT max(seq) AS seq FROM entries").get() as {
+        seq: number;
+      };
+      truncated.prepare("DELETE FROM entries WHERE seq >= 321").run();
+      truncated.close();
+      const tail = await audit(copy.dir, "verify");
+      expect(tail.code).toBe(1);
+      expect(tail.stderr).toContain(`head records entry ${last.seq}`);
+    } finally {
+      copy.remove();
+    }
+  });
+
+  it("exits non-zero with usage for an unknown command or subject", async () => {
+    expect((await audit(data.dir, "frobnicate")).code).toBe(2);
+    expect((await audit(data.dir, "subject", "12345")).code).toBe(2);
+  });
+});
+
+describe("myAccessLog", () => {
+  it("shows a citizen who looked at their records, and nobody else's accesses", async () => {
+    await platform.query(
+      `query HousingCheck { person(id: "${ZHANG_WEI}") { hukouRegion { code } } }`,
+      {},
+      { authorization: "Bearer dev-desk-key", "x-purpose": "demo", "x-case-id": "FW-2026-001" },
+    );
+    await platform.query(
+      `query LotteryPair { people(ids: ["${ZHANG_WEI}", "${LI_NA}"]) { hasValidDriverLicense name } }`,
+      {},
+      LOTTERY_DESK,
+    );
+    await platform.query(`query OnlyLiNa { person(id: "${LI_NA}") { alive } }`, {}, LOTTERY_DESK);
+
+    const read = async (id: string) => {
+      const token = await developmentCitizenToken(id);
+      const { body } = await platform.query(
+        `{ myAccessLog { entry at deskId desk purpose legalBasis caseId facts denied departments outcome operationName } }`,
+        {},
+        { authorization: `Bearer ${token}` },
+      );
+      expect(body.errors).toBeUndefined();
+      return (body.data as { myAccessLog: Array<Record<string, unknown>> }).myAccessLog;
+    };
+
+    const zhang = await read(ZHANG_WEI);
+    expect(zhang.map((entry) => entry.operationName).slice(0, 2)).toEqual([
+      "LotteryPair",
+      "HousingCheck",
+    ]);
+    expect(zhang[0]).toMatchObject({
+      deskId: "dev-lottery",
+      desk: "Beijing passenger-car lottery desk (development)",
+      purpose: "car-lottery",
+      legalBasis: expect.stringContaining("北京市小客车数量调控暂行规定"),
+      caseId: null,
+      facts: ["Person.hasValidDriverLicense"],
+      denied: ["Person.name"],
+      departments: ["hukou", "traffic"],
+      outcome: "PARTIAL",
+    });
+    expect(zhang[1]).toMatchObject({
+      deskId: "dev-desk",
+      purpose: "demo",
+      caseId: "FW-2026-001",
+      facts: ["Person.hukouRegion", "Region.code"],
+      outcome: "ANSWERED",
+    });
+    expect(zhang.some((entry) => entry.operationName === "OnlyLiNa")).toBe(false);
+    // Exactly the ledger's entries for this citizen, nobody else's.
+    const ledger = withLedger(data.dir, (sqlite) => subjectEntries(sqlite, ZHANG_WEI));
+    expect(zhang.map((entry) => entry.entry)).toEqual(ledger.map((entry) => entry.entry));
+
+    const li = await read(LI_NA);
+    expect(li.map((entry) => entry.operationName).slice(0, 2)).toEqual(["OnlyLiNa", "LotteryPair"]);
+    expect(li.some((entry) => entry.operationName === "HousingCheck")).toBe(false);
+
+    const wang = await read(WANG_QIANG);
+    expect(wang).toEqual([]);
+  });
+
+  it("is not itself recorded as an access to the registers", async () => {
+    const before = withLedger(data.dir, (sqlite) => verifyChain(sqlite));
+    const token = await developmentCitizenToken(ZHANG_WEI);
+    await platform.query("{ myAccessLog { at } }", {}, { authorization: `Bearer ${token}` });
+    const after = withLedger(data.dir, (sqlite) => verifyChain(sqlite));
+    expect(after.entries).toBe(before.entries);
+  });
+});

@@ -1,0 +1,152 @@
+/**
+ * Production start: the gateway refuses to run with the published demo desks or with security
+ * off, and runs with a real desk registry — introspection and the landing page off.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEPARTMENTS } from "../../common/departments.ts";
+import { DEVELOPMENT_DESKS_FILE } from "../../gateway/config.ts";
+import { hashKey } from "../../gateway/security/desks.ts";
+import { tempDataDir } from "../helpers.ts";
+
+let data: ReturnType<typeof tempDataDir>;
+let proofKeyFile: string;
+
+beforeAll(() => {
+  data = tempDataDir();
+  // Production also wants verification's proof-signing key from a file; any Ed25519 key will do.
+  proofKeyFile = join(data.dir, "proof-key.json");
+  const { privateKey } = generateKeyPairSync("ed25519");
+  writeFileSync(proofKeyFile, JSON.stringify(privateKey.export({ format: "jwk" })));
+});
+
+afterAll(() => {
+  data.remove();
+});
+
+function productionEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
+  const secrets = Object.fromEntries(
+    DEPARTMENTS.map((department) => [
+      `MIANZHENG_SECRET_${department.toUpperCase()}`,
+      `secret-${department}-0123456789`,
+    ]),
+  );
+  return {
+    ...process.env,
+    NODE_ENV: "production",
+    PORT: "0",
+    DATA_DIR: data.dir,
+    PROOF_SIGNING_KEY_FILE: proofKeyFile,
+    ...secrets,
+    ...extra,
+  };
+}
+
+function startGateway(env: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(process.execPath, ["--import", "tsx", "scripts/gateway.ts"], { env, stdio: "pipe" });
+}
+
+async function exitOf(child: ChildProcess): Promise<{ code: number | null; output: string }> {
+  let output = "";
+  child.stdout?.on("data", (chunk) => (output += chunk));
+  child.stderr?.on("data", (chunk) => (output += chunk));
+  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+  return { code, output };
+}
+
+describe("NODE_ENV=production", () => {
+  it("refuses to start while a demo desk is registered", async () => {
+    const { code, output } = await exitOf(
+      startGateway(productionEnv({ DESKS_FILE: DEVELOPMENT_DESKS_FILE })),
+    );
+    expect(code).toBe(1);
+    expect(output).toContain("refusing to start in production: demo desks dev-desk, dev-lottery");
+  });
+
+  it("refuses a demo key even under another desk's name", async () => {
+    const file = join(data.dir, "disguised.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        desks: [
+          {
+            id: "housing",
+            name: "Housing desk",
+            keys: [`sha256:${hashKey("dev-desk-key")}`],
+            purposes: [{ code: "housing", legalBasis: "x", scopes: ["hukou:region"] }],
+          },
+        ],
+      }),
+    );
+    const { code, output } = await exitOf(startGateway(productionEnv({ DESKS_FILE: file })));
+    expect(code).toBe(1);
+    expect(output).toContain("demo desk housing");
+  });
+
+  it("refuses SECURITY=off and a missing desk registry", async () => {
+    const off = await exitOf(startGateway(productionEnv({ SECURITY: "off", DESKS_FILE: "x" })));
+    expect(off.code).toBe(1);
+    expect(off.output).toContain("SECURITY=off is refused in production");
+    const env = productionEnv({});
+    delete env.DESKS_FILE;
+    const missing = await exitOf(startGateway(env));
+    expect(missing.code).toBe(1);
+    expect(missing.output).toContain("DESKS_FILE must name the registered desks");
+  });
+
+  it("starts with real desks, introspection and the landing page off", {
+    timeout: 60_000,
+  }, async () => {
+    const file = join(data.dir, "desks.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        desks: [
+          {
+            id: "housing",
+            name: "Housing desk",
+            keys: [`sha256:${hashKey("a-long-random-production-key")}`],
+            purposes: [{ code: "housing", legalBasis: "x", scopes: ["hukou:region"] }],
+          },
+        ],
+      }),
+    );
+    const child = startGateway(productionEnv({ DESKS_FILE: file }));
+    try {
+      const url = await new Promise<string>((resolve, reject) => {
+        let output = "";
+        child.stdout?.on("data", (chunk) => {
+          output += chunk;
+          const match = /gateway listening at (http:\/\/\S+\/graphql)/.exec(output);
+          if (match) resolve(match[1] as string);
+        });
+        child.on("exit", (code) => reject(new Error(`exited ${code}: ${output}`)));
+      });
+      const headers = {
+        "content-type": "application/json",
+        authorization: "Bearer a-long-random-production-key",
+        "x-purpose": "housing",
+      };
+      const introspection = await fetch(url, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ query: "{ __schema { types { name } } }" }),
+      });
+      expect(JSON.stringify(await introspection.json())).toContain("introspection");
+      const page = await fetch(url, { headers: { accept: "text/html" } });
+      expect(page.status).not.toBe(200);
+      const answered = await fetch(url, {
+        method: "POST",
+        headers,
+        body: JSON.stringify({ query: "{ __typename }" }),
+      });
+      expect(await answered.json()).toEqual({ data: { __typename: "Query" } });
+    } finally {
+      child.kill("SIGTERM");
+      await new Promise((resolve) => child.on("exit", resolve));
+    }
+  });
+});

@@ -1,0 +1,165 @@
+/**
+ * The job API for desks that cannot run the CLI: upload, progress, streamed results, a job
+ * surviving a gateway restart, and jobs kept to the desk that submitted them.
+ */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { databasePath } from "../../common/sqlite.ts";
+import { seedPopulation } from "../../scripts/population.ts";
+import { tempDataDir } from "../helpers.ts";
+import { DEV_DESK, LOTTERY_DESK, type Platform, startPlatform } from "../platform.ts";
+import { D } from "./records.ts";
+
+const POLICY = "beijing-car-lottery/individual";
+
+let platform: Platform;
+let data: ReturnType<typeof tempDataDir>;
+let ids: string[];
+let csv: string;
+
+beforeAll(async () => {
+  data = tempDataDir();
+  seedPopulation({ persons: 6_000, seed: 5, asOf: D, dir: data.dir });
+  const hukou = new Database(databasePath("hukou", data.dir), { readonly: true });
+  ids = hukou.prepare("SELECT id FROM person ORDER BY rowid").pluck().all() as string[];
+  hukou.close();
+  csv = `id\n${ids.join("\n")}\nnot-an-id\n`;
+  platform = await startPlatform(data.dir);
+}, 120_000);
+
+afterAll(async () => {
+  await platform.close();
+  data.remove();
+});
+
+const base = () => platform.url.replace(/\/graphql$/, "");
+
+interface JobView {
+  id: string;
+  status: string;
+  total: number;
+  done: number;
+  counts: { byOutcome: Record<string, number> };
+  results: string;
+}
+
+async function submit(
+  body: string,
+  query = `policy=${encodeURIComponent(POLICY)}&on=${D}`,
+  headers: Record<string, string> = DEV_DESK,
+) {
+  const response = await fetch(`${base()}/jobs?${query}`, {
+    method: "POST",
+    headers: { "content-type": "text/csv", ...headers },
+    body,
+  });
+  return {
+    status: response.status,
+    body: (await response.json()) as JobView & { errors?: Array<{ extensions: { code: string } }> },
+  };
+}
+
+async function progress(id: string, headers: Record<string, string> = DEV_DESK) {
+  const response = await fetch(`${base()}/jobs/${id}`, { headers });
+  return { status: response.status, body: (await response.json()) as JobView };
+}
+
+async function finished(id: string): Promise<JobView> {
+  for (;;) {
+    const { body } = await progress(id);
+    if (body.status === "done" || body.status === "failed") return body;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+async function results(id: string, headers: Record<string, string> = DEV_DESK) {
+  const response = await fetch(`${base()}/jobs/${id}/results`, { headers });
+  const text = await response.text();
+  return {
+    status: response.status,
+    text,
+    lines: text
+      .split("\n")
+      .filter((line) => line !== "")
+      .map((line) => JSON.parse(line) as { subject: string; outcome: string; proof?: string }),
+  };
+}
+
+describe("POST /jobs", { timeout: 180_000 }, () => {
+  it("verifies an uploaded CSV; GET /jobs/:id/results streams the NDJSON as the job runs", async () => {
+    const { status, body } = await submit(csv);
+    expect(status).toBe(202);
+    expect(body).toMatchObject({ status: "queued", total: ids.length + 1, done: 0 });
+    // Asked for at once, the stream follows the job to its end.
+    const streamed = await results(body.id);
+    expect(streamed.status).toBe(200);
+    expect(streamed.lines).toHaveLength(ids.length + 1);
+    expect(streamed.lines.slice(0, -1).map((line) => line.subject)).toEqual(ids);
+    expect(streamed.lines.at(-1)).toMatchObject({ subject: "NOT-AN-ID", outcome: "INVALID" });
+    expect(streamed.lines.every((line) => typeof line.proof === "string")).toBe(true);
+    const view = await finished(body.id);
+    expect(view).toMatchObject({ status: "done", done: ids.length + 1 });
+    expect(view.counts.byOutcome.INVALID).toBe(1);
+    expect((view.counts.byOutcome.ELIGIBLE ?? 0) + (view.counts.byOutcome.INELIGIBLE ?? 0)).toBe(
+      ids.length,
+    );
+  });
+
+  it("takes NDJSON too, and proofs=false leaves the proofs out", async () => {
+    const ndjson = ids
+      .slice(0, 50)
+      .map((id) => JSON.stringify({ id }))
+      .join("\n");
+    const { body } = await submit(
+      ndjson,
+      `policy=${encodeURIComponent(POLICY)}&on=${D}&proofs=false`,
+    );
+    await finished(body.id);
+    const { lines } = await results(body.id);
+    expect(lines.map((line) => line.subject)).toEqual(ids.slice(0, 50));
+    expect(lines.every((line) => line.proof === undefined)).toBe(true);
+  });
+
+  it("refuses an unknown policy and a missing one", async () => {
+    expect((await submit(csv, "policy=no/such")).status).toBe(400);
+    expect((await submit(csv, "")).status).toBe(400);
+  });
+
+  it("a job interrupted by a gateway restart resumes, nothing lost or duplicated", async () => {
+    const query = `policy=${encodeURIComponent(POLICY)}&on=${D}&proofs=false`;
+    const reference = (await submit(csv, query)).body.id;
+    await finished(reference);
+    const { body } = await submit(csv, query);
+    for (;;) {
+      const { body: view } = await progress(body.id);
+      if (view.done > 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    await platform.close();
+    const stopped = JSON.parse(
+      readFileSync(join(data.dir, "jobs", body.id, "job.json"), "utf8"),
+    ) as JobView;
+    expect(stopped.done).toBeLessThan(ids.length + 1);
+    platform = await startPlatform(data.dir);
+    expect((await finished(body.id)).done).toBe(ids.length + 1);
+    const resumed = await results(body.id);
+    const uninterrupted = await results(reference);
+    expect(resumed.text).toBe(uninterrupted.text);
+  });
+
+  it("a job is seen only by the desk that submitted it", async () => {
+    const { status, body } = await submit(
+      `id\n${ids.slice(0, 10).join("\n")}`,
+      `policy=${encodeURIComponent(POLICY)}&on=${D}`,
+      LOTTERY_DESK,
+    );
+    expect(status).toBe(202);
+    expect((await progress(body.id, LOTTERY_DESK)).status).toBe(200);
+    expect((await progress(body.id, DEV_DESK)).status).toBe(404);
+    expect((await results(body.id, DEV_DESK)).status).toBe(404);
+    const anonymous = await fetch(`${base()}/jobs/${body.id}`);
+    expect(anonymous.status).toBe(401);
+  });
+});
