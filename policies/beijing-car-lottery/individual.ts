@@ -1,6 +1,6 @@
 /**
  * Beijing passenger-car quota lottery (北京市小客车指标摇号), individual applicants: the checks of
- * `policies.md`, § `beijing-car-lottery/individual`. Requirement 3 (residency) is met by a Beijing
+ * `docs/spec/policies.md`, § `beijing-car-lottery/individual`. Requirement 3 (residency) is met by a Beijing
  * hukou (3a) or a valid Beijing work-residence permit (3b) from the household register alone; only
  * an applicant relying on an ordinary residence permit (3c) is asked about in a second stage, with
  * their social-insurance months and income-tax years — the departments answer with a count and a

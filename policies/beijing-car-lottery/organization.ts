@@ -1,6 +1,6 @@
 /**
  * Beijing passenger-car quota lottery (北京市小客车指标摇号), organisations (单位): the checks of
- * `policies.md`, § `beijing-car-lottery/organization`. The tax bureau answers with one total for
+ * `docs/spec/policies.md`, § `beijing-car-lottery/organization`. The tax bureau answers with one total for
  * the year; the quota grows with it, one quota per 500,000.00 yuan above 50,000.00, at most 6.
  */
 import { parseMoney } from "../../common/values.ts";
