@@ -100,8 +100,14 @@ export class AuditLedger implements AccessLedger {
   private waiting: Waiting[] = [];
   private readonly reading = new Map<number, (message: WriterMessage) => void>();
   private failure: Error | null = null;
-  /** Records of this turn of the event loop, posted to the writer together. */
+  /**
+   * Records not yet handed to the writer. One batch is in flight at a time: records arriving
+   * while the writer commits wait here and go together, one message per commit, so a busy
+   * gateway pays the cross-thread hand-off once per batch rather than once per request.
+   */
   private outbox: WireRecord[] = [];
+  private inFlight = false;
+  private postScheduled = false;
   private closed: Promise<void> | null = null;
 
   private constructor(private readonly worker: Worker) {
@@ -169,24 +175,32 @@ export class AuditLedger implements AccessLedger {
     };
     return new Promise<void>((resolve, reject) => {
       this.waiting.push({ id, resolve, reject });
-      if (this.outbox.length === 0) setImmediate(() => this.post());
       this.outbox.push(message);
-      // A large record goes at once, so the writer works while the gateway serialises the response.
+      // A large record goes at once (when the writer is free), so that it is written while the
+      // gateway serialises the response; small ones gather for the rest of this turn at least.
       if (record.subjects.length >= 64) this.post();
+      else if (!this.postScheduled && !this.inFlight) {
+        this.postScheduled = true;
+        setImmediate(() => {
+          this.postScheduled = false;
+          this.post();
+        });
+      }
     });
   }
 
-  /** One message per turn: cloning and waking the writer once for many requests costs less. */
-  private post(): void {
+  /** Hands the waiting records to the writer, unless a batch is still in flight (or `force`). */
+  private post(force = false): void {
+    if ((this.inFlight && !force) || this.outbox.length === 0 || this.failure) return;
     const records = this.outbox;
     this.outbox = [];
-    if (records.length > 0 && !this.failure) this.worker.postMessage({ type: "append", records });
+    this.inFlight = true;
+    this.worker.postMessage({ type: "append", records });
   }
 
   entriesFor(subject: string, limit = 1000): Promise<LedgerEntry[]> {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
-    this.post(); // so that the writer sees every append made before this read
     return new Promise((resolve, reject) => {
       this.reading.set(id, (message) => {
         if (message.type !== "entries") return;
@@ -199,6 +213,7 @@ export class AuditLedger implements AccessLedger {
 
   private receive(message: WriterMessage): void {
     if (message.type === "committed" || message.type === "failed") {
+      this.inFlight = false;
       let done = 0;
       while (done < this.waiting.length && (this.waiting[done] as Waiting).id <= message.upTo)
         done++;
@@ -211,6 +226,7 @@ export class AuditLedger implements AccessLedger {
             new LedgerUnavailable(`the access could not be recorded: ${message.message}`),
           );
       }
+      this.post(); // what gathered meanwhile goes as the next batch
     } else if (message.type === "entries") {
       const reader = this.reading.get(message.id);
       this.reading.delete(message.id);
@@ -237,7 +253,7 @@ export class AuditLedger implements AccessLedger {
           void this.worker.terminate().then(() => resolve());
           return;
         }
-        this.post();
+        this.post(true);
         this.worker.ref(); // keep the process alive until the writer has flushed and closed
         this.worker.on("message", (message: WriterMessage) => {
           if (message.type === "closed") resolve();

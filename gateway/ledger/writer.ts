@@ -33,8 +33,7 @@ const sqlite = openAuditDatabase(dir, { sync });
 const insertRequest = sqlite.prepare(
   `INSERT INTO requests (seq, at, request_id, desk_id, desk_name, purpose, legal_basis, case_id,
      operation_name, operation_hash, departments, selections, hash)
-   VALUES (@seq, @at, @request_id, @desk_id, @desk_name, @purpose, @legal_basis, @case_id,
-     @operation_name, @operation_hash, @departments, @selections, @hash)`,
+   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 );
 const ENTRY_COLUMNS = 7;
 /** Entries per INSERT statement: one statement per 64 rows costs far less than 64 statements. */
@@ -47,11 +46,22 @@ const insertEntries = (rows: number) =>
       .fill("(?, ?, ?, ?, ?, ?, ?)")
       .join(", ")}`,
   );
-const insertMany = insertEntries(ROWS_PER_INSERT);
-const insertOne = insertEntries(1);
+/** One statement per row count, prepared when first needed: any batch is at most two statements. */
+const inserts = new Map<number, ReturnType<typeof insertEntries>>();
+function insertRows(values: unknown[]): void {
+  const rows = values.length / ENTRY_COLUMNS;
+  let statement = inserts.get(rows);
+  if (!statement) {
+    statement = insertEntries(rows);
+    inserts.set(rows, statement);
+  }
+  statement.run(values);
+}
 const lastEntry = sqlite.prepare("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1");
 const lastRequest = sqlite.prepare("SELECT max(seq) AS seq FROM requests");
-const setState = sqlite.prepare("INSERT OR REPLACE INTO ledger_state (name, value) VALUES (?, ?)");
+const setHead = sqlite.prepare(
+  "INSERT OR REPLACE INTO ledger_state (name, value) VALUES ('head_seq', ?), ('head_hash', ?)",
+);
 
 /** Entries past which the index is built even under load, so that queries stay quick. */
 const INDEX_BACKLOG = 500_000;
@@ -90,7 +100,21 @@ const appendAll = sqlite.transaction((records: WireRecord[]) => {
       selections: JSON.stringify(record.selections),
     };
     const ofRequest = requestHash(row);
-    insertRequest.run({ ...row, hash: ofRequest });
+    insertRequest.run(
+      row.seq,
+      row.at,
+      row.request_id,
+      row.desk_id,
+      row.desk_name,
+      row.purpose,
+      row.legal_basis,
+      row.case_id,
+      row.operation_name,
+      row.operation_hash,
+      row.departments,
+      row.selections,
+      ofRequest,
+    );
     const subjects = record.subjects.split("\n");
     for (let index = 0; index < subjects.length; index++) {
       seq++;
@@ -112,18 +136,15 @@ const appendAll = sqlite.transaction((records: WireRecord[]) => {
         hash,
       );
       if (pending.length === ROWS_PER_INSERT * ENTRY_COLUMNS) {
-        insertMany.run(pending);
+        insertRows(pending);
         pending.length = 0;
       }
       prev = hash;
     }
     written += subjects.length;
   }
-  for (let row = 0; row < pending.length; row += ENTRY_COLUMNS) {
-    insertOne.run(pending.slice(row, row + ENTRY_COLUMNS));
-  }
-  setState.run("head_seq", String(seq));
-  setState.run("head_hash", prev);
+  if (pending.length > 0) insertRows(pending);
+  setHead.run(String(seq), prev);
   return written;
 });
 

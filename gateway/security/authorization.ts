@@ -313,7 +313,8 @@ export class Authorizer {
 
   /**
    * Overwrites each removed field's placeholder with `null` and returns one FORBIDDEN error per
-   * occurrence, with its path (or, when no object reached it, one error without a path).
+   * occurrence, with its path (or, when no parent object exists, one error without a path; none
+   * for a field `@skip`ped or not `@include`d).
    */
   withhold(data: unknown, plan: AuthorizedOperation, principal: Principal): GraphQLError[] {
     const errors: GraphQLError[] = [];
@@ -326,11 +327,12 @@ export class Authorizer {
       };
       let reached = false;
       forEachObjectAt(data, removed.parentPath, (object, at) => {
+        reached = true;
         if (!(removed.responseKey in object)) return; // skipped by @skip/@include
         object[removed.responseKey] = null;
-        reached = true;
         errors.push(new GraphQLError(message, { path: [...at, removed.responseKey], extensions }));
       });
+      // No object to hold the field (its parent is null): the desk still learns it was withheld.
       if (!reached) errors.push(new GraphQLError(message, { extensions }));
     }
     return errors;

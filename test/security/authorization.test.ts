@@ -180,3 +180,39 @@ describe("nested subjects", () => {
     expect(person?.fields).toEqual(["Person.spouse", "Person.legalRepresentativeOf"]);
   });
 });
+
+describe("withheld fields in unusual places", () => {
+  it("answers a withheld field of a person nobody holds with one error without a path", async () => {
+    const { body } = await platform.query(
+      `{ person(id: "110105200001010016") { name } }`,
+      {},
+      LOTTERY_DESK,
+    );
+    expect(body.data).toEqual({ person: null });
+    expect(body.errors).toEqual([
+      expect.objectContaining({ extensions: expect.objectContaining({ code: "FORBIDDEN" }) }),
+    ]);
+    expect(body.errors?.[0]).not.toHaveProperty("path");
+  });
+
+  it("reports nothing for a withheld field that @include leaves out", async () => {
+    const query = `query($withName: Boolean!) { person(id: "${ZHANG_WEI}") { alive name @include(if: $withName) } }`;
+    const without = await platform.query(query, { withName: false }, LOTTERY_DESK);
+    expect(without.body).toEqual({ data: { person: { alive: true } } });
+    const withName = await platform.query(query, { withName: true }, LOTTERY_DESK);
+    expect(withName.body.data).toEqual({ person: { alive: true, name: null } });
+    expect(withName.body.errors?.[0]?.path).toEqual(["person", "name"]);
+  });
+
+  it("keeps the order of the fields as asked", async () => {
+    const response = await fetch(platform.url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...LOTTERY_DESK },
+      body: JSON.stringify({
+        query: `{ person(id: "${ZHANG_WEI}") { alive name ageOn(on: "2026-11-01") hukouAddress } }`,
+      }),
+    });
+    const text = await response.text();
+    expect(text).toContain('"person":{"alive":true,"name":null,"ageOn":41,"hukouAddress":null}');
+  });
+});

@@ -1,0 +1,126 @@
+/**
+ * The ledger file on its own: group-committed appends from many callers form one chain, the subject
+ * index built in bulk answers exactly what the unindexed tail answered, and a ledger of another
+ * format is refused rather than extended.
+ */
+import Database from "better-sqlite3";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AuditLedger, type SubjectAccess } from "../../gateway/ledger/ledger.ts";
+import {
+  auditDatabasePath,
+  indexSubjects,
+  openAuditDatabase,
+  subjectEntries,
+  verifyChain,
+} from "../../gateway/ledger/store.ts";
+import { OPEN_PRINCIPAL, type Principal } from "../../gateway/principal.ts";
+import { tempDataDir } from "../helpers.ts";
+
+let data: ReturnType<typeof tempDataDir>;
+let ledger: AuditLedger;
+const desk: Principal = {
+  ...OPEN_PRINCIPAL,
+  kind: "desk",
+  deskId: "d1",
+  deskName: "Desk one",
+  purpose: "p",
+  legalBasis: "basis",
+  scopes: new Set(["hukou:region"]),
+};
+const FIELDS = ["Person.hukouRegion"];
+
+function accesses(
+  subjects: string[],
+  outcome: SubjectAccess["outcome"] = "answered",
+): SubjectAccess[] {
+  return subjects.map((subject) => ({ subject, fields: FIELDS, denied: [], outcome }));
+}
+
+beforeAll(async () => {
+  data = tempDataDir();
+  ledger = await AuditLedger.open(data.dir, "full");
+});
+
+afterAll(async () => {
+  await ledger.close();
+  data.remove();
+});
+
+describe("the ledger file", () => {
+  it("chains concurrent appends and answers a subject from the tail and from the index alike", async () => {
+    const subjects = Array.from(
+      { length: 50 },
+      (_, i) => `1101051990010100${String(i).padStart(2, "0")}`,
+    );
+    const shared = "11010519850312101X";
+    await Promise.all(
+      subjects.map((subject, i) =>
+        ledger.append({
+          principal: { ...desk, caseId: `case-${i}` },
+          requestId: `r${i}`,
+          operationName: "One",
+          operationHash: "0".repeat(64),
+          departments: ["hukou"],
+          subjects: accesses([subject, shared], i % 2 ? "partial" : "answered"),
+        }),
+      ),
+    );
+    const fromTail = await ledger.entriesFor(shared);
+    expect(fromTail).toHaveLength(50);
+    expect(fromTail[0]).toMatchObject({
+      deskId: "d1",
+      desk: "Desk one",
+      fields: FIELDS,
+      denied: [],
+    });
+
+    const sqlite = openAuditDatabase(data.dir, { existing: true });
+    try {
+      expect(verifyChain(sqlite)).toMatchObject({ ok: true, entries: 100 });
+      expect(indexSubjects(sqlite, 1_000_000)).toBe(100);
+      expect(subjectEntries(sqlite, shared)).toEqual(fromTail);
+      expect(subjectEntries(sqlite, subjects[7] as string)).toEqual([
+        expect.objectContaining({ caseId: "case-7", outcome: "partial" }),
+      ]);
+    } finally {
+      sqlite.close();
+    }
+    // Entries written after the index are found in the tail, next to the indexed ones.
+    await ledger.append({
+      principal: desk,
+      requestId: "late",
+      operationName: "Late",
+      operationHash: "0".repeat(64),
+      departments: [],
+      subjects: accesses([shared]),
+    });
+    const both = await ledger.entriesFor(shared);
+    expect(both).toHaveLength(51);
+    expect(both[0]?.operationName).toBe("Late");
+  });
+
+  it("refuses a subject that is not an identifier, and writes nothing for it", async () => {
+    await expect(
+      ledger.append({
+        principal: desk,
+        requestId: "bad",
+        operationName: null,
+        operationHash: "0".repeat(64),
+        departments: [],
+        subjects: accesses(["110105\t1990"]),
+      }),
+    ).rejects.toThrow(/not a subject identifier/);
+  });
+
+  it("refuses to extend a ledger of another format", async () => {
+    const other = tempDataDir();
+    try {
+      const file = new Database(auditDatabasePath(other.dir));
+      file.exec("CREATE TABLE entries (seq INTEGER PRIMARY KEY, subject TEXT)");
+      file.close();
+      await expect(AuditLedger.open(other.dir, "full")).rejects.toThrow(/ledger format 0/);
+    } finally {
+      other.remove();
+    }
+  });
+});
