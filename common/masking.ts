@@ -12,7 +12,9 @@ export function maskPersonId(id: string): string {
 /** `91110105MA01ABC1XD` → `9111010********1XD`: an organisation's code is public register data,
  * but in a person's context it can identify them, so only the start and end are kept. */
 export function maskUscc(code: string): string {
-  return code.length === 18 ? `${code.slice(0, 7)}********${code.slice(15)}` : "*".repeat(code.length);
+  return code.length === 18
+    ? `${code.slice(0, 7)}********${code.slice(15)}`
+    : "*".repeat(code.length);
 }
 
 /** `王建国` → `王*国`, `李娜` → `李*`, `欧阳建国` → `欧**国`: first and (for 3+) last character kept. */
