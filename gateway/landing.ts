@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { dataDir } from "../common/sqlite.ts";
 
 const require = createRequire(import.meta.url);
 
@@ -31,7 +32,7 @@ const DEVELOPMENT_HEADERS = JSON.stringify(
   2,
 );
 
-function page(endpoint: string): string {
+function page(endpoint: string, query: string): string {
   const sandbox = `https://studio.apollographql.com/sandbox/explorer?endpoint=${encodeURIComponent(endpoint)}`;
   return `<!doctype html>
 <html lang="en">
@@ -64,26 +65,46 @@ function page(endpoint: string): string {
     fetcher,
     defaultHeaders: ${JSON.stringify(DEVELOPMENT_HEADERS)},
     shouldPersistHeaders: true,
-    defaultQuery: ${JSON.stringify(EXAMPLE_QUERY)},
+    defaultQuery: ${JSON.stringify(query)},
   }));
 </script>
 </body>
 </html>`;
 }
 
-/** The README's example: one person's facts from five departments in one request. */
-export const EXAMPLE_QUERY = `# One request, five departments: no certificate needed.
-query PersonFacts($id: ID! = "11010519491231002X") {
+/**
+ * The README's example: one person's facts from all six departments in one request. The id is a
+ * demo subject of the seeded population when there is one (a legal representative: every
+ * department has something to say about them).
+ */
+export function exampleQuery(id = "11010519491231002X"): string {
+  return `# One request, six departments: no certificate needed.
+query PersonFacts($id: ID! = "${id}") {
   person(id: $id) {
     id
-    name
-    hukouRegion { code name }
-    hasValidDriverLicense
-    maritalStatus
-    legalRepresentativeOf { uscc name }
+    name                                    # hukou
+    hukouRegion { code name }               # hukou
+    hasValidDriverLicense                   # traffic
+    maritalStatus                           # civil
+    legalRepresentativeOf { uscc name }     # market
+    consecutiveInsuredMonths(region: "110000", upTo: "2026-10")    # social
+    incomeTaxYears(region: "110000", fromYear: 2021, toYear: 2025) # tax
   }
 }
 `;
+}
+
+/** A demo subject from `DATA_DIR/demo-subjects.json` (written by `npm run seed`), if any. */
+function demoSubject(): string | undefined {
+  try {
+    const demo = JSON.parse(readFileSync(join(dataDir(), "demo-subjects.json"), "utf8")) as {
+      subjects?: Record<string, { ids?: string[] }>;
+    };
+    return demo.subjects?.legalRepresentative?.ids?.[0];
+  } catch {
+    return undefined;
+  }
+}
 
 function wantsHtml(request: FastifyRequest): boolean {
   const accept = request.headers.accept ?? "";
@@ -91,6 +112,7 @@ function wantsHtml(request: FastifyRequest): boolean {
 }
 
 export function registerLandingPage(app: FastifyInstance): void {
+  const query = exampleQuery(demoSubject());
   const files = new Map(
     Object.entries(ASSETS).map(([name, asset]) => [
       name,
@@ -99,7 +121,7 @@ export function registerLandingPage(app: FastifyInstance): void {
   );
   const endpointOf = (request: FastifyRequest) => `${request.protocol}://${request.host}/graphql`;
   const sendPage = (request: FastifyRequest, reply: FastifyReply) =>
-    reply.type("text/html; charset=utf-8").send(page(endpointOf(request)));
+    reply.type("text/html; charset=utf-8").send(page(endpointOf(request), query));
 
   app.get("/", sendPage);
   // Browsers opening the endpoint itself get the page; GraphQL clients never ask for HTML.
