@@ -62,7 +62,10 @@ export interface DepartmentClientOptions {
    * (default 4). More parallel batches lower latency at light load; fewer make larger batches.
    */
   maxBatchesInFlight?: number;
-  /** Most representations (entity fetches) or callers (root fetches) in one batch. */
+  /**
+   * Most representations (or listed ids) in one batch (default 1000): beyond that, merging saves
+   * the department nothing and only grows every process's heap.
+   */
   maxBatchSize?: number;
 }
 
@@ -137,14 +140,15 @@ interface Batch {
   operationName: string | undefined;
   shape: Shape & { kind: "entities" | "root" };
   callers: Caller[];
-  /** Representations (entity batches) or callers (root batches) so far. */
+  /** Representations (entity batches) or listed items (root batches) so far. */
   size: number;
 }
 
-const STATS: Record<string, number[]> = {};
-if (process.env.COALESCING_STATS) {
-  process.on("exit", () => console.error("COALESCING", JSON.stringify(STATS)));
-}
+/**
+ * Most callers merged into one root operation: its text grows with each, and every distinct count
+ * is a document the department parses and compiles once.
+ */
+const MAX_ROOT_CALLERS = 64;
 
 const ALIAS = /^_(\d+)_(.*)$/s;
 
@@ -228,11 +232,8 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
   constructor(private readonly options: DepartmentClientOptions) {
     this.department = options.department;
     this.coalesce = options.coalesce ?? true;
-    this.maxInFlight = Math.max(
-      1,
-      options.maxBatchesInFlight ?? Number(process.env.DEPARTMENT_BATCHES_IN_FLIGHT ?? 4),
-    );
-    this.maxBatchSize = Math.max(1, options.maxBatchSize ?? 4000);
+    this.maxInFlight = Math.max(1, options.maxBatchesInFlight ?? 4);
+    this.maxBatchSize = Math.max(1, options.maxBatchSize ?? 1000);
     const url = new URL(options.url);
     this.path = url.pathname + url.search;
     this.pool = new Pool(url.origin, {
@@ -294,10 +295,15 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
       const { representations: _, ...others } = variables;
       key = `${query}\u0000${JSON.stringify(others)}`;
     }
-    const weight = shape.kind === "entities" ? (representations as unknown[]).length : 1;
+    const weight =
+      shape.kind === "entities" ? (representations as unknown[]).length : listedItems(variables);
     return new Promise((resolve, reject) => {
       let batch = this.open.get(key);
-      if (batch && batch.size + weight > this.maxBatchSize) {
+      const full =
+        batch &&
+        (batch.size + weight > this.maxBatchSize ||
+          (shape.kind === "root" && batch.callers.length >= MAX_ROOT_CALLERS));
+      if (batch && full) {
         this.open.delete(key);
         this.ready.push(batch);
         batch = undefined;
@@ -327,13 +333,10 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    const linger = Number(process.env.DEPARTMENT_BATCH_LINGER_MS ?? 0);
-    const flush = () => {
+    setImmediate(() => {
       this.flushScheduled = false;
       this.dispatch();
-    };
-    if (linger > 0) setTimeout(flush, linger);
-    else setImmediate(flush);
+    });
   }
 
   /**
@@ -359,11 +362,6 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
 
   private async run(batch: Batch): Promise<void> {
     const { callers } = batch;
-    STATS[`${this.department} ${batch.shape.kind}`] ??= [0, 0, 0];
-    const stat = STATS[`${this.department} ${batch.shape.kind}`] as [number, number, number];
-    stat[0]++;
-    stat[1] += callers.length;
-    stat[2] += batch.size;
     if (callers.length === 1) {
       const [caller] = callers as [Caller];
       await this.send(batch.query, caller.variables, batch.operationName, caller.requestId).then(
@@ -547,6 +545,13 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
     this.breaker.shutdown();
     await this.pool.close();
   }
+}
+
+/** A root fetch's weight in a batch: one, plus the items of its list variables (`people(ids:)`). */
+function listedItems(variables: Variables): number {
+  let items = 1;
+  for (const value of Object.values(variables)) if (Array.isArray(value)) items += value.length;
+  return items;
 }
 
 /** The request ids a batch serves, for the department's logs (bounded). */

@@ -4,14 +4,20 @@
  * six subgraphs over the same seeded population.
  *
  * Seeds the population once per (N, S) into `.bench/` (reruns reuse it), starts the six subgraphs
- * once, each in its own process on a free port, then for each scenario and each gateway: starts
- * the gateway in its own process, checks that its answers to sample requests equal the baseline's,
- * warms it up, measures it with autocannon in a process of its own, reads its peak RSS, stops it.
- * Prints a table and writes the same as JSON with `--json`. The last line reads
+ * once, each in its own process on a free port, then for each gateway: starts it in its own
+ * process and, for each scenario, checks that its answers to sample requests equal the first
+ * gateway's (the baseline's), warms it up, measures it with autocannon in a process of its own and
+ * reads its peak RSS and the CPU every process used per request; then stops it. Prints a table
+ * and writes the same as JSON with `--json`. The last line reads
  * `interactive ratio X, batch ratio Y` (mianzheng with security on against the Apollo baseline).
  *
- * `--quick` (small population, short runs) is for CI: it checks that every gateway answered every
- * sample identically and without error, and exits non-zero otherwise; it asserts no speed.
+ * `--quick` (small population, short runs, baseline and mianzheng only) is for CI: it checks that
+ * both answered every sample identically and every request without error, and exits non-zero
+ * otherwise; it asserts no speed.
+ *
+ * `--profile` runs mianzheng and the subgraphs under `node --cpu-prof` and keeps the profiles
+ * (summarise one with `npx tsx scripts/bench/profile-summary.ts <file> [top] [skip-seconds]`);
+ * `BENCH_GATEWAY_FLAGS` adds Node flags to mianzheng's process, for experiments.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { cpus } from "node:os";
@@ -62,7 +68,7 @@ if (values.help) {
 const quick = values.quick;
 const persons = Number(values.persons ?? (quick ? 3000 : 200_000));
 const seed = Number(values.seed);
-const seconds = Number(values.seconds ?? (quick ? 2 : 20));
+const seconds = Number(values.seconds ?? (quick ? 1 : 20));
 const warmupSeconds = Number(values.warmup ?? (quick ? 1 : 5));
 if (![persons, seed, seconds, warmupSeconds].every((n) => Number.isInteger(n) && n >= 0)) {
   console.error(USAGE);
@@ -79,7 +85,9 @@ const GATEWAYS: Record<GatewayName, string> = {
   mianzheng: "mianzheng, security on",
   "mianzheng-open": "mianzheng, security off",
 };
-const gatewayNames = (values.gateways?.split(",") ?? Object.keys(GATEWAYS)) as GatewayName[];
+// Quick runs (CI) compare the baseline with mianzheng as it runs in production.
+const gatewayNames = (values.gateways?.split(",") ??
+  (quick ? ["apollo", "mianzheng"] : Object.keys(GATEWAYS))) as GatewayName[];
 const scenarioNames = (values.scenarios?.split(",") ?? ["interactive", "batch"]) as ScenarioName[];
 for (const name of gatewayNames) {
   if (!(name in GATEWAYS)) throw new Error(`unknown gateway "${name}"; ${USAGE}`);
@@ -237,15 +245,17 @@ async function startGateway(
     running = startNode(name, "scripts/gateway.ts", [], {
       env: {
         ...env,
-        COALESCING_STATS: "1",
         DATA_DIR: gatewayData,
         LOG_LEVEL: "warn",
         SECURITY: name === "mianzheng-open" ? "off" : "on",
         ...Object.fromEntries(DEPARTMENTS.map((d) => [urlVariable(d), urls[d]])),
       },
-      nodeFlags: values.profile
-        ? ["--cpu-prof", `--cpu-prof-dir=${join(runDir, "profiles", name)}`]
-        : [],
+      nodeFlags: [
+        ...(process.env.BENCH_GATEWAY_FLAGS?.split(" ").filter(Boolean) ?? []),
+        ...(values.profile
+          ? ["--cpu-prof", `--cpu-prof-dir=${join(runDir, "profiles", name)}`]
+          : []),
+      ],
     });
   }
   processes.push(running);
@@ -304,6 +314,7 @@ interface Row {
   sampleFailure: string | null;
   peakRssBytes: number;
   processes: number;
+  peakRssByProcess: Array<{ command: string; bytes: number }>;
   /** CPU per request during the measurement, ms: the gateway's, and the six subgraphs' together. */
   cpuMsPerRequest: { gateway: number; subgraphs: number; loadGenerator: number };
   /** Share of the machine's CPU used by processes outside the benchmark during the measurement. */
@@ -366,17 +377,19 @@ async function main(): Promise<number> {
   let securityEnforced: boolean | null = null;
   // Measured requests ask about other persons than the samples and the warm-up.
   const measuredOffset = Math.floor(ids.length / 2);
-  for (const scenarioName of scenarioNames) {
-    const work = scenario(scenarioName, day, quick);
-    const sampleCount = quick ? 5 : 20;
-    const samples = Array.from({ length: sampleCount }, (_, n) =>
-      idsOf(ids, n, work.idsPerRequest),
-    );
-    let reference: unknown[] | null = null;
-    for (const name of gatewayNames) {
-      log(`${scenarioName}: ${GATEWAYS[name]}`);
-      const gateway = await startGateway(name, urls, supergraphFile);
-      try {
+  // The first gateway's answers (the baseline's, by default) are the reference of each scenario.
+  const references = new Map<ScenarioName, unknown[]>();
+  for (const name of gatewayNames) {
+    log(GATEWAYS[name]);
+    const gateway = await startGateway(name, urls, supergraphFile);
+    try {
+      for (const scenarioName of scenarioNames) {
+        log(`  ${scenarioName}`);
+        const work = scenario(scenarioName, day, quick);
+        const sampleCount = quick ? 5 : 20;
+        const samples = Array.from({ length: sampleCount }, (_, n) =>
+          idsOf(ids, n, work.idsPerRequest),
+        );
         if (name === "mianzheng" && securityEnforced === null) {
           const anonymous = await post(
             gateway.url,
@@ -396,7 +409,8 @@ async function main(): Promise<number> {
             mismatch ??= `HTTP ${status}: ${JSON.stringify(body).slice(0, 400)}`;
           }
         }
-        reference ??= answers;
+        const reference = references.get(scenarioName) ?? answers;
+        references.set(scenarioName, reference);
         const identical = mismatch === null && isDeepStrictEqual(answers, reference);
         if (!identical && mismatch === null) {
           const index = answers.findIndex(
@@ -448,6 +462,7 @@ async function main(): Promise<number> {
           sampleFailure: result.sampleFailure,
           peakRssBytes: rss.bytes,
           processes: rss.processes,
+          peakRssByProcess: rss.byProcess,
           cpuMsPerRequest: {
             gateway: used.gateway / Math.max(1, result.requests),
             subgraphs: used.subgraphs / Math.max(1, result.requests),
@@ -462,12 +477,17 @@ async function main(): Promise<number> {
           `  ${Math.round(row.perSecond)} ${row.unit}, p50 ${row.latencyMs.p50} ms, p99 ${row.latencyMs.p99} ms, ${errors} errors, peak RSS ${mb(rss.bytes)}, CPU per request: gateway ${row.cpuMsPerRequest.gateway.toFixed(2)} ms, subgraphs ${row.cpuMsPerRequest.subgraphs.toFixed(2)} ms, load generator ${row.cpuMsPerRequest.loadGenerator.toFixed(2)} ms; other processes used ${(100 * row.foreignCpuShare).toFixed(0)}% of the machine`,
         );
         if (result.sampleFailure) log(`  a failed answer: ${result.sampleFailure}`);
-      } finally {
-        await gateway.running.stop();
-        if (process.env.BENCH_DEBUG) log(gateway.running.output());
       }
+    } finally {
+      await gateway.running.stop();
+      if (process.env.BENCH_DEBUG) log(gateway.running.output());
     }
   }
+  rows.sort(
+    (a, b) =>
+      scenarioNames.indexOf(a.scenario) - scenarioNames.indexOf(b.scenario) ||
+      gatewayNames.indexOf(a.gateway) - gatewayNames.indexOf(b.gateway),
+  );
 
   const ratio = (scenarioName: ScenarioName) => {
     const base = rows.find((r) => r.scenario === scenarioName && r.gateway === "apollo");
@@ -493,7 +513,7 @@ async function main(): Promise<number> {
     notes: [
       "Baselines serve the planner SDL mianzheng's planner uses (the supergraph without the `for: SECURITY` purpose of the @requiresScopes link, which stock @apollo/gateway refuses).",
       "Every process logs at level warn; each gateway, each subgraph and the load generator (autocannon) run in processes of their own on one machine.",
-      "Peak RSS is VmHWM from /proc, summed over the gateway's process tree.",
+      "Peak RSS is VmHWM from /proc, summed over the gateway's process tree: each gateway process serves interactive, then batch, so the batch row is its peak over both.",
     ],
     rows,
     ratios,

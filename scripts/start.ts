@@ -32,7 +32,7 @@ function run(
   return child;
 }
 
-async function waitUntilReady(label: string, url: string, timeoutMs = 30_000): Promise<void> {
+async function waitUntilReady(label: string, url: string, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (!children.has(label)) throw new Error(`${label} exited before it was ready`);
@@ -73,17 +73,19 @@ if (!DEPARTMENTS.some((department) => existsSync(databasePath(department, dir)))
 }
 
 try {
+  // Everything starts at once: the gateway plans from the supergraph file and needs no department
+  // to start, so loading its modules overlaps with the departments' (start-up is mostly loading).
+  const port = Number(process.env.PORT ?? 4000);
   for (const department of DEPARTMENTS) {
     run(department, "scripts/subgraph.ts", [department], { PORT: String(defaultPort(department)) });
   }
-  await Promise.all(
-    DEPARTMENTS.map((department) =>
+  run("gateway", "scripts/gateway.ts", [], { PORT: String(port) });
+  await Promise.all([
+    ...DEPARTMENTS.map((department) =>
       waitUntilReady(department, `http://127.0.0.1:${defaultPort(department)}/ready`),
     ),
-  );
-  const port = Number(process.env.PORT ?? 4000);
-  run("gateway", "scripts/gateway.ts", [], { PORT: String(port) });
-  await waitUntilReady("gateway", `http://127.0.0.1:${port}/ready`);
+    waitUntilReady("gateway", `http://127.0.0.1:${port}/ready`),
+  ]);
   console.log(
     [
       "",

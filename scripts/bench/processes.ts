@@ -142,10 +142,27 @@ export function peakRss(pid: number): number {
   }
 }
 
-/** Peak resident memory of a process tree: the sum of each process's own peak. */
-export function treePeakRss(pid: number): { bytes: number; processes: number } {
-  const pids = processTree(pid);
-  return { bytes: pids.reduce((sum, id) => sum + peakRss(id), 0), processes: pids.length };
+/** Peak resident memory of a process tree: the sum of each process's own peak, and who it was. */
+export function treePeakRss(pid: number): {
+  bytes: number;
+  processes: number;
+  byProcess: Array<{ command: string; bytes: number }>;
+} {
+  const byProcess = processTree(pid).map((id) => {
+    let command = "";
+    try {
+      command = readFileSync(`/proc/${id}/cmdline`, "utf8")
+        .replaceAll("\0", " ")
+        .trim()
+        .slice(0, 120);
+    } catch {}
+    return { command, bytes: peakRss(id) };
+  });
+  return {
+    bytes: byProcess.reduce((sum, entry) => sum + entry.bytes, 0),
+    processes: byProcess.length,
+    byProcess,
+  };
 }
 
 const TICKS_PER_SECOND = 100;

@@ -37,7 +37,7 @@ class StandIn {
   url = "";
 
   async start(): Promise<void> {
-    this.server = createServer((request, response) => {
+    const server = createServer((request, response) => {
       let text = "";
       request.on("data", (chunk) => {
         text += chunk;
@@ -49,8 +49,9 @@ class StandIn {
         response.end(JSON.stringify(this.answer(body)));
       });
     });
-    await new Promise<void>((resolve) => this.server?.listen(0, "127.0.0.1", resolve));
-    this.url = `http://127.0.0.1:${(this.server?.address() as AddressInfo).port}/graphql`;
+    this.server = server;
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    this.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`;
   }
 
   private answer({ query, variables }: Received): object {
