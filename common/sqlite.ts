@@ -97,3 +97,14 @@ export function inJsonArray(column: SQLiteColumn, placeholder: Placeholder): SQL
 export function inRegion(column: SQLiteColumn, prefixPlaceholder: Placeholder): SQL {
   return sql`substr(${column}, 1, length(${prefixPlaceholder})) = ${prefixPlaceholder}`;
 }
+
+/** Which dated payments count towards a fact: where they were made and by when. */
+export interface PaymentFilter {
+  /** Region code prefix (see `regionPrefix`); `""` is everywhere. */
+  prefix: string;
+  /** Only payments made on or before this day; null counts every payment. */
+  paidBy: string | null;
+}
+
+/** Later than any real payment date: "no paidBy" compares like a day after every payment. */
+export const NO_PAYMENT_LIMIT = "9999-12-31";

@@ -5,21 +5,20 @@
  */
 import { and, asc, between, eq, lte, sql } from "drizzle-orm";
 import { groupRows, valueByKey } from "../../common/loaders.ts";
-import { type DepartmentDatabase, inJsonArray, inRegion } from "../../common/sqlite.ts";
+import {
+  type DepartmentDatabase,
+  inJsonArray,
+  inRegion,
+  NO_PAYMENT_LIMIT,
+  type PaymentFilter,
+} from "../../common/sqlite.ts";
+
+/** Which contributions count towards an insured month. */
+export type InsuranceFilter = PaymentFilter;
+
 import { contributions } from "./tables.ts";
 
 export type ContributionRow = typeof contributions.$inferSelect;
-
-/** Which contributions count towards an insured month. */
-export interface InsuranceFilter {
-  /** Region code prefix (see `regionPrefix`); `""` is everywhere. */
-  prefix: string;
-  /** Only contributions paid on or before this day; null counts every payment. */
-  paidBy: string | null;
-}
-
-/** Later than any real payment date: "no paidBy" compares like a day after every payment. */
-const NO_PAYMENT_LIMIT = "9999-12-31";
 
 const ids = sql.placeholder("ids");
 const from = sql.placeholder("from");

@@ -4,22 +4,17 @@
  */
 import { and, asc, between, lte, sql } from "drizzle-orm";
 import { groupRows, valueByKey } from "../../common/loaders.ts";
-import { type DepartmentDatabase, inJsonArray, inRegion } from "../../common/sqlite.ts";
+import {
+  type DepartmentDatabase,
+  inJsonArray,
+  inRegion,
+  NO_PAYMENT_LIMIT,
+  type PaymentFilter,
+} from "../../common/sqlite.ts";
 import { incomeTaxes, vats } from "./tables.ts";
 
 export type IncomeTaxRow = typeof incomeTaxes.$inferSelect;
 export type VatRow = typeof vats.$inferSelect;
-
-/** Which payments count towards a total. */
-export interface PaymentFilter {
-  /** Region code prefix (see `regionPrefix`); `""` is everywhere. */
-  prefix: string;
-  /** Only payments made on or before this day; null counts every payment. */
-  paidBy: string | null;
-}
-
-/** Later than any real payment date: "no paidBy" compares like a day after every payment. */
-const NO_PAYMENT_LIMIT = "9999-12-31";
 
 const ids = sql.placeholder("ids");
 const from = sql.placeholder("from");
