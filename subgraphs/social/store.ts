@@ -12,11 +12,10 @@ import {
   NO_PAYMENT_LIMIT,
   type PaymentFilter,
 } from "../../common/sqlite.ts";
+import { contributions } from "./tables.ts";
 
 /** Which contributions count towards an insured month. */
 export type InsuranceFilter = PaymentFilter;
-
-import { contributions } from "./tables.ts";
 
 export type ContributionRow = typeof contributions.$inferSelect;
 
