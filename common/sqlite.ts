@@ -5,7 +5,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { type Placeholder, type SQL, sql } from "drizzle-orm";
+import { getTableColumns, type Placeholder, type SQL, sql } from "drizzle-orm";
 import { type BetterSQLite3Database, drizzle } from "drizzle-orm/better-sqlite3";
 import { getTableConfig, type SQLiteColumn, type SQLiteTable } from "drizzle-orm/sqlite-core";
 import type { Department } from "./departments.ts";
@@ -108,3 +108,20 @@ export interface PaymentFilter {
 
 /** Later than any real payment date: "no paidBy" compares like a day after every payment. */
 export const NO_PAYMENT_LIMIT = "9999-12-31";
+
+/**
+ * The `set` of an import upsert: every column but the natural key takes the incoming row's value
+ * (`excluded.<column>`). Derived from the table declaration, like the DDL, so a new column is
+ * never silently left out of re-imports.
+ */
+export function replaceAllButKey(
+  table: SQLiteTable,
+  key: SQLiteColumn | readonly SQLiteColumn[],
+): Record<string, SQL> {
+  const keyNames = new Set((Array.isArray(key) ? key : [key]).map((column) => column.name));
+  const set: Record<string, SQL> = {};
+  for (const [property, column] of Object.entries(getTableColumns(table))) {
+    if (!keyNames.has(column.name)) set[property] = sql.raw(`excluded.${quote(column.name)}`);
+  }
+  return set;
+}

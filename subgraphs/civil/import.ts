@@ -1,7 +1,7 @@
 /** How marriage records land in the civil-affairs database (upserts on the natural key). */
 import { sql } from "drizzle-orm";
 import type { RecordsOf } from "../../common/records.ts";
-import type { Drizzle } from "../../common/sqlite.ts";
+import { type Drizzle, replaceAllButKey } from "../../common/sqlite.ts";
 import { marriages } from "./tables.ts";
 
 const p = sql.placeholder;
@@ -18,10 +18,11 @@ export function civilWriter(db: Drizzle): (record: RecordsOf["civil"]) => void {
     })
     .onConflictDoUpdate({
       target: [marriages.partyA, marriages.partyB, marriages.registeredOn],
-      set: {
-        dissolvedOn: sql`excluded.dissolved_on`,
-        dissolution: sql`excluded.dissolution`,
-      },
+      set: replaceAllButKey(marriages, [
+        marriages.partyA,
+        marriages.partyB,
+        marriages.registeredOn,
+      ]),
     })
     .prepare();
 

@@ -1,7 +1,7 @@
 /** How household-registration records land in the hukou database (upserts on natural keys). */
 import { sql } from "drizzle-orm";
 import type { RecordsOf } from "../../common/records.ts";
-import type { Drizzle } from "../../common/sqlite.ts";
+import { type Drizzle, replaceAllButKey } from "../../common/sqlite.ts";
 import { parentage, persons, residencePermits } from "./tables.ts";
 
 const p = sql.placeholder;
@@ -22,16 +22,7 @@ export function hukouWriter(db: Drizzle): (record: RecordsOf["hukou"]) => void {
     })
     .onConflictDoUpdate({
       target: persons.id,
-      set: {
-        name: sql`excluded.name`,
-        gender: sql`excluded.gender`,
-        birthDate: sql`excluded.birth_date`,
-        ethnicity: sql`excluded.ethnicity`,
-        hukouRegion: sql`excluded.hukou_region`,
-        hukouAddress: sql`excluded.hukou_address`,
-        alive: sql`excluded.alive`,
-        diedOn: sql`excluded.died_on`,
-      },
+      set: replaceAllButKey(persons, persons.id),
     })
     .prepare();
   const parent = db
@@ -51,13 +42,7 @@ export function hukouWriter(db: Drizzle): (record: RecordsOf["hukou"]) => void {
     })
     .onConflictDoUpdate({
       target: residencePermits.number,
-      set: {
-        personId: sql`excluded.person_id`,
-        kind: sql`excluded.kind`,
-        region: sql`excluded.region`,
-        validFrom: sql`excluded.valid_from`,
-        validTo: sql`excluded.valid_to`,
-      },
+      set: replaceAllButKey(residencePermits, residencePermits.number),
     })
     .prepare();
 

@@ -1,7 +1,7 @@
 /** How market-register records land in the market database (upserts on the credit code). */
 import { sql } from "drizzle-orm";
 import type { RecordsOf } from "../../common/records.ts";
-import type { Drizzle } from "../../common/sqlite.ts";
+import { type Drizzle, replaceAllButKey } from "../../common/sqlite.ts";
 import { organizations } from "./tables.ts";
 
 const p = sql.placeholder;
@@ -20,14 +20,7 @@ export function marketWriter(db: Drizzle): (record: RecordsOf["market"]) => void
     })
     .onConflictDoUpdate({
       target: organizations.uscc,
-      set: {
-        name: sql`excluded.name`,
-        kind: sql`excluded.kind`,
-        legalRepresentativeId: sql`excluded.legal_representative_id`,
-        region: sql`excluded.region`,
-        status: sql`excluded.status`,
-        establishedOn: sql`excluded.established_on`,
-      },
+      set: replaceAllButKey(organizations, organizations.uscc),
     })
     .prepare();
 

@@ -1,7 +1,7 @@
 /** How social-insurance records land in the social database (upserts on person and month). */
 import { sql } from "drizzle-orm";
 import type { RecordsOf } from "../../common/records.ts";
-import type { Drizzle } from "../../common/sqlite.ts";
+import { type Drizzle, replaceAllButKey } from "../../common/sqlite.ts";
 import { contributions } from "./tables.ts";
 
 const p = sql.placeholder;
@@ -18,11 +18,7 @@ export function socialWriter(db: Drizzle): (record: RecordsOf["social"]) => void
     })
     .onConflictDoUpdate({
       target: [contributions.personId, contributions.month],
-      set: {
-        region: sql`excluded.region`,
-        employer: sql`excluded.employer`,
-        paidOn: sql`excluded.paid_on`,
-      },
+      set: replaceAllButKey(contributions, [contributions.personId, contributions.month]),
     })
     .prepare();
 

@@ -1,7 +1,7 @@
 /** How tax records land in the tax database (upserts on subject, period and region). */
 import { sql } from "drizzle-orm";
 import type { RecordsOf } from "../../common/records.ts";
-import type { Drizzle } from "../../common/sqlite.ts";
+import { type Drizzle, replaceAllButKey } from "../../common/sqlite.ts";
 import { incomeTaxes, vats } from "./tables.ts";
 
 const p = sql.placeholder;
@@ -18,7 +18,11 @@ export function taxWriter(db: Drizzle): (record: RecordsOf["tax"]) => void {
     })
     .onConflictDoUpdate({
       target: [incomeTaxes.personId, incomeTaxes.period, incomeTaxes.region],
-      set: { amount: sql`excluded.amount`, paidOn: sql`excluded.paid_on` },
+      set: replaceAllButKey(incomeTaxes, [
+        incomeTaxes.personId,
+        incomeTaxes.period,
+        incomeTaxes.region,
+      ]),
     })
     .prepare();
   const vat = db
@@ -32,7 +36,7 @@ export function taxWriter(db: Drizzle): (record: RecordsOf["tax"]) => void {
     })
     .onConflictDoUpdate({
       target: [vats.uscc, vats.period, vats.region],
-      set: { amount: sql`excluded.amount`, paidOn: sql`excluded.paid_on` },
+      set: replaceAllButKey(vats, [vats.uscc, vats.period, vats.region]),
     })
     .prepare();
 

@@ -1,7 +1,7 @@
 /** How traffic-management records land in the traffic database (upserts on natural keys). */
 import { sql } from "drizzle-orm";
 import type { RecordsOf } from "../../common/records.ts";
-import type { Drizzle } from "../../common/sqlite.ts";
+import { type Drizzle, replaceAllButKey } from "../../common/sqlite.ts";
 import { driverLicenses, vehicles } from "./tables.ts";
 
 const p = sql.placeholder;
@@ -19,13 +19,7 @@ export function trafficWriter(db: Drizzle): (record: RecordsOf["traffic"]) => vo
     })
     .onConflictDoUpdate({
       target: driverLicenses.number,
-      set: {
-        personId: sql`excluded.person_id`,
-        class: sql`excluded.class`,
-        issuedOn: sql`excluded.issued_on`,
-        validUntil: sql`excluded.valid_until`,
-        status: sql`excluded.status`,
-      },
+      set: replaceAllButKey(driverLicenses, driverLicenses.number),
     })
     .prepare();
   const vehicle = db
@@ -40,12 +34,7 @@ export function trafficWriter(db: Drizzle): (record: RecordsOf["traffic"]) => vo
     })
     .onConflictDoUpdate({
       target: [vehicles.plate, vehicles.registeredOn],
-      set: {
-        ownerId: sql`excluded.owner_id`,
-        kind: sql`excluded.kind`,
-        region: sql`excluded.region`,
-        deregisteredOn: sql`excluded.deregistered_on`,
-      },
+      set: replaceAllButKey(vehicles, [vehicles.plate, vehicles.registeredOn]),
     })
     .prepare();
 
