@@ -4,19 +4,12 @@
  * once, and each department reached through its own signed, pooled, breaker-guarded client.
  */
 import { readFileSync } from "node:fs";
-import { ApolloGateway, LocalGraphQLDataSource } from "@apollo/gateway";
-import type { GatewayExecutor } from "@apollo/server-gateway-interface";
+import { LocalGraphQLDataSource } from "@apollo/gateway";
+import type { GraphQLDataSource } from "@apollo/gateway/dist/datasources/types.js";
 import { buildSubgraphSchema } from "@apollo/subgraph";
-import { InMemoryLRUCache } from "@apollo/utils.keyvaluecache";
 import cors from "@fastify/cors";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import {
-  type DocumentNode,
-  type GraphQLSchema,
-  getVariableValues,
-  type OperationDefinitionNode,
-  parse,
-} from "graphql";
+import { type GraphQLSchema, getVariableValues, parse } from "graphql";
 
 import {
   DEPARTMENTS,
@@ -32,6 +25,7 @@ import { echoRequestId, requestIdOptions, subgraphSdl } from "../common/subgraph
 import { SUPERGRAPH_PATH } from "./compose.ts";
 import { type GatewayOverrides, gatewayConfigFromEnv } from "./config.ts";
 import { DepartmentClient, type GatewayRequestContext } from "./department-client.ts";
+import { Federation } from "./execution/federation.ts";
 import {
   documentErrorStatus,
   formatError,
@@ -64,12 +58,6 @@ function apolloLogger(app: FastifyInstance) {
     error: (message: unknown) => app.log.error(message),
   };
 }
-
-const noCachePolicy = {
-  replace() {},
-  restrict() {},
-  policyIfCacheable: () => null,
-};
 
 /**
  * The supergraph's custom scalars are opaque to Apollo; give them the departments' rules so that a
@@ -127,70 +115,43 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   ) as Record<PlatformSubgraphName, LocalSubgraph>;
 
   const supergraph = readSupergraph(options.supergraphSdl ?? readFileSync(SUPERGRAPH_PATH, "utf8"));
-  const gateway = new ApolloGateway({
+  const logger = apolloLogger(app);
+  const federation = new Federation({
     supergraphSdl: supergraph.plannerSdl,
-    buildService: ({ name }) => {
-      if (isDepartment(name)) return clients[name];
-      const local = localSubgraphs[name as PlatformSubgraphName];
-      if (!local) throw new Error(`supergraph names an unknown subgraph "${name}"`);
-      return new LocalGraphQLDataSource(
-        buildSubgraphSchema({
-          typeDefs: parse(subgraphSdl(name)),
-          resolvers: { ...scalarResolvers, ...local.resolvers } as never,
+    logger,
+    executor: config.executor,
+    dataSources: (names) =>
+      Object.fromEntries(
+        names.map((name): [string, GraphQLDataSource] => {
+          if (isDepartment(name)) return [name, clients[name]];
+          const local = localSubgraphs[name as PlatformSubgraphName];
+          if (!local) throw new Error(`supergraph names an unknown subgraph "${name}"`);
+          const schema = buildSubgraphSchema({
+            typeDefs: parse(subgraphSdl(name)),
+            resolvers: { ...scalarResolvers, ...local.resolvers } as never,
+          });
+          return [name, new LocalGraphQLDataSource(schema)];
         }),
-      );
-    },
-    logger: apolloLogger(app),
+      ),
   });
-  let schema: GraphQLSchema | null = null;
-  gateway.onSchemaLoadOrUpdate(({ apiSchema }) => {
-    schema = apiSchema;
-  });
-  const loaded = await gateway.load();
-  const executor = loaded.executor as GatewayExecutor;
-  if (!schema) throw new Error("the supergraph did not load");
-  const apiSchema: GraphQLSchema = schema;
+  const apiSchema: GraphQLSchema = federation.apiSchema;
   installScalarRules(apiSchema);
   security.attachSchema(apiSchema, supergraph.scopes);
   const documents = new DocumentCache(apiSchema, { introspection: config.introspection });
-  const cache = new InMemoryLRUCache();
-  const logger = apolloLogger(app);
-
-  /** Runs a validated query operation through Apollo's planner and executor. */
-  function run(
-    params: GraphQLParams,
-    document: DocumentNode,
-    hash: string,
-    operation: OperationDefinitionNode,
-    context: GatewayRequestContext,
-  ) {
-    return executor({
-      request: {
-        query: params.query,
-        operationName: params.operationName,
-        variables: params.variables ?? {},
-      },
-      document,
-      source: params.query,
-      operationName: operation.name?.value ?? null,
-      operation,
-      schema: apiSchema,
-      schemaHash: hash as never,
-      queryHash: hash,
-      context,
-      cache,
-      logger,
-      metrics: {},
-      overallCachePolicy: noCachePolicy,
-    });
-  }
 
   executeInternal = async (query, variables, context) => {
     const prepared = documents.get(query);
     if (!prepared.document || prepared.errors.length > 0) return { errors: prepared.errors };
     const operation = selectOperation(prepared.document, undefined);
     if (!("kind" in operation)) return { errors: [operation] };
-    return run({ query, variables }, prepared.document, prepared.hash, operation, context);
+    return federation.execute({
+      query,
+      document: prepared.document,
+      operation,
+      hash: prepared.hash,
+      variables: variables ?? {},
+      context,
+    });
   };
 
   if (!config.production) {
@@ -305,13 +266,14 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
       answered: new Set(),
       log: request.log,
     };
-    const result = await run(
-      { ...params, query: plan.query },
-      plan.document,
-      plan.hash,
-      plan.operation,
+    const result = await federation.execute({
+      query: plan.query,
+      document: plan.document,
+      operation: plan.operation,
+      hash: plan.hash,
+      variables: params.variables ?? {},
       context,
-    );
+    });
     const completed = security.complete(result, plan, principal, coerced.coerced, context, {
       name: operation.name?.value ?? null,
       hash: prepared.hash,
@@ -380,7 +342,6 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   });
 
   app.addHook("onClose", async () => {
-    await gateway.stop();
     for (const local of Object.values(localSubgraphs)) await local.close?.();
     await Promise.all(DEPARTMENTS.map((department) => clients[department].close()));
     await security.close();

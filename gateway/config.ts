@@ -69,6 +69,11 @@ export interface GatewayConfig {
   landingPage: boolean;
   /** Folder of the department databases and of `audit.db`. */
   dataDir: string;
+  /**
+   * Who runs query plans: `compiled` (gateway/execution, the default) or `apollo`
+   * (`@apollo/gateway`'s executeQueryPlan, for comparison).
+   */
+  executor: "compiled" | "apollo";
   security: SecurityConfig;
 }
 
@@ -139,6 +144,14 @@ function securityConfigFromEnv(production: boolean): SecurityConfig {
   };
 }
 
+function executorFromEnv(): GatewayConfig["executor"] {
+  const executor = process.env.GATEWAY_EXECUTOR ?? "compiled";
+  if (executor !== "compiled" && executor !== "apollo") {
+    throw new Error(`GATEWAY_EXECUTOR must be "compiled" or "apollo", got "${executor}"`);
+  }
+  return executor;
+}
+
 /** Overrides of the environment's configuration (tests, embedding); `security` merges per key. */
 export type GatewayOverrides = Partial<Omit<GatewayConfig, "security">> & {
   security?: Partial<Omit<SecurityConfig, "limits">> & { limits?: Partial<OperationLimits> };
@@ -171,6 +184,7 @@ export function gatewayConfigFromEnv(overrides: GatewayOverrides = {}): GatewayC
     introspection: flag("INTROSPECTION", !production),
     landingPage: flag("LANDING_PAGE", !production),
     dataDir: dataDir(),
+    executor: executorFromEnv(),
     ...overrides,
     security: { ...security, ...overrides.security, limits },
   };

@@ -53,8 +53,9 @@ describe("a department that is down", () => {
     );
     const elapsed = performance.now() - started;
     expect(body.errors?.[0]?.extensions?.code).toBe("DEPARTMENT_UNAVAILABLE");
-    // No retries or connection attempts behind an open breaker: far below one retry's backoff.
-    expect(elapsed).toBeLessThan(20);
+    // No retries behind an open breaker: two retries would wait their backoff (25 + 100 ms) alone.
+    // (A bound on CPU speed would be a timed test; this one only tells "retried" from "not".)
+    expect(elapsed).toBeLessThan(125);
     const ready = await fetch(platform.url.replace(/graphql$/, "ready"));
     expect(
       ((await ready.json()) as { departments: Record<string, string> }).departments.traffic,

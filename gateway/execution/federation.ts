@@ -1,0 +1,168 @@
+/**
+ * The federated graph as the gateway serves it: Apollo's supergraph model and query planner
+ * (composition and planning stay Apollo's, so plans are exactly the ones `@apollo/gateway`
+ * makes), a plan cache, and execution by `PlanExecutor` + compiled result shaping — or, for the
+ * rare operation those leave out, by `@apollo/gateway`'s own `executeQueryPlan`.
+ */
+
+import { operationFromDocument, Supergraph } from "@apollo/federation-internals";
+import { buildOperationContext, executeQueryPlan } from "@apollo/gateway";
+import type { GraphQLDataSource } from "@apollo/gateway/dist/datasources/types.js";
+import { type QueryPlan, QueryPlanner } from "@apollo/query-planner";
+import {
+  type DocumentNode,
+  type ExecutionResult,
+  GraphQLError,
+  type GraphQLSchema,
+  type OperationDefinitionNode,
+} from "graphql";
+import { LRUCache } from "lru-cache";
+import type { GatewayRequestContext } from "../department-client.ts";
+import { PlanExecutor, supportsPlan } from "./plan-executor.ts";
+import { type CompiledShape, compileShape } from "./result-shaping.ts";
+
+export interface FederatedRequest {
+  /** The document text (as the desk sent it, or as authorization rewrote it). */
+  query: string;
+  document: DocumentNode;
+  operation: OperationDefinitionNode;
+  /** sha256 of `query`: with the operation name, the plan cache key. */
+  hash: string;
+  /** The request's variables as sent (departments receive them as sent). */
+  variables: Record<string, unknown>;
+  context: GatewayRequestContext;
+}
+
+interface PreparedPlan {
+  plan: QueryPlan;
+  /** Null when the plan or the operation needs Apollo's executor. */
+  shape: CompiledShape | null;
+}
+
+export interface FederationOptions {
+  /** The supergraph SDL as Apollo's planner accepts it. */
+  supergraphSdl: string;
+  /** Subgraph name → how it is reached. */
+  dataSources: (names: string[]) => Record<string, GraphQLDataSource>;
+  logger: {
+    debug(message: unknown): void;
+    info(message: unknown): void;
+    warn(message: unknown): void;
+    error(message: unknown): void;
+  };
+  /** Plans kept (one per distinct operation; authorization makes one per purpose). */
+  maxPlans?: number;
+  /** `apollo`: every plan through `@apollo/gateway`'s executor (to compare; default `compiled`). */
+  executor?: "compiled" | "apollo";
+}
+
+export class Federation {
+  /** The graph desks see (graphql-js), without federation's internals. */
+  readonly apiSchema: GraphQLSchema;
+  private readonly supergraph: Supergraph;
+  private readonly supergraphSchema: GraphQLSchema;
+  private readonly planner: QueryPlanner;
+  private readonly dataSources: Record<string, GraphQLDataSource>;
+  private readonly executor: PlanExecutor;
+  private readonly plans: LRUCache<string, PreparedPlan>;
+  private readonly logger: FederationOptions["logger"];
+  private readonly compiled: boolean;
+
+  constructor(options: FederationOptions) {
+    this.supergraph = Supergraph.build(options.supergraphSdl, {
+      validateSupergraph: process.env.NODE_ENV !== "production",
+    });
+    this.apiSchema = this.supergraph.apiSchema().toGraphQLJSSchema();
+    this.supergraphSchema = this.supergraph.schema.toGraphQLJSSchema();
+    this.planner = new QueryPlanner(this.supergraph);
+    this.dataSources = options.dataSources(
+      this.supergraph.subgraphsMetadata().map(({ name }) => name),
+    );
+    this.executor = new PlanExecutor(this.supergraphSchema, this.dataSources);
+    this.plans = new LRUCache({ max: options.maxPlans ?? 2000 });
+    this.logger = options.logger;
+    this.compiled = options.executor !== "apollo";
+  }
+
+  /** Subgraph names of the supergraph. */
+  get subgraphNames(): string[] {
+    return Object.keys(this.dataSources);
+  }
+
+  /** The plan Apollo's planner makes for an operation (cached). */
+  prepare(request: Pick<FederatedRequest, "document" | "operation" | "hash">): PreparedPlan {
+    const name = request.operation.name?.value ?? "";
+    const key = `${request.hash}\u0000${name}`;
+    let prepared = this.plans.get(key);
+    if (!prepared) {
+      const operation = operationFromDocument(this.supergraph.apiSchema(), request.document, {
+        operationName: name || undefined,
+      });
+      const plan = this.planner.buildQueryPlan(operation);
+      const shape =
+        this.compiled && supportsPlan(plan)
+          ? compileShape(this.apiSchema, request.document, request.operation)
+          : null;
+      prepared = { plan, shape };
+      this.plans.set(key, prepared);
+    }
+    return prepared;
+  }
+
+  async execute(request: FederatedRequest): Promise<ExecutionResult> {
+    const prepared = this.prepare(request);
+    if (!prepared.shape) return this.executeWithApollo(prepared.plan, request);
+    const { data, errors } = await this.executor.execute(prepared.plan, {
+      variables: request.variables,
+      context: request.context,
+      incomingRequestContext: {
+        request: { variables: request.variables },
+        context: request.context,
+      },
+    });
+    let shaped: { data: Record<string, unknown> | null; errors: GraphQLError[] };
+    try {
+      shaped = prepared.shape.shape(data, request.variables);
+    } catch (error) {
+      // A department answered with a value of the wrong kind (an object for a list…).
+      this.logger.warn(`result shaping failed: ${(error as Error).message}`);
+      return { errors: [new GraphQLError((error as Error).message)] };
+    }
+    if (errors.length > 0) return { errors, data: shaped.data };
+    // Apollo reports value-completion problems only when the departments reported none.
+    if (shaped.errors.length > 0)
+      return { data: shaped.data, extensions: { valueCompletion: shaped.errors } };
+    return { data: shaped.data };
+  }
+
+  private executeWithApollo(plan: QueryPlan, request: FederatedRequest): Promise<ExecutionResult> {
+    const operationName = request.operation.name?.value;
+    const operationContext = buildOperationContext({
+      schema: this.apiSchema,
+      operationDocument: request.document,
+      operationName,
+    });
+    const requestContext = {
+      request: { query: request.query, operationName, variables: request.variables },
+      document: request.document,
+      source: request.query,
+      operationName: operationName ?? null,
+      operation: request.operation,
+      schema: this.apiSchema,
+      queryHash: request.hash,
+      context: request.context,
+      logger: this.logger,
+      metrics: {},
+      cache: undefined,
+      overallCachePolicy: { replace() {}, restrict() {}, policyIfCacheable: () => null },
+    };
+    return executeQueryPlan(
+      plan,
+      this.dataSources,
+      requestContext as never,
+      operationContext,
+      this.supergraphSchema,
+      this.supergraph.apiSchema(),
+    ) as unknown as Promise<ExecutionResult>;
+  }
+}

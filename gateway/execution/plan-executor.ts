@@ -1,0 +1,367 @@
+/**
+ * Runs a query plan from Apollo's planner: root fetches, entity fetches flattened over the
+ * answers so far, in sequence and in parallel, merging every department's answer into one tree
+ * that `result-shaping` then turns into the response.
+ *
+ * It follows `@apollo/gateway`'s `executeQueryPlan` step for step (which representations are
+ * sent, how answers merge, how a department's errors are re-pathed into the desk's response),
+ * without what the gateway does not use: OpenTelemetry spans, usage-reporting traces, and the
+ * per-request rebuilding of the operation in federation-internals' model. Plans with nodes it
+ * does not run (`@defer`, subscriptions, data rewrites for interface objects and contexts) are
+ * recognised by `supportsPlan` and left to Apollo's executor.
+ */
+import type { GraphQLDataSource } from "@apollo/gateway/dist/datasources/types.js";
+import { GraphQLDataSourceRequestKind } from "@apollo/gateway/dist/datasources/types.js";
+import type {
+  FetchNode,
+  PlanNode,
+  QueryPlan,
+  QueryPlanSelectionNode,
+  ResponsePath,
+} from "@apollo/query-planner";
+import { GraphQLError, type GraphQLSchema } from "graphql";
+import type { GatewayRequestContext } from "../department-client.ts";
+
+type Data = Record<string, unknown>;
+
+export interface PlanRequest {
+  variables: Record<string, unknown>;
+  context: GatewayRequestContext;
+  /** Handed to data sources as Apollo would (the incoming request). */
+  incomingRequestContext: unknown;
+}
+
+interface Cursor {
+  path: ResponsePath;
+  data: unknown;
+}
+
+interface Execution {
+  request: PlanRequest;
+  errors: GraphQLError[];
+  root: Data;
+}
+
+/** Whether every node of the plan is one this executor runs; otherwise Apollo's executor does. */
+export function supportsPlan(plan: QueryPlan): boolean {
+  const supported = (node: PlanNode): boolean => {
+    switch (node.kind) {
+      case "Sequence":
+      case "Parallel":
+        return node.nodes.every(supported);
+      case "Flatten":
+        return supported(node.node);
+      case "Condition":
+        return (
+          (!node.ifClause || supported(node.ifClause)) &&
+          (!node.elseClause || supported(node.elseClause))
+        );
+      case "Fetch":
+        return (
+          !node.hasDefers &&
+          !node.inputRewrites?.length &&
+          !node.outputRewrites?.length &&
+          !node.contextRewrites?.length
+        );
+      default:
+        return false;
+    }
+  };
+  return !plan.node || (plan.node.kind !== "Subscription" && supported(plan.node));
+}
+
+export class PlanExecutor {
+  constructor(
+    private readonly supergraphSchema: GraphQLSchema,
+    private readonly dataSources: Record<string, GraphQLDataSource>,
+  ) {}
+
+  /** Runs the plan; returns the merged (unshaped) data and the departments' errors. */
+  async execute(
+    plan: QueryPlan,
+    request: PlanRequest,
+  ): Promise<{ data: Data; errors: GraphQLError[] }> {
+    const root: Data = {};
+    const execution: Execution = { request, errors: [], root };
+    if (plan.node && plan.node.kind !== "Subscription") {
+      await this.node(execution, plan.node as PlanNode, { path: [], data: root });
+    }
+    return { data: root, errors: execution.errors };
+  }
+
+  private async node(execution: Execution, node: PlanNode, cursor: Cursor): Promise<void> {
+    switch (node.kind) {
+      case "Sequence":
+        for (const child of node.nodes) await this.node(execution, child, cursor);
+        return;
+      case "Parallel":
+        await Promise.all(node.nodes.map((child) => this.node(execution, child, cursor)));
+        return;
+      case "Flatten": {
+        const data = flattenAt(cursor.data, node.path);
+        if (data === undefined || data === null) return;
+        await this.node(execution, node.node, { path: [...cursor.path, ...node.path], data });
+        return;
+      }
+      case "Condition": {
+        const value = execution.request.variables[node.condition];
+        const branch = value === true ? node.ifClause : node.elseClause;
+        if (branch) await this.node(execution, branch, cursor);
+        return;
+      }
+      case "Fetch":
+        try {
+          await this.fetch(execution, node, cursor);
+        } catch (error) {
+          execution.errors.push(
+            error instanceof GraphQLError
+              ? error
+              : new GraphQLError((error as Error).message, { originalError: error as Error }),
+          );
+        }
+        return;
+      default:
+        throw new Error(`query plan node ${node.kind} is not supported here`);
+    }
+  }
+
+  private async fetch(execution: Execution, fetch: FetchNode, cursor: Cursor): Promise<void> {
+    const service = this.dataSources[fetch.serviceName];
+    if (!service) throw new Error(`Couldn't find service with name "${fetch.serviceName}"`);
+    const entities: Data[] = Array.isArray(cursor.data)
+      ? (cursor.data.filter((entity) => entity !== null && entity !== undefined) as Data[])
+      : [cursor.data as Data];
+    if (entities.length === 0) return;
+
+    const provided = execution.request.variables;
+    const variables: Record<string, unknown> = {};
+    for (const name of fetch.variableUsages ?? []) {
+      if (Object.hasOwn(provided, name) && provided[name] !== undefined) {
+        variables[name] = provided[name];
+      }
+    }
+
+    if (!fetch.requires) {
+      const received = await this.send(execution, fetch, cursor, variables);
+      if (received) for (const entity of entities) merge(entity, received);
+      return;
+    }
+
+    const representations: Data[] = [];
+    const owners: Data[] = [];
+    for (const entity of entities) {
+      const representation = this.select(entity, fetch.requires);
+      if (representation?.__typename) {
+        representations.push(representation);
+        owners.push(entity);
+      }
+    }
+    if (representations.length === 0) return;
+    if ("representations" in variables)
+      throw new Error(`Variables cannot contain key "representations"`);
+    variables.representations = representations;
+    const received = await this.send(execution, fetch, cursor, variables);
+    if (!received) return;
+    const answered = received._entities;
+    if (!Array.isArray(answered))
+      throw new Error(`Expected "data._entities" in response to be an array`);
+    if (answered.length !== representations.length) {
+      throw new Error(`Expected "data._entities" to contain ${representations.length} elements`);
+    }
+    for (let index = 0; index < owners.length; index++) {
+      const entity = answered[index] as Data | null;
+      const owner = owners[index] as Data;
+      if (entity && !entity.__typename) entity.__typename = owner.__typename;
+      merge(owner, entity);
+    }
+  }
+
+  private async send(
+    execution: Execution,
+    fetch: FetchNode,
+    cursor: Cursor,
+    variables: Record<string, unknown>,
+  ): Promise<Data | null | undefined> {
+    const service = this.dataSources[fetch.serviceName] as GraphQLDataSource;
+    const response = await service.process({
+      kind: GraphQLDataSourceRequestKind.INCOMING_OPERATION,
+      request: { query: fetch.operation, variables, operationName: fetch.operationName },
+      incomingRequestContext: execution.request.incomingRequestContext as never,
+      context: execution.request.context,
+      document: fetch.operationDocumentNode,
+      pathInIncomingRequest: cursor.path,
+    } as never);
+    if (response.errors) {
+      const pathOf = errorPaths(fetch, cursor, execution.root);
+      for (const error of response.errors) {
+        execution.errors.push(departmentError(error, fetch.serviceName, pathOf));
+      }
+    }
+    return response.data as Data | null | undefined;
+  }
+
+  /** A representation: the fields `requires` names, or null when the entity lacks one. */
+  private select(source: unknown, selections: readonly QueryPlanSelectionNode[]): Data | null {
+    if (source === null || source === undefined) return null;
+    const object = source as Data;
+    const result: Data = {};
+    for (const selection of selections) {
+      if (selection.kind === "Field") {
+        const key = selection.alias ?? selection.name;
+        const value = Object.hasOwn(object, key) ? object[key] : undefined;
+        if (value === undefined) return null;
+        const subselections = selection.selections;
+        if (Array.isArray(value)) {
+          result[key] = value.map((element) =>
+            subselections ? this.select(element, subselections) : element,
+          );
+        } else {
+          result[key] = subselections ? this.select(value, subselections) : value;
+        }
+      } else if (selection.typeCondition && this.isOfType(object, selection.typeCondition)) {
+        merge(result, this.select(object, selection.selections));
+      }
+    }
+    return result;
+  }
+
+  private isOfType(object: Data, typeCondition: string): boolean {
+    const typename = object.__typename;
+    if (typeof typename !== "string" || typename === "") return false;
+    if (typename === typeCondition) return true;
+    const type = this.supergraphSchema.getType(typename);
+    const condition = this.supergraphSchema.getType(typeCondition);
+    if (!type || !condition || !("getFields" in type)) return false;
+    return this.supergraphSchema.isSubType(condition as never, type as never);
+  }
+}
+
+/** The values at `path` below `value`, lists flattened where the path says `@`. */
+function flattenAt(value: unknown, path: ResponsePath): unknown {
+  let current = value;
+  for (let index = 0; index < path.length; index++) {
+    if (current === undefined || current === null) return current;
+    const key = path[index];
+    if (key === "@") {
+      const rest = path.slice(index + 1);
+      return (current as unknown[]).flatMap((element) => flattenAt(element, rest));
+    }
+    current = Object.hasOwn(current as Data, key as string)
+      ? (current as Data)[key as string]
+      : undefined;
+  }
+  return current;
+}
+
+function isObject(value: unknown): value is Data {
+  return value !== null && typeof value === "object" && !Array.isArray(value);
+}
+
+/** Keys that a plain object inherits: read and written only as own properties. */
+const INHERITED = new Set(Object.getOwnPropertyNames(Object.prototype));
+
+/** Apollo's `deepMerge`: objects merged key by key, lists of equal length element by element. */
+function merge(target: Data, source: Data | null | undefined): void {
+  if (source === undefined || source === null) return;
+  for (const key of Object.keys(source)) {
+    const value = source[key];
+    if (value === undefined) continue;
+    if (INHERITED.has(key)) {
+      // `__proto__` or `constructor` as a response key: never touch the prototype chain.
+      Object.defineProperty(target, key, {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+      continue;
+    }
+    const existing = target[key];
+    if (existing && isObject(value)) {
+      merge(existing as Data, value);
+    } else if (
+      Array.isArray(value) &&
+      Array.isArray(existing) &&
+      value.length === existing.length
+    ) {
+      for (let index = 0; index < value.length; index++) {
+        if (isObject(existing[index]) && isObject(value[index])) {
+          merge(existing[index] as Data, value[index] as Data);
+        } else {
+          existing[index] = value[index];
+        }
+      }
+    } else {
+      target[key] = value;
+    }
+  }
+}
+
+/**
+ * How a department error's path becomes a path in the desk's response: an `_entities` error
+ * points at the entity it concerns (`_entities.3.x` → `people.7.x`), a root error is prefixed
+ * with where the fetch sits. As Apollo's `makeLazyErrorPathGenerator`.
+ */
+function errorPaths(fetch: FetchNode, cursor: Cursor, root: Data) {
+  let hydrated: ResponsePath[] | null = null;
+  return (path: ReadonlyArray<string | number> | undefined): ResponsePath | undefined => {
+    if (fetch.requires && typeof path?.[1] === "number") {
+      if (!hydrated) {
+        hydrated = [];
+        hydratePaths([], cursor.path, root, hydrated);
+      }
+      return [...(hydrated[path[1]] ?? []), ...path.slice(2)];
+    }
+    return path ? [...cursor.path, ...path] : undefined;
+  };
+}
+
+function hydratePaths(
+  parent: ResponsePath,
+  path: ResponsePath,
+  data: unknown,
+  result: ResponsePath[],
+): void {
+  if (data === null || data === undefined) return;
+  const head = path[0];
+  if (head === undefined) {
+    result.push([...parent]);
+  } else if (head === "@") {
+    (data as unknown[]).forEach((value, index) => {
+      hydratePaths([...parent, index], path.slice(1), value, result);
+    });
+  } else if (Array.isArray(data)) {
+    data.forEach((value, index) => {
+      hydratePaths([...parent, index], path, value, result);
+    });
+  } else if (Object.hasOwn(data as Data, head as string)) {
+    hydratePaths([...parent, head], path.slice(1), (data as Data)[head as string], result);
+  }
+}
+
+interface DepartmentWireError {
+  message?: string;
+  path?: ReadonlyArray<string | number>;
+  extensions?: Record<string, unknown>;
+}
+
+/** A department's error as the desk sees it: re-pathed, naming the service, with a code. */
+function departmentError(
+  error: DepartmentWireError,
+  serviceName: string,
+  pathOf: (path: ReadonlyArray<string | number> | undefined) => ResponsePath | undefined,
+): GraphQLError {
+  const extensions = error.extensions ?? {};
+  const path = pathOf(error.path);
+  return new GraphQLError(
+    error.message || `Error while fetching subquery from service "${serviceName}"`,
+    {
+      ...(path ? { path } : {}),
+      extensions: {
+        ...extensions,
+        serviceName,
+        code: extensions.code ?? "DOWNSTREAM_SERVICE_ERROR",
+      },
+    },
+  );
+}

@@ -1,0 +1,410 @@
+/**
+ * Result shaping, compiled once per operation: the departments' merged answers (which carry
+ * `__typename`, key fields the desk did not ask for, and answers for every alias) become the
+ * response the desk asked for — its fields in its order, leaf values checked against their
+ * types, and a null where the schema forbids one propagated to the nearest nullable parent.
+ *
+ * Apollo's `computeResponse` does the same walk by interpreting the operation's selection sets
+ * through federation-internals' classes on every request; profiled, that was a third of the
+ * gateway's time on a batch of 1,000 persons. Here the walk is planned once: each selection set
+ * becomes a flat list of fields with their response key, their unwrapped type and a leaf check,
+ * fragments already applied to the type they select on. The semantics follow Apollo's (same
+ * errors, same messages, same null propagation) so the two can be compared answer for answer.
+ *
+ * What is not compiled — introspection fields other than `__typename`, selections on an abstract
+ * type, a response key selected twice under `@skip`/`@include` — makes `compileShape` return
+ * null, and the gateway runs such an operation through Apollo's own executor instead.
+ */
+import {
+  type DocumentNode,
+  type FieldNode,
+  type FragmentDefinitionNode,
+  GraphQLBoolean,
+  type GraphQLEnumType,
+  GraphQLError,
+  GraphQLFloat,
+  GraphQLID,
+  GraphQLInt,
+  type GraphQLNamedType,
+  type GraphQLObjectType,
+  type GraphQLOutputType,
+  type GraphQLSchema,
+  GraphQLString,
+  isEnumType,
+  isListType,
+  isNonNullType,
+  isObjectType,
+  isScalarType,
+  Kind,
+  type OperationDefinitionNode,
+  type SelectionNode,
+  type ValueNode,
+} from "graphql";
+
+/** A `@skip(if:)` / `@include(if:)` on a field or fragment: the field is kept when `value(if) === keepWhen`. */
+interface Condition {
+  variable: string | null;
+  constant: boolean;
+  keepWhen: boolean;
+}
+
+/** How a value of one GraphQL output type is shaped (lists and non-null unwrapped in order). */
+type ValueShape =
+  | { kind: "nonNull"; of: ValueShape; typeName: string }
+  | { kind: "list"; of: ValueShape; typeName: string }
+  | { kind: "object"; typeName: string; fields: FieldShape[] }
+  | { kind: "leaf"; typeName: string; valid: (value: unknown) => boolean };
+
+interface FieldShape {
+  key: string;
+  /** The key cannot be read or written as a plain property (`__proto__`, `constructor`, …). */
+  guarded: boolean;
+  /** `__typename`: answered from the data's own `__typename` or the parent type. */
+  typename: boolean;
+  value: ValueShape | null;
+  conditions: Condition[];
+  /** `Parent.field`, for error messages. */
+  parentName: string;
+}
+
+export interface ShapedResult {
+  data: Record<string, unknown> | null;
+  /** Value-completion problems (Apollo reports them only when nothing else failed). */
+  errors: GraphQLError[];
+}
+
+export interface CompiledShape {
+  shape(input: Record<string, unknown>, variables: Record<string, unknown>): ShapedResult;
+}
+
+class NotCompilable extends Error {}
+
+const INTEGER = /^-?(?:0|[1-9][0-9]*)$/;
+
+/** Apollo's leaf check (`isValidLeafValue`): custom scalars pass, built-ins and enums are checked. */
+function leafCheck(type: GraphQLNamedType): (value: unknown) => boolean {
+  if (isEnumType(type)) {
+    const values = new Set((type as GraphQLEnumType).getValues().map((value) => value.name));
+    return (value) => typeof value === "string" && values.has(value);
+  }
+  if (type === GraphQLBoolean) return (value) => typeof value === "boolean";
+  if (type === GraphQLInt) {
+    return (value) =>
+      typeof value === "number" && Number.isFinite(value) && INTEGER.test(String(value));
+  }
+  if (type === GraphQLID) {
+    return (value) =>
+      typeof value === "string" ||
+      (typeof value === "number" && Number.isFinite(value) && INTEGER.test(String(value)));
+  }
+  if (type === GraphQLFloat) return (value) => typeof value === "number" && Number.isFinite(value);
+  if (type === GraphQLString) return (value) => typeof value === "string";
+  if (isScalarType(type)) return () => true;
+  throw new NotCompilable(`${type.name} is not a leaf type`);
+}
+
+const GUARDED_KEYS = new Set(Object.getOwnPropertyNames(Object.prototype));
+
+function conditionsOf(node: {
+  directives?: readonly {
+    name: { value: string };
+    arguments?: readonly { name: { value: string }; value: ValueNode }[];
+  }[];
+}): Condition[] {
+  const conditions: Condition[] = [];
+  for (const directive of node.directives ?? []) {
+    const name = directive.name.value;
+    if (name !== "skip" && name !== "include") continue;
+    const value = directive.arguments?.find((argument) => argument.name.value === "if")?.value;
+    const keepWhen = name === "include";
+    if (value?.kind === Kind.VARIABLE) {
+      conditions.push({ variable: value.name.value, constant: false, keepWhen });
+    } else if (value?.kind === Kind.BOOLEAN) {
+      conditions.push({ variable: null, constant: value.value, keepWhen });
+    } else {
+      throw new NotCompilable(`@${name} without a boolean`);
+    }
+  }
+  return conditions;
+}
+
+class ShapeCompiler {
+  constructor(
+    private readonly schema: GraphQLSchema,
+    private readonly fragments: Map<string, FragmentDefinitionNode>,
+  ) {}
+
+  /** A selection set on an object type, flattened to its fields (merged by response key). */
+  objectShape(type: GraphQLObjectType, selections: readonly SelectionNode[]): ValueShape {
+    const collected = new Map<string, { nodes: FieldNode[]; conditions: Condition[] }>();
+    this.collect(type, selections, [], collected);
+    const fields: FieldShape[] = [];
+    for (const [key, { nodes, conditions }] of collected) {
+      const first = nodes[0] as FieldNode;
+      const name = first.name.value;
+      const base = {
+        key,
+        guarded: GUARDED_KEYS.has(key),
+        conditions,
+        parentName: type.name,
+      };
+      if (name === "__typename") {
+        fields.push({ ...base, typename: true, value: null });
+        continue;
+      }
+      if (name.startsWith("__")) throw new NotCompilable(`introspection field ${name}`);
+      const definition = type.getFields()[name];
+      if (!definition) throw new NotCompilable(`unknown field ${type.name}.${name}`);
+      const subselections = nodes.flatMap((node) => node.selectionSet?.selections ?? []);
+      fields.push({
+        ...base,
+        typename: false,
+        value: this.valueShape(definition.type, subselections),
+      });
+    }
+    return { kind: "object", typeName: type.name, fields };
+  }
+
+  private valueShape(type: GraphQLOutputType, selections: readonly SelectionNode[]): ValueShape {
+    if (isNonNullType(type)) {
+      return {
+        kind: "nonNull",
+        of: this.valueShape(type.ofType, selections),
+        typeName: String(type.ofType),
+      };
+    }
+    if (isListType(type)) {
+      return {
+        kind: "list",
+        of: this.valueShape(type.ofType, selections),
+        typeName: String(type.ofType),
+      };
+    }
+    if (isObjectType(type)) return this.objectShape(type, selections);
+    if (isScalarType(type) || isEnumType(type)) {
+      return { kind: "leaf", typeName: type.name, valid: leafCheck(type) };
+    }
+    throw new NotCompilable(`selection on abstract type ${type.name}`);
+  }
+
+  private collect(
+    type: GraphQLObjectType,
+    selections: readonly SelectionNode[],
+    inherited: Condition[],
+    into: Map<string, { nodes: FieldNode[]; conditions: Condition[] }>,
+  ): void {
+    for (const selection of selections) {
+      const conditions = [...inherited, ...conditionsOf(selection)];
+      if (selection.kind === Kind.FIELD) {
+        const key = selection.alias?.value ?? selection.name.value;
+        const existing = into.get(key);
+        if (!existing) {
+          into.set(key, { nodes: [selection], conditions });
+        } else if (existing.conditions.length > 0 || conditions.length > 0) {
+          throw new NotCompilable(`response key ${key} selected twice under conditions`);
+        } else {
+          existing.nodes.push(selection);
+        }
+        continue;
+      }
+      let typeCondition: string | undefined;
+      let subselections: readonly SelectionNode[];
+      if (selection.kind === Kind.INLINE_FRAGMENT) {
+        typeCondition = selection.typeCondition?.name.value;
+        subselections = selection.selectionSet.selections;
+      } else {
+        const fragment = this.fragments.get(selection.name.value);
+        if (!fragment) throw new NotCompilable(`unknown fragment ${selection.name.value}`);
+        typeCondition = fragment.typeCondition.name.value;
+        subselections = fragment.selectionSet.selections;
+      }
+      if (typeCondition && !this.applies(typeCondition, type)) continue;
+      this.collect(type, subselections, conditions, into);
+    }
+  }
+
+  private applies(typeCondition: string, type: GraphQLObjectType): boolean {
+    if (typeCondition === type.name) return true;
+    const condition = this.schema.getType(typeCondition);
+    if (!condition || isObjectType(condition)) return false;
+    return this.schema.isSubType(condition as never, type);
+  }
+}
+
+function kept(conditions: Condition[], variables: Record<string, unknown>): boolean {
+  for (const condition of conditions) {
+    const value = condition.variable === null ? condition.constant : variables[condition.variable];
+    if (value !== condition.keepWhen) return false;
+  }
+  return true;
+}
+
+/** Marks a null that must propagate to the nearest nullable parent. */
+const BUBBLE = Symbol("null bubbles up");
+
+class Shaper {
+  readonly errors: GraphQLError[] = [];
+  private readonly path: Array<string | number> = [];
+
+  constructor(private readonly variables: Record<string, unknown>) {}
+
+  object(
+    input: Record<string, unknown>,
+    fields: FieldShape[],
+  ): Record<string, unknown> | typeof BUBBLE {
+    const output: Record<string, unknown> = {};
+    for (const field of fields) {
+      if (field.conditions.length > 0 && !kept(field.conditions, this.variables)) continue;
+      const key = field.key;
+      if (field.typename) {
+        // Every composite type of the graph is an object type: the type selected on is the answer.
+        set(output, key, field.parentName, field.guarded);
+        continue;
+      }
+      let value = field.guarded ? (Object.hasOwn(input, key) ? input[key] : null) : input[key];
+      if (value === undefined) value = null;
+      this.path.push(key);
+      const shaped = this.value(value, field.value as ValueShape, field.parentName);
+      this.path.pop();
+      if (shaped === BUBBLE) return BUBBLE;
+      set(output, key, shaped, field.guarded);
+    }
+    return output;
+  }
+
+  /** The shaped value, or BUBBLE when a non-null position ended up null. */
+  private value(input: unknown, shape: ValueShape, parentName: string): unknown {
+    switch (shape.kind) {
+      case "nonNull": {
+        const before = this.errors.length;
+        const shaped = this.value(input, shape.of, parentName);
+        if (shaped === null || shaped === BUBBLE) {
+          if (shaped === null && this.errors.length === before) {
+            this.errors.push(
+              this.invalid(
+                `Cannot return null for non-nullable ${this.describe(shape.typeName, parentName)}.`,
+              ),
+            );
+          }
+          return BUBBLE;
+        }
+        return shaped;
+      }
+      case "list": {
+        if (input === null) return null;
+        if (!Array.isArray(input)) {
+          throw new Error(
+            `Invalid non-list value ${String(input)} returned by subgraph for list type [${shape.typeName}]`,
+          );
+        }
+        const output = new Array(input.length);
+        for (let index = 0; index < input.length; index++) {
+          this.path.push(index);
+          const element = this.value(input[index] ?? null, shape.of, parentName);
+          this.path.pop();
+          if (element === BUBBLE) return null;
+          output[index] = element;
+        }
+        return output;
+      }
+      case "object": {
+        if (input === null) return null;
+        if (typeof input !== "object") {
+          throw new Error(
+            `Invalid non-object value ${String(input)} returned by subgraph for composite type ${shape.typeName}`,
+          );
+        }
+        const typename = (input as Record<string, unknown>).__typename;
+        if (typename !== undefined && typename !== shape.typeName) {
+          this.errors.push(
+            this.invalid(
+              `Invalid __typename found for object at ${this.describe(shape.typeName, parentName)}.`,
+            ),
+          );
+          return null;
+        }
+        const shaped = this.object(input as Record<string, unknown>, shape.fields);
+        return shaped === BUBBLE ? null : shaped;
+      }
+      case "leaf": {
+        if (input === null) return null;
+        if (shape.valid(input)) return input;
+        this.errors.push(
+          this.invalid(`Invalid value found for ${this.describe(shape.typeName, parentName)}.`),
+        );
+        return null;
+      }
+    }
+  }
+
+  private describe(typeName: string, parentName: string): string {
+    const last = this.path[this.path.length - 1];
+    return typeof last === "string"
+      ? `field ${parentName}.${last}`
+      : `array element of type ${typeName} at index ${last}`;
+  }
+
+  private invalid(message: string): GraphQLError {
+    return new GraphQLError(message, {
+      path: [...this.path],
+      extensions: { code: "INVALID_GRAPHQL" },
+    });
+  }
+}
+
+function set(output: Record<string, unknown>, key: string, value: unknown, guarded: boolean): void {
+  if (guarded) {
+    Object.defineProperty(output, key, {
+      value,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
+  } else {
+    output[key] = value;
+  }
+}
+
+/**
+ * Compiles the shaping of one operation's response, or returns null when the operation uses
+ * something this shaper leaves to Apollo (see the module comment).
+ */
+export function compileShape(
+  schema: GraphQLSchema,
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+): CompiledShape | null {
+  const root = schema.getRootType(operation.operation);
+  if (!root) return null;
+  const fragments = new Map<string, FragmentDefinitionNode>();
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION)
+      fragments.set(definition.name.value, definition);
+  }
+  // `@skip(if: $v)` falls back on the variable's default when the request leaves it out.
+  const defaults: Record<string, unknown> = {};
+  for (const definition of operation.variableDefinitions ?? []) {
+    if (definition.defaultValue?.kind === Kind.BOOLEAN) {
+      defaults[definition.variable.name.value] = definition.defaultValue.value;
+    }
+  }
+  const hasDefaults = Object.keys(defaults).length > 0;
+  let shape: ValueShape;
+  try {
+    shape = new ShapeCompiler(schema, fragments).objectShape(
+      root,
+      operation.selectionSet.selections,
+    );
+  } catch (error) {
+    if (error instanceof NotCompilable) return null;
+    throw error;
+  }
+  const fields = (shape as { fields: FieldShape[] }).fields;
+  return {
+    shape(input, variables) {
+      const shaper = new Shaper(hasDefaults ? { ...defaults, ...variables } : variables);
+      const data = shaper.object(input, fields);
+      return { data: data === BUBBLE ? null : data, errors: shaper.errors };
+    },
+  };
+}
