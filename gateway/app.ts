@@ -291,7 +291,8 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     }
     // A variable-coercion failure means nothing ran: that is a bad request, not a partial answer.
     const status = result.data === undefined && mediaType === GRAPHQL_RESPONSE ? 400 : 200;
-    return reply.code(status).type(`${mediaType}; charset=utf-8`).send(text);
+    // Encoded once: a string body would be scanned for its length, then encoded again to write.
+    return reply.code(status).type(`${mediaType}; charset=utf-8`).send(Buffer.from(text));
   }
 
   // Before the routes: Fastify binds a route to the error handler in force when it is added.
