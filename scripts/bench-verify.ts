@@ -3,16 +3,27 @@
  * temporary data directory, starts the six subgraphs and the gateway each in its own process,
  * verifies every person with `beijing-car-lottery/individual` through the gateway with
  * `npm run verify` (its own process, as a desk runs it), with and without proofs, and prints
- * subjects/s, the CPU each process used and their peak memory (with samples over the run, to
- * show whether memory stays flat).
+ * subjects/s, the CPU each process used (the gateway's split into its main thread and the others:
+ * signing, concurrent GC) and their peak memory (with samples over the run, to show whether memory
+ * stays flat).
  *
  * Options: --seed S, --on D (application date and seed date, default 2026-11-01), --data-dir DIR
  * (reuse a seeded directory), --mode proofs|no-proofs|both, --concurrency N, --batch N, --limit N
- * (verify only the first N persons),
- * --cpu-prof (profiles of the gateway and hukou into DIR/profiles), --keep (keep the directory).
+ * (verify only the first N persons), --cli FILE (the verify CLI to run, default scripts/verify.ts:
+ * an earlier version of it, for a before/after comparison against the same gateway),
+ * --cpu-prof (profiles of every process, the CLI's per mode, into DIR/profiles), --keep (keep the
+ * directory).
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer } from "node:net";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -36,6 +47,7 @@ const { values } = parseArgs({
     batch: { type: "string", default: "1000" },
     "cpu-prof": { type: "boolean", default: false },
     limit: { type: "string" },
+    cli: { type: "string", default: "scripts/verify.ts" },
     keep: { type: "boolean", default: false },
   },
 });
@@ -116,6 +128,21 @@ function usage(pid: number): { rss: number; hwm: number; cpu: number } | null {
   } catch {
     return null;
   }
+}
+
+/** CPU seconds of each thread of a process (the main thread's id is the process id). */
+function threadCpu(pid: number): Map<number, number> {
+  const threads = new Map<number, number>();
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        threads.set(Number(tid), (Number(fields[11]) + Number(fields[12])) / 100);
+      } catch {}
+    }
+  } catch {}
+  return threads;
 }
 
 async function stopAll(): Promise<void> {
@@ -210,12 +237,14 @@ try {
     const before = new Map(
       measured.map((child) => [child.label, usage(child.process.pid as number)]),
     );
+    const gatewayPid = gateway.process.pid as number;
+    const gatewayThreads = threadCpu(gatewayPid);
     const samples: Array<{ at: number; rss: Record<string, number> }> = [];
     const started = performance.now();
     const cli = start(
       "verify",
       [
-        "scripts/verify.ts",
+        values.cli,
         "--policy",
         POLICY,
         "--on",
@@ -233,6 +262,7 @@ try {
         ...(mode === "no-proofs" ? ["--no-proofs"] : []),
       ],
       {},
+      profileFlags(`verify-${mode}`),
     );
     const peaks = new Map<string, number>();
     const sampler = setInterval(() => {
@@ -279,6 +309,22 @@ try {
         `${child.label.padEnd(10)} ${cpu.toFixed(1).padStart(6)} ${((cpu / seconds) * 100).toFixed(0).padStart(6)}% ${(peaks.get(child.label) ?? 0).toFixed(0).padStart(12)}   ${at(0.25)} / ${at(0.5)} / ${at(0.75)} / ${at(0.999)}`,
       );
     }
+    // The gateway's main thread (the event loop) apart from its other threads: proof signing,
+    // V8's concurrent garbage collection, libuv.
+    let main = 0;
+    const others: number[] = [];
+    for (const [tid, cpu] of threadCpu(gatewayPid)) {
+      const spent = cpu - (gatewayThreads.get(tid) ?? 0);
+      if (tid === gatewayPid) main = spent;
+      else others.push(spent);
+    }
+    others.sort((a, b) => b - a);
+    const busiest = others[0] ?? 0;
+    const rest = others.slice(1).reduce((sum, cpu) => sum + cpu, 0);
+    const micros = (seconds: number) => ((seconds / ids.length) * 1e6).toFixed(0);
+    console.log(
+      `gateway per subject: ${micros(main + busiest + rest)} µs of CPU = main thread ${micros(main)} µs + busiest other thread ${micros(busiest)} µs (with proofs: the signing thread) + the rest ${micros(rest)} µs (concurrent GC, I/O)`,
+    );
     // CPU per subject does not depend on what else the machine runs; wall time does.
     const perSubject = (totalCpu / ids.length) * 1e6;
     const cores = availableParallelism();

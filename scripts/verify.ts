@@ -4,6 +4,10 @@
  * the gateway, in batches with bounded concurrency, and writes one NDJSON line per input record, in
  * input order: `{"subject","outcome","reasons","unavailable"[,"quota"],"proof"}`.
  *
+ * Each batch is one `POST /verify/batch` next to the gateway's /graphql, which answers exactly the
+ * lines to write; the CLI only interleaves the lines it writes itself (records without a subject,
+ * results kept by `--only-undetermined`) and counts outcomes.
+ *
  * Resumable: killed at any point and started again with the same arguments, it continues where it
  * stopped, and the output is byte for byte that of an uninterrupted run. The job's application
  * date and the proofs' issue time are kept in `<output>.state.json`.
@@ -20,12 +24,14 @@ import {
   detectFormat,
   fingerprint,
   type InputRecord,
-  type ResultLine,
+  lineOutcome,
   readPreviousResults,
   readSubjects,
   resumeOutput,
   runBatch,
+  splitLines,
   type Tally,
+  type VerifiedLines,
 } from "../gateway/verification/batch.ts";
 
 const USAGE = `usage: npm run verify -- --policy <name> --input <file> --output <file> [options]
@@ -121,50 +127,78 @@ const headers: Record<string, string> = {
 
 class GatewayRefused extends Error {}
 
-/** POSTs a GraphQL request; retries what may pass on a later attempt (network, 429, 5xx). */
-async function graphql<T>(query: string, variables: Record<string, unknown>): Promise<T> {
-  const body = JSON.stringify({ query, variables });
+/** The batch endpoint beside /graphql (same host and path prefix). */
+const batchUrl = new URL("verify/batch", gatewayUrl).toString();
+
+type GatewayErrors = { errors?: Array<{ message: string; extensions?: { code?: string } }> };
+
+function refusal(status: number, text: string): GatewayRefused {
+  let error: NonNullable<GatewayErrors["errors"]>[number] | undefined;
+  try {
+    error = (JSON.parse(text) as GatewayErrors).errors?.[0];
+  } catch {}
+  return new GatewayRefused(
+    error
+      ? `${error.extensions?.code ?? `HTTP ${status}`}: ${error.message}`
+      : `HTTP ${status}: ${text.slice(0, 200) || "no answer"}`,
+  );
+}
+
+/**
+ * POSTs to the gateway; retries what may pass on a later attempt (network, 429, 5xx) and resolves
+ * with the status and body of any other answer.
+ */
+async function post(url: string, body: string): Promise<{ status: number; body: Buffer }> {
   let delay = 250;
   for (let attempt = 0; ; attempt++) {
     let problem: string;
     let retryAfterMs = 0;
     try {
-      const response = await request(gatewayUrl, {
-        method: "POST",
-        headers,
-        body,
-        dispatcher: agent,
-      });
-      const text = await response.body.text();
-      if (response.statusCode === 429 || response.statusCode >= 500) {
-        problem = `HTTP ${response.statusCode}`;
-        retryAfterMs = Number(response.headers["retry-after"] ?? 0) * 1000;
-      } else {
-        let parsed: {
-          data?: T | null;
-          errors?: Array<{ message: string; extensions?: { code?: string } }>;
-        };
-        try {
-          parsed = JSON.parse(text);
-        } catch {
-          throw new GatewayRefused(`HTTP ${response.statusCode}: the gateway did not answer JSON`);
-        }
-        const error = parsed.errors?.[0];
-        if (error || !parsed.data) {
-          throw new GatewayRefused(
-            `${error?.extensions?.code ?? `HTTP ${response.statusCode}`}: ${error?.message ?? "no data"}`,
-          );
-        }
-        return parsed.data;
+      const response = await request(url, { method: "POST", headers, body, dispatcher: agent });
+      const bytes = Buffer.from(await response.body.arrayBuffer());
+      if (response.statusCode !== 429 && response.statusCode < 500) {
+        return { status: response.statusCode, body: bytes };
       }
+      problem = `HTTP ${response.statusCode}`;
+      retryAfterMs = Number(response.headers["retry-after"] ?? 0) * 1000;
     } catch (error) {
-      if (error instanceof GatewayRefused) throw error;
       problem = (error as Error).message;
     }
-    if (attempt >= 8) throw new Error(`the gateway at ${gatewayUrl} did not answer (${problem})`);
+    if (attempt >= 8) throw new Error(`the gateway at ${url} did not answer (${problem})`);
     await new Promise((resolveDelay) => setTimeout(resolveDelay, Math.max(delay, retryAfterMs)));
     delay = Math.min(delay * 2, 10_000);
   }
+}
+
+/** A GraphQL request to the gateway (retried as `post` retries). */
+async function graphql<T>(query: string, variables: Record<string, unknown>): Promise<T> {
+  const { status, body } = await post(gatewayUrl, JSON.stringify({ query, variables }));
+  let parsed: { data?: T | null } & GatewayErrors;
+  try {
+    parsed = JSON.parse(body.toString());
+  } catch {
+    throw new GatewayRefused(`HTTP ${status}: the gateway did not answer JSON`);
+  }
+  const error = parsed.errors?.[0];
+  if (error || !parsed.data) {
+    throw new GatewayRefused(
+      `${error?.extensions?.code ?? `HTTP ${status}`}: ${error?.message ?? "no data"}`,
+    );
+  }
+  return parsed.data;
+}
+
+/** One batch through `POST /verify/batch`: the result lines exactly as they are written. */
+async function verifyBatch(body: {
+  policy: string;
+  subjects: string[];
+  on: string | null;
+  issuedAt: string | null;
+  proofs: boolean;
+}): Promise<VerifiedLines> {
+  const answer = await post(batchUrl, JSON.stringify(body));
+  if (answer.status !== 200) throw refusal(answer.status, answer.body.toString());
+  return { text: answer.body, outcomes: splitLines(answer.body).map(lineOutcome) };
 }
 
 interface PolicyInfo {
@@ -238,13 +272,6 @@ function jobState(): JobState {
   return state;
 }
 
-const VERIFY = (withProofs: boolean) => /* GraphQL */ `
-  query Verify($policy: String!, $subjects: [ID!]!, $on: Date, $issuedAt: DateTime) {
-    verify(policy: $policy, subjects: $subjects, on: $on, issuedAt: $issuedAt) {
-      subject outcome reasons unavailable quota${withProofs ? " proof" : ""}
-    }
-  }`;
-
 function printSummary(
   tally: Tally,
   state: JobState,
@@ -291,11 +318,12 @@ async function main(): Promise<void> {
     );
   }
   // Fails fast (FORBIDDEN, a bad date) before any file is touched.
-  await graphql(VERIFY(false), {
+  await verifyBatch({
     policy: policyName,
     subjects: [],
     on: values.on ?? null,
     issuedAt: null,
+    proofs: false,
   });
   const state = jobState();
 
@@ -332,7 +360,6 @@ async function main(): Promise<void> {
   bar?.start(total, resumedAt, { rate: 0 });
   const started = performance.now();
   let lastReport = started;
-  const query = VERIFY(proofs);
   const records: AsyncIterable<InputRecord> = previousPath
     ? readPreviousResults(previousPath)
     : readSubjects(inputPath, policy.subjectKind);
@@ -346,15 +373,14 @@ async function main(): Promise<void> {
       concurrency,
       withQuota: policy.grantsQuota,
       signal: controller.signal,
-      verify: async (subjects) => {
-        const data = await graphql<{ verify: ResultLine[] }>(query, {
+      verify: (subjects) =>
+        verifyBatch({
           policy: policyName,
           subjects,
           on: state.on,
           issuedAt: proofs ? state.issuedAt : null,
-        });
-        return data.verify;
-      },
+          proofs,
+        }),
       onWritten: (count, outcomes) => {
         for (const { outcome, reasons } of outcomes) tally.add(outcome, reasons);
         done = count;

@@ -61,6 +61,58 @@ export function formatResultLine(result: ResultLine): string {
   return JSON.stringify(line);
 }
 
+/** Outcome and reasons of a result line, for the tally. */
+export interface LineOutcome {
+  outcome: string;
+  reasons: string[];
+}
+
+/** The lines of verified subjects, as the gateway encodes them. */
+export interface VerifiedLines {
+  /** One result line per subject, in order, each ending in a newline (`formatResultLine`'s format). */
+  text: Buffer;
+  /** Outcome and reasons of each line, in order. */
+  outcomes: LineOutcome[];
+}
+
+/** The complete lines of NDJSON text (each without its newline). */
+export function splitLines(text: Buffer): Buffer[] {
+  const lines: Buffer[] = [];
+  let start = 0;
+  for (let end = text.indexOf(0x0a); end !== -1; end = text.indexOf(0x0a, start)) {
+    lines.push(text.subarray(start, end));
+    start = end + 1;
+  }
+  if (start < text.length) throw new Error("the results end in a partial line");
+  return lines;
+}
+
+const OUTCOME_KEY = Buffer.from(',"outcome":');
+const UNAVAILABLE_KEY = Buffer.from(',"unavailable":');
+/** Lines share a few combinations of outcome and reasons: each is parsed once. */
+const outcomes = new Map<string, LineOutcome>();
+
+/**
+ * Outcome and reasons of a result line (shared, read-only), reading only `"outcome":…,"reasons":[…]`:
+ * the keys cannot occur earlier, since a quote inside a JSON string is always escaped.
+ */
+export function lineOutcome(line: Buffer): LineOutcome {
+  const from = line.indexOf(OUTCOME_KEY);
+  const to = from === -1 ? -1 : line.indexOf(UNAVAILABLE_KEY, from);
+  if (to === -1) throw new Error(`not a result line: ${line.toString("utf8", 0, 200)}`);
+  const key = line.toString("latin1", from + 1, to);
+  let found = outcomes.get(key);
+  if (!found) {
+    const result = JSON.parse(`{${line.toString("utf8", from + 1, to)}}`) as Partial<ResultLine>;
+    if (typeof result.outcome !== "string" || !Array.isArray(result.reasons)) {
+      throw new Error(`not a result line: ${line.toString("utf8", 0, 200)}`);
+    }
+    found = { outcome: result.outcome, reasons: result.reasons };
+    if (outcomes.size < 10_000) outcomes.set(key, found);
+  }
+  return found;
+}
+
 /** The line of a record that carries no subject at all. */
 export function missingSubjectLine(withQuota: boolean): ResultLine {
   return {
@@ -110,9 +162,9 @@ export async function* readSubjects(
 ): AsyncGenerator<InputRecord> {
   const field = subjectField(kind);
   if (format === "csv") {
+    // Rows as arrays, the header read here: about half the cost of csv-parse's column objects.
     const parser = createReadStream(path).pipe(
       parseCsv({
-        columns: (header: string[]) => header.map((name) => name.trim().toLowerCase()),
         bom: true,
         skip_empty_lines: true,
         relax_column_count: true,
@@ -120,16 +172,22 @@ export async function* readSubjects(
         trim: true,
       }),
     );
-    let checked = false;
-    for await (const row of parser as AsyncIterable<Record<string, string>>) {
-      if (!checked) {
-        if (!(field in row) && !("subject" in row)) {
-          parser.destroy();
-          throw new Error(`${path}: the CSV header has no "${field}" column`);
-        }
-        checked = true;
+    let names: string[] | null = null;
+    let column = -1;
+    let fallback = -1;
+    for await (const row of parser as AsyncIterable<string[]>) {
+      if (names === null) {
+        // As csv-parse's `columns` would name them; of two columns of one name the last counts.
+        names = row.map((name) => name.trim().toLowerCase());
+        column = names.lastIndexOf(field);
+        fallback = names.lastIndexOf("subject");
+        continue;
       }
-      yield { subject: subjectOf(row[field] ?? row.subject) };
+      if (column === -1 && fallback === -1) {
+        parser.destroy();
+        throw new Error(`${path}: the CSV header has no "${field}" column`);
+      }
+      yield { subject: subjectOf(row[column] ?? row[fallback]) };
     }
     return;
   }
@@ -281,16 +339,13 @@ export interface BatchRunOptions {
   output: string;
   /** Records already done in a previous run: skipped. */
   skip: number;
-  /** Verifies subjects, giving one result per subject in the same order. */
-  verify: (subjects: string[]) => Promise<ResultLine[]>;
+  /** Verifies subjects, giving one result line per subject in the same order. */
+  verify: (subjects: string[]) => Promise<VerifiedLines>;
   batchSize: number;
   concurrency: number;
   withQuota: boolean;
   /** After each batch is written (in order): records done so far, the batch's outcomes. */
-  onWritten?: (
-    done: number,
-    outcomes: ReadonlyArray<{ outcome: string; reasons: string[] }>,
-  ) => void;
+  onWritten?: (done: number, outcomes: readonly LineOutcome[]) => void;
   /** Stops reading input; batches in flight are still written. */
   signal?: AbortSignal;
 }
@@ -301,10 +356,7 @@ const SYNC_INTERVAL_MS = 1000;
 /** Appends results strictly in input order, whatever order the batches finish in. */
 class OrderedOutput {
   private readonly fd: number;
-  private readonly pending = new Map<
-    number,
-    { text: string; outcomes: Array<{ outcome: string; reasons: string[] }> }
-  >();
+  private readonly pending = new Map<number, { text: Buffer; outcomes: LineOutcome[] }>();
   private next = 0;
   private syncedAt = Date.now();
 
@@ -316,15 +368,11 @@ class OrderedOutput {
     this.fd = openSync(path, "a");
   }
 
-  put(
-    sequence: number,
-    text: string,
-    outcomes: Array<{ outcome: string; reasons: string[] }>,
-  ): void {
+  put(sequence: number, text: Buffer, outcomes: LineOutcome[]): void {
     this.pending.set(sequence, { text, outcomes });
     for (let batch = this.pending.get(this.next); batch; batch = this.pending.get(this.next)) {
       this.pending.delete(this.next++);
-      const bytes = Buffer.from(batch.text);
+      const bytes = batch.text;
       for (let written = 0; written < bytes.length; ) {
         written += writeSync(this.fd, bytes, written);
       }
@@ -355,14 +403,10 @@ export async function runBatch(options: BatchRunOptions): Promise<number> {
   const start = (records: InputRecord[]) => {
     const current = sequence++;
     const task = verifyRecords(options, records)
-      .then((lines) => {
+      .then(({ text, outcomes }) => {
         if (failure === null) {
-          output.put(
-            current,
-            lines.map((line) => `${line.text}\n`).join(""),
-            lines.map(({ outcome, reasons }) => ({ outcome, reasons })),
-          );
-          done += lines.length;
+          output.put(current, text, outcomes);
+          done += outcomes.length;
         }
       })
       .catch((error: unknown) => {
@@ -395,21 +439,40 @@ export async function runBatch(options: BatchRunOptions): Promise<number> {
 async function verifyRecords(
   options: BatchRunOptions,
   records: InputRecord[],
-): Promise<Array<{ text: string; outcome: string; reasons: string[] }>> {
+): Promise<VerifiedLines> {
   const subjects = records
     .filter((record) => !record.keep && record.subject !== null)
     .map((record) => record.subject as string);
-  const results = subjects.length > 0 ? await options.verify(subjects) : [];
-  if (results.length !== subjects.length) {
-    throw new Error(`asked about ${subjects.length} subjects, got ${results.length} verdicts`);
+  const verified: VerifiedLines =
+    subjects.length > 0 ? await options.verify(subjects) : { text: Buffer.alloc(0), outcomes: [] };
+  if (verified.outcomes.length !== subjects.length) {
+    throw new Error(
+      `asked about ${subjects.length} subjects, got ${verified.outcomes.length} verdicts`,
+    );
   }
+  // Every record verified: the lines are the batch's output as they came.
+  if (subjects.length === records.length) return verified;
+  const lines = splitLines(verified.text);
+  if (lines.length !== subjects.length) {
+    throw new Error(`asked about ${subjects.length} subjects, got ${lines.length} result lines`);
+  }
+  const newline = Buffer.from("\n");
+  const text: Buffer[] = [];
+  const outcomes: LineOutcome[] = [];
   let next = 0;
-  return records.map((record) => {
-    if (record.keep) return { text: record.keep.line, ...record.keep };
-    const result =
-      record.subject === null
-        ? missingSubjectLine(options.withQuota)
-        : (results[next++] as ResultLine);
-    return { text: formatResultLine(result), outcome: result.outcome, reasons: result.reasons };
-  });
+  for (const record of records) {
+    if (record.keep) {
+      text.push(Buffer.from(`${record.keep.line}\n`));
+      outcomes.push(record.keep);
+    } else if (record.subject === null) {
+      const missing = missingSubjectLine(options.withQuota);
+      text.push(Buffer.from(`${formatResultLine(missing)}\n`));
+      outcomes.push(missing);
+    } else {
+      text.push(lines[next] as Buffer, newline);
+      outcomes.push(verified.outcomes[next] as LineOutcome);
+      next++;
+    }
+  }
+  return { text: Buffer.concat(text), outcomes };
 }

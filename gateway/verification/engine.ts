@@ -55,15 +55,65 @@ export function isoSeconds(at: Date | number = Date.now()): string {
   return new Date(at).toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
+/**
+ * A policy as the engine runs it: departments as bit positions (bit `i` is `DEPARTMENTS[i]`), so
+ * that what is known about a subject fits in a few integers instead of a Map and a Set each.
+ */
+interface CompiledPolicy {
+  owner: number;
+  /** Per stage, its aliases with the owner first: whether the subject exists decides how the others' nulls read. */
+  stageAliases: ReadonlyArray<ReadonlyArray<{ alias: Department; bit: number; shift: number }>>;
+  /** Per requirement, the departments it may need. */
+  requirementMasks: readonly number[];
+  /** Departments of a mask, in DEPARTMENTS order (shared, read-only arrays). */
+  departmentsOf: Department[][];
+}
+
+const compiled = new WeakMap<Policy, CompiledPolicy>();
+
+function bitOf(department: Department): number {
+  return 1 << DEPARTMENTS.indexOf(department);
+}
+
+function compile(policy: Policy): CompiledPolicy {
+  let found = compiled.get(policy);
+  if (found) return found;
+  // Four bits per department say which stage's answer it is (see SubjectState.answeredIn).
+  if (policy.stages.length > 15) throw new Error(`policy ${policy.name}: at most 15 stages`);
+  const owner = OWNING_DEPARTMENT[policy.subjectKind];
+  found = {
+    owner: bitOf(owner),
+    stageAliases: policy.stagePlans.map((plan) =>
+      [...plan.aliases]
+        .sort((a, b) => Number(b === owner) - Number(a === owner))
+        .map((alias) => ({ alias, bit: bitOf(alias), shift: 4 * DEPARTMENTS.indexOf(alias) })),
+    ),
+    requirementMasks: policy.requirements.map((requirement) =>
+      requirement.departments.reduce((mask, department) => mask | bitOf(department), 0),
+    ),
+    departmentsOf: Array.from({ length: 1 << DEPARTMENTS.length }, (_, mask) =>
+      DEPARTMENTS.filter((_department, index) => (mask & (1 << index)) !== 0),
+    ),
+  };
+  compiled.set(policy, found);
+  return found;
+}
+
 /** What is known about one well-formed subject while its stages run. */
 interface SubjectState {
+  id: string;
   facts: FactsByDepartment;
   /** Whether the owning register holds the subject; undefined while its answer is missing. */
   exists: boolean | undefined;
-  /** Department → when its answer for this subject was obtained. */
-  obtained: Map<Department, string>;
-  /** Departments asked about the subject whose answer was not obtained. */
-  missing: Set<Department>;
+  /** Departments whose answer was obtained (bits). */
+  obtained: number;
+  /**
+   * Which stage each department's answer came from: four bits per department (the stage's index
+   * plus one), so the time of each answer is that of its stage.
+   */
+  answeredIn: number;
+  /** Departments asked about the subject whose answer was not obtained (bits). */
+  missing: number;
 }
 
 export async function verifySubjects(options: VerifyOptions): Promise<Verdict[]> {
@@ -84,71 +134,87 @@ async function verifyBatch(
   subjects: readonly string[],
 ): Promise<Verdict[]> {
   const { policy, on } = options;
+  const plan = compile(policy);
   const variables = policy.variables(on);
   const normalize = normalizer(policy);
   const asked = subjects.map((raw) => raw.trim().toUpperCase());
   const states = new Map<string, SubjectState>();
   for (const subject of asked) {
-    if (normalize(subject) !== null && !states.has(subject)) {
+    if (!states.has(subject) && normalize(subject) !== null) {
       states.set(subject, {
+        id: subject,
         facts: {},
         exists: undefined,
-        obtained: new Map(),
-        missing: new Set(),
+        obtained: 0,
+        answeredIn: 0,
+        missing: 0,
       });
     }
   }
 
+  /** When each stage's answers were obtained. */
+  const stageTimes: string[] = [];
   for (const [index, stage] of policy.stages.entries()) {
-    const ids = [...states.entries()]
-      .filter(
-        ([, state]) =>
-          index === 0 ||
-          (state.exists === true && (stage.neededFor?.(state.facts, variables) ?? true)),
-      )
-      .map(([id]) => id);
-    if (ids.length > 0) await runStage(options, index, ids, variables, states);
+    const needed: SubjectState[] = [];
+    for (const state of states.values()) {
+      if (
+        index === 0 ||
+        (state.exists === true && (stage.neededFor?.(state.facts, variables) ?? true))
+      ) {
+        needed.push(state);
+      }
+    }
+    if (needed.length > 0) {
+      stageTimes[index] = await runStage(options, plan, index, needed, variables);
+    }
   }
 
   const checkedAt = isoSeconds();
-  const answers = new Map<string, DepartmentAnswer[]>();
-  return asked.map((subject) => {
+  const answers = new Map<number, DepartmentAnswer[]>();
+  const quota = policy.quota ? 0 : null;
+  return asked.map((subject): Verdict => {
     const state = states.get(subject);
     return state
       ? decide(
           policy,
-          subject,
+          plan,
           state,
           variables,
           checkedAt,
-          consulted(state, answers, options.asOf ?? null),
+          consulted(state, answers, stageTimes, options.asOf ?? null),
         )
       : {
           subject,
           outcome: "INVALID",
           reasons: ["INVALID_ID"],
           unavailable: [],
-          quota: policy.quota ? 0 : null,
+          quota,
           checkedAt,
           departments: [],
         };
   });
 }
 
-/** Runs one stage's operation for `ids` and records, per subject, what each department said. */
+/**
+ * Runs one stage's operation for the subjects that need it and records, per subject, what each
+ * department said; resolves with the time the answers were obtained.
+ */
 async function runStage(
   options: VerifyOptions,
+  plan: CompiledPolicy,
   index: number,
-  ids: string[],
+  needed: SubjectState[],
   variables: PolicyVariables,
-  states: Map<string, SubjectState>,
-): Promise<void> {
+): Promise<string> {
   const { policy, context } = options;
   const stage = policy.stages[index];
-  const plan = policy.stagePlans[index];
-  if (!stage || !plan) throw new Error(`policy ${policy.name} has no stage ${index}`);
+  const stagePlan = policy.stagePlans[index];
+  if (!stage || !stagePlan) throw new Error(`policy ${policy.name} has no stage ${index}`);
+  const ids = needed.map((state) => state.id);
   const values: Record<string, unknown> = { ...variables, ids };
-  const stageVariables = Object.fromEntries(plan.variableNames.map((name) => [name, values[name]]));
+  const stageVariables = Object.fromEntries(
+    stagePlan.variableNames.map((name) => [name, values[name]]),
+  );
   // A context of its own, so that this operation's failures are told apart from others'.
   const stageContext: GatewayRequestContext = {
     ...context,
@@ -179,7 +245,7 @@ async function runStage(
     const path = error.path ?? [];
     const alias = path[0];
     if (typeof alias !== "string") {
-      for (const name of plan.aliases) failedAliases.add(name);
+      for (const name of stagePlan.aliases) failedAliases.add(name);
     } else if (typeof path[1] === "number") {
       const items = failedItems.get(alias) ?? new Set<number>();
       failedItems.set(alias, items);
@@ -190,37 +256,42 @@ async function runStage(
   }
 
   const data = (result.data ?? null) as Record<string, unknown> | null;
-  const owner = OWNING_DEPARTMENT[policy.subjectKind];
-  // The owner first: whether the subject exists decides how the others' nulls read.
-  const aliases = [...plan.aliases].sort((a, b) => Number(b === owner) - Number(a === owner));
-  for (const alias of aliases) {
+  const stageMark = index + 1;
+  for (const { alias, bit, shift } of plan.stageAliases[index] ?? []) {
     const list = data?.[alias];
-    const aliasMissing =
-      !Array.isArray(list) || failedAliases.has(alias) || failedDepartments.has(alias);
-    ids.forEach((id, position) => {
-      const state = states.get(id) as SubjectState;
-      const item = Array.isArray(list) ? list[position] : undefined;
+    const isList = Array.isArray(list);
+    const aliasMissing = !isList || failedAliases.has(alias) || failedDepartments.has(alias);
+    const failed = failedItems.get(alias);
+    const isOwner = bit === plan.owner;
+    const clear = ~(15 << shift);
+    const mark = stageMark << shift;
+    for (let position = 0; position < needed.length; position++) {
+      const state = needed[position] as SubjectState;
+      const item: unknown = isList ? list[position] : undefined;
       if (item !== null && item !== undefined && typeof item === "object") {
         state.facts[alias] = item as Record<string, unknown>;
-        state.obtained.set(alias, at);
-        if (alias === owner) state.exists = true;
-        return;
+        state.obtained |= bit;
+        state.answeredIn = (state.answeredIn & clear) | mark;
+        if (isOwner) state.exists = true;
+        continue;
       }
-      const missing = aliasMissing || failedItems.get(alias)?.has(position) === true;
-      if (alias === owner) {
-        if (missing) state.missing.add(alias);
+      const missing = aliasMissing || failed?.has(position) === true;
+      if (isOwner) {
+        if (missing) state.missing |= bit;
         else {
           // The register answered and has no such subject.
           state.exists = false;
-          state.obtained.set(alias, at);
+          state.obtained |= bit;
+          state.answeredIn = (state.answeredIn & clear) | mark;
         }
       } else if (state.exists !== false) {
         // A subject the register holds (or may hold) without this department's facts: missing,
         // never read as "no".
-        state.missing.add(alias);
+        state.missing |= bit;
       }
-    });
+    }
   }
+  return at;
 }
 
 /**
@@ -229,78 +300,84 @@ async function runStage(
  */
 function consulted(
   state: SubjectState,
-  answers: Map<string, DepartmentAnswer[]>,
+  answers: Map<number, DepartmentAnswer[]>,
+  stageTimes: readonly string[],
   pinnedAsOf: string | null,
 ): DepartmentAnswer[] {
-  let key = "";
-  for (const department of DEPARTMENTS) {
-    const at = state.obtained.get(department);
-    if (at !== undefined) key += `${department}@${pinnedAsOf ?? at};`;
-  }
-  let departments = answers.get(key);
+  let departments = answers.get(state.answeredIn);
   if (!departments) {
-    departments = DEPARTMENTS.filter((department) => state.obtained.has(department)).map(
-      (department) => ({
-        department,
-        asOf: pinnedAsOf ?? (state.obtained.get(department) as string),
-      }),
-    );
-    answers.set(key, departments);
+    departments = [];
+    for (const [index, department] of DEPARTMENTS.entries()) {
+      const stage = (state.answeredIn >> (4 * index)) & 15;
+      if (stage !== 0) {
+        departments.push({ department, asOf: pinnedAsOf ?? (stageTimes[stage - 1] as string) });
+      }
+    }
+    answers.set(state.answeredIn, departments);
   }
   return departments;
 }
 
 function decide(
   policy: Policy,
-  subject: string,
+  plan: CompiledPolicy,
   state: SubjectState,
   variables: PolicyVariables,
   checkedAt: string,
   departments: DepartmentAnswer[],
 ): Verdict {
-  const base = { subject, checkedAt, departments, quota: policy.quota ? 0 : null };
+  const subject = state.id;
   if (state.exists === false) {
-    return { ...base, outcome: "INELIGIBLE", reasons: ["SUBJECT_NOT_FOUND"], unavailable: [] };
+    return {
+      subject,
+      outcome: "INELIGIBLE",
+      reasons: ["SUBJECT_NOT_FOUND"],
+      unavailable: [],
+      quota: policy.quota ? 0 : null,
+      checkedAt,
+      departments,
+    };
   }
   const reasons: string[] = [];
-  const unavailable = new Set<Department>();
+  let unavailable = 0;
   let unknown = 0;
-  for (const requirement of policy.requirements) {
-    const met = requirement.met(state.facts, variables);
-    if (met === false) reasons.push(requirement.reason);
+  const { requirements } = policy;
+  for (let index = 0; index < requirements.length; index++) {
+    const met = (requirements[index] as Policy["requirements"][number]).met(state.facts, variables);
+    if (met === false) reasons.push((requirements[index] as { reason: string }).reason);
     else if (met === undefined) {
       unknown++;
-      const missing = requirement.departments.filter((d) => state.missing.has(d));
-      const notObtained = requirement.departments.filter((d) => !state.obtained.has(d));
-      for (const department of missing.length > 0 ? missing : notObtained) {
-        unavailable.add(department);
-      }
+      const needs = plan.requirementMasks[index] as number;
+      const missing = needs & state.missing;
+      unavailable |= missing !== 0 ? missing : needs & ~state.obtained;
     }
   }
-  const owner = OWNING_DEPARTMENT[policy.subjectKind];
   if (state.exists === undefined) {
     // Without the owning register nothing can be said, not even whether the subject exists.
-    unavailable.add(owner);
-    for (const department of state.missing) unavailable.add(department);
     return {
-      ...base,
+      subject,
       outcome: "UNDETERMINED",
       reasons: [],
-      unavailable: DEPARTMENTS.filter((d) => unavailable.has(d)),
+      unavailable: [...(plan.departmentsOf[unavailable | plan.owner | state.missing] ?? [])],
+      quota: policy.quota ? 0 : null,
+      checkedAt,
+      departments,
     };
   }
   const outcome: Outcome =
     reasons.length > 0 ? "INELIGIBLE" : unknown > 0 ? "UNDETERMINED" : "ELIGIBLE";
   return {
-    ...base,
+    subject,
     outcome,
     reasons,
-    unavailable: DEPARTMENTS.filter((d) => unavailable.has(d)),
+    unavailable: unavailable === 0 ? [] : [...(plan.departmentsOf[unavailable] ?? [])],
     quota:
       policy.quota === undefined
         ? null
         : outcome === "ELIGIBLE"
           ? policy.quota(state.facts, variables)
           : 0,
+    checkedAt,
+    departments,
   };
 }

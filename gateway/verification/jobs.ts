@@ -33,7 +33,6 @@ import {
   countRecords,
   detectFormat,
   type InputFormat,
-  type ResultLine,
   readSubjects,
   resumeOutput,
   runBatch,
@@ -302,27 +301,11 @@ export class JobRunner {
             log: this.services.log,
           };
           const run = await this.service.verify(policy, subjects, job.on, context, job.issuedAt);
-          const proofs = job.proofs
-            ? await this.service.proofs(
-                run.verdicts.map((verdict) => ({
-                  policy,
-                  verdict,
-                  on: job.on,
-                  principal,
-                  issuedAt: job.issuedAt,
-                })),
-              )
-            : [];
-          return run.verdicts.map(
-            (verdict, index): ResultLine => ({
-              subject: verdict.subject,
-              outcome: verdict.outcome,
-              reasons: verdict.reasons,
-              unavailable: verdict.unavailable,
-              quota: verdict.quota,
-              proof: proofs[index] ?? null,
-            }),
-          );
+          const parts = await Promise.all(this.service.resultLines(run, principal, job.proofs));
+          return {
+            text: parts.length === 1 ? (parts[0] as Buffer) : Buffer.concat(parts),
+            outcomes: run.verdicts,
+          };
         },
         onWritten: (count, outcomes) => {
           for (const { outcome, reasons } of outcomes) tally.add(outcome, reasons);

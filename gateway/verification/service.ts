@@ -16,7 +16,7 @@ import { hasScope, type Principal } from "../principal.ts";
 import type { VerificationConfig } from "./config.ts";
 import { isoSeconds, type Verdict, verifySubjects } from "./engine.ts";
 import { ProofKeys } from "./keys.ts";
-import { type ProofClaims, ProofSigner } from "./proofs.ts";
+import { type PackedVerdicts, type ProofClaims, ProofSigner } from "./proofs.ts";
 
 /** A refusal with a code a desk can branch on (turned into a GraphQL error or an HTTP status). */
 export class VerificationRefused extends Error {
@@ -158,6 +158,92 @@ export class VerificationService {
     return this.signer.signMany(requests.map((request) => this.claims(request)));
   }
 
+  /**
+   * The NDJSON result lines of a run, as `npm run verify` writes them, with a proof on each line
+   * when asked (signed and encoded by the signing threads): parts in order, each resolving to its
+   * lines. Each proof states exactly what `proof()` states for the same verdict.
+   */
+  resultLines(run: VerificationRun, principal: Principal, withProofs: boolean): Promise<Buffer>[] {
+    const { policy, issuedAt } = run;
+    return this.signer.lines(
+      {
+        iss: this.config.issuer,
+        policy: policy.name,
+        policyVersion: policy.version,
+        on: run.on,
+        desk: principal.deskId,
+        purpose: principal.purpose,
+        caseId: principal.caseId || null,
+        iat: issuedAt,
+        exp: issuedAt + this.config.proofTtlSeconds,
+      },
+      this.pack(policy, run.verdicts, principal, withProofs),
+      withProofs,
+    );
+  }
+
+  /** Verdicts as the signing threads take them: lists verdicts share are sent once. */
+  private pack(
+    policy: Policy,
+    verdicts: readonly Verdict[],
+    principal: Principal,
+    withProofs: boolean,
+  ): PackedVerdicts {
+    const count = verdicts.length;
+    const lists: string[] = [];
+    const index = new Map<string, number>();
+    const intern = (text: string): number => {
+      let at = index.get(text);
+      if (at === undefined) {
+        at = lists.push(text) - 1;
+        index.set(text, at);
+      }
+      return at;
+    };
+    const empty = intern("[]");
+    const listOf = (list: readonly string[]) =>
+      list.length === 0 ? empty : intern(JSON.stringify(list));
+    const byDepartments = new Map<Verdict["departments"], number>();
+    const subjects = new Array<string>(count);
+    const outcomes = new Array<string>(count);
+    const reasons = new Uint32Array(count);
+    const unavailable = new Uint32Array(count);
+    const departments = new Uint32Array(count);
+    const quotas = policy.quota === undefined ? null : new Float64Array(count);
+    const masked =
+      withProofs && !hasScope(principal, subjectScope(policy)) ? new Array<string>(count) : null;
+    const mask = policy.subjectKind === "PERSON" ? maskPersonId : maskUscc;
+    for (let at = 0; at < count; at++) {
+      const verdict = verdicts[at] as Verdict;
+      subjects[at] = verdict.subject;
+      outcomes[at] = verdict.outcome;
+      reasons[at] = listOf(verdict.reasons);
+      unavailable[at] = listOf(verdict.unavailable);
+      if (withProofs) {
+        // Verdicts of a batch share their departments arrays (see the engine).
+        let claim = byDepartments.get(verdict.departments);
+        if (claim === undefined) {
+          claim = intern(JSON.stringify(this.departmentsClaim(verdict.departments)));
+          byDepartments.set(verdict.departments, claim);
+        }
+        departments[at] = claim;
+        if (masked) masked[at] = mask(verdict.subject);
+      }
+      if (quotas) quotas[at] = verdict.quota ?? Number.NaN;
+    }
+    return {
+      count,
+      subjects,
+      subs: masked,
+      outcomes,
+      lists,
+      reasons,
+      unavailable,
+      departments,
+      quotas,
+    };
+  }
+
   close(): Promise<void> {
     return this.signer.close();
   }
@@ -269,10 +355,13 @@ export class VerificationService {
   }
 }
 
+/** The scope under which a desk sees the policy's subjects unmasked. */
+function subjectScope(policy: Policy): string {
+  return policy.subjectKind === "PERSON" ? "identity:basic" : "market:organization";
+}
+
 /** The subject as the desk may see it: in full with the identity scope, masked otherwise. */
 export function visibleSubject(policy: Policy, subject: string, principal: Principal): string {
-  if (policy.subjectKind === "PERSON") {
-    return hasScope(principal, "identity:basic") ? subject : maskPersonId(subject);
-  }
-  return hasScope(principal, "market:organization") ? subject : maskUscc(subject);
+  if (hasScope(principal, subjectScope(policy))) return subject;
+  return policy.subjectKind === "PERSON" ? maskPersonId(subject) : maskUscc(subject);
 }

@@ -1,7 +1,8 @@
 /**
  * Verification as a subgraph served inside the gateway (`schema/verification.graphql`):
  * `Query.policies`, `Query.verify` with signed proofs, and next to /graphql the public keys
- * (`GET /.well-known/jwks.json`), the proof check (`POST /proofs/verify`) and the job API.
+ * (`GET /.well-known/jwks.json`), the proof check (`POST /proofs/verify`), the batch endpoint of
+ * `npm run verify` (`POST /verify/batch`) and the job API.
  */
 import type { FastifyInstance } from "fastify";
 import { GraphQLError, type GraphQLResolveInfo, Kind } from "graphql";
@@ -9,6 +10,7 @@ import { COMMON_REASONS, type Policy } from "../../policies/policy.ts";
 import { POLICIES } from "../../policies/registry.ts";
 import type { GatewayRequestContext } from "../department-client.ts";
 import type { LocalSubgraph, PlatformServices } from "../platform.ts";
+import { registerBatchRoute } from "./batch-route.ts";
 import { verificationConfigFromEnv } from "./config.ts";
 import type { Verdict } from "./engine.ts";
 import {
@@ -161,6 +163,11 @@ export function verificationSubgraph(services: PlatformServices): LocalSubgraph 
           services as PlatformServices & { routeOptions?: () => AuthenticatedRouteOptions }
         ).routeOptions?.() ?? deskAuthentication(services.config);
       await registerJobRoutes(app, jobs, authenticated);
+      const { security } = services.config;
+      registerBatchRoute(app, service, authenticated, {
+        open: !security.enabled,
+        maxListSize: security.enabled ? security.limits.maxListSize : null,
+      });
       jobs.resumeUnfinished();
     },
 
