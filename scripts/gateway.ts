@@ -5,12 +5,15 @@
 import { serveUntilSignal } from "../common/serve.ts";
 import { buildGateway } from "../gateway/app.ts";
 import { gatewayConfigFromEnv } from "../gateway/config.ts";
+import { reportReady, stopWithSupervisor } from "./supervision.ts";
 
+stopWithSupervisor();
 try {
   const config = gatewayConfigFromEnv();
   const app = await buildGateway();
   const address = await serveUntilSignal(app, config.port, config.host);
   app.log.info(`gateway listening at ${address}/graphql`);
+  reportReady();
 } catch (error) {
   console.error(`gateway: could not start: ${(error as Error).message}`);
   process.exit(1);

@@ -1,60 +1,102 @@
 /**
  * `npm start`: the whole platform on one machine. Seeds a demo population when DATA_DIR holds no
- * department database, starts the six department subgraphs (4001–4006) and the gateway (PORT,
- * 4000) as separate processes, as they would run in production, and stops them all on Ctrl-C.
+ * department database, starts the six department subgraphs (4001–4006, or the ports of
+ * `HUKOU_URL` …) and the gateway (PORT, 4000), and stops them all on Ctrl-C.
+ *
+ * The gateway runs in a process of its own; the six departments share one (`npm run subgraph --
+ * hukou traffic …`), each still its own server on its own port over its own database, reached by
+ * the gateway over HTTP with signed requests as in production, where each department runs its
+ * own. Sharing a process loads the department modules once instead of six times: start-up is
+ * mostly module loading, and seven processes loading at once on a small machine took 12 s.
+ *
+ * `npm start` runs the bundle `dist/start.mjs` (see scripts/build.mjs), which starts the bundles
+ * `dist/gateway.mjs` and `dist/subgraph.mjs`; run from source through tsx, it starts the sources.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { DEPARTMENTS, defaultPort } from "../common/departments.ts";
+import { DEPARTMENTS, type Department, defaultPort, urlVariable } from "../common/departments.ts";
 import { databasePath, dataDir } from "../common/sqlite.ts";
+import { isReadyMessage } from "./supervision.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const children = new Map<string, ChildProcess>();
 let stopping = false;
+let exitCode = 0;
 
+/** Defined as "1" in the bundles of scripts/build.mjs. */
+const bundled = process.env.MIANZHENG_BUNDLE === "1";
+
+/** Node's arguments to run `scripts/<name>.ts`: its bundle when this is one, else the source. */
+function script(name: "gateway" | "subgraph" | "seed"): string[] {
+  if (bundled && name !== "seed") return [`dist/${name}.mjs`];
+  return ["--import", "tsx", `scripts/${name}.ts`];
+}
+
+/** A department's port: that of its `HUKOU_URL` … when set (the gateway reaches it there). */
+function departmentPort(department: Department): number {
+  const variable = process.env[urlVariable(department)];
+  if (!variable) return defaultPort(department);
+  const url = new URL(variable);
+  return Number(url.port || (url.protocol === "https:" ? 443 : 80));
+}
+
+/**
+ * Starts a child. A server (`supervised`) gets a process group of its own, so that Ctrl-C, which
+ * signals the terminal's whole foreground group, reaches it once, through stopAll (a second signal
+ * would make it exit at once, without finishing its requests in flight); its IPC channel says when
+ * it is ready, and stops it should this process die without stopping it. The seeder stays in the
+ * foreground group, as do the processes it forks, which Ctrl-C then stops directly.
+ */
 function run(
   label: string,
-  script: string,
-  args: string[],
-  env: NodeJS.ProcessEnv = {},
+  command: string[],
+  options: { env?: NodeJS.ProcessEnv; supervised?: boolean } = {},
 ): ChildProcess {
-  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], {
+  const supervised = options.supervised ?? false;
+  const child = spawn(process.execPath, command, {
     cwd: root,
-    stdio: "inherit",
-    env: { ...process.env, ...env },
+    stdio: supervised ? ["ignore", "inherit", "inherit", "ipc"] : "inherit",
+    env: { ...process.env, ...options.env },
+    detached: supervised,
   });
   children.set(label, child);
   child.on("exit", (code, signal) => {
     children.delete(label);
-    if (!stopping) console.error(`[start] ${label} exited (${signal ?? `code ${code}`})`);
+    const expected = label === "seed" && code === 0;
+    if (!stopping && !expected)
+      console.error(`[start] ${label} exited (${signal ?? `code ${code}`})`);
+    if (stopping && children.size === 0) process.exit(exitCode);
   });
   return child;
 }
 
-async function waitUntilReady(label: string, url: string, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!children.has(label)) throw new Error(`${label} exited before it was ready`);
-    try {
-      const response = await fetch(url);
-      if (response.ok) return;
-    } catch {}
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error(`${label} was not ready within ${timeoutMs / 1000} s`);
+function ready(label: string, timeoutMs = 60_000): Promise<void> {
+  const child = children.get(label);
+  if (!child) return Promise.reject(new Error(`${label} exited before it was ready`));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`${label} was not ready within ${timeoutMs / 1000} s`)),
+      timeoutMs,
+    );
+    child.on("message", (message) => {
+      if (!isReadyMessage(message)) return;
+      clearTimeout(timer);
+      resolve();
+    });
+    child.once("exit", () => {
+      clearTimeout(timer);
+      reject(new Error(`${label} exited before it was ready`));
+    });
+  });
 }
 
-function stopAll(exitCode: number): void {
+function stopAll(code: number): void {
   if (stopping) return;
   stopping = true;
+  exitCode = code;
+  if (children.size === 0) process.exit(exitCode);
   for (const child of children.values()) child.kill("SIGTERM");
-  const check = setInterval(() => {
-    if (children.size === 0) {
-      clearInterval(check);
-      process.exit(exitCode);
-    }
-  }, 50);
 }
 
 process.on("SIGINT", () => stopAll(0));
@@ -64,8 +106,9 @@ const dir = dataDir();
 if (!DEPARTMENTS.some((department) => existsSync(databasePath(department, dir)))) {
   const persons = process.env.SEED_PERSONS ?? "20000";
   console.log(`[start] ${dir} holds no department database: seeding ${persons} demo persons`);
-  const seed = run("seed", "scripts/seed.ts", ["--persons", persons]);
+  const seed = run("seed", [...script("seed"), "--persons", persons]);
   const code = await new Promise<number | null>((resolve) => seed.on("exit", resolve));
+  if (stopping) await new Promise(() => {}); // stopAll exits once every child has
   if (code !== 0) {
     console.error("[start] seeding failed");
     process.exit(1);
@@ -74,18 +117,18 @@ if (!DEPARTMENTS.some((department) => existsSync(databasePath(department, dir)))
 
 try {
   // Everything starts at once: the gateway plans from the supergraph file and needs no department
-  // to start, so loading its modules overlaps with the departments' (start-up is mostly loading).
+  // to start, so loading its modules overlaps with the departments'.
   const port = Number(process.env.PORT ?? 4000);
-  for (const department of DEPARTMENTS) {
-    run(department, "scripts/subgraph.ts", [department], { PORT: String(defaultPort(department)) });
-  }
-  run("gateway", "scripts/gateway.ts", [], { PORT: String(port) });
-  await Promise.all([
-    ...DEPARTMENTS.map((department) =>
-      waitUntilReady(department, `http://127.0.0.1:${defaultPort(department)}/ready`),
-    ),
-    waitUntilReady("gateway", `http://127.0.0.1:${port}/ready`),
-  ]);
+  const departments = DEPARTMENTS.map(
+    (department) => `${department}:${departmentPort(department)}`,
+  );
+  // PORT is the gateway's; the departments' ports are given with their names.
+  run("departments", [...script("subgraph"), ...departments], {
+    env: { PORT: undefined },
+    supervised: true,
+  });
+  run("gateway", script("gateway"), { env: { PORT: String(port) }, supervised: true });
+  await Promise.all([ready("departments"), ready("gateway")]);
   console.log(
     [
       "",
@@ -93,7 +136,7 @@ try {
       `  gateway    http://localhost:${port}/graphql   (open it in a browser for GraphiQL)`,
       ...DEPARTMENTS.map(
         (department) =>
-          `  ${department.padEnd(10)} http://localhost:${defaultPort(department)}/graphql   (signed requests from the gateway only)`,
+          `  ${department.padEnd(10)} http://localhost:${departmentPort(department)}/graphql   (signed requests from the gateway only)`,
       ),
       `  data       ${dir}`,
       "Press Ctrl-C to stop.",
@@ -101,6 +144,8 @@ try {
     ].join("\n"),
   );
 } catch (error) {
-  console.error(`[start] ${(error as Error).message}`);
-  stopAll(1);
+  if (!stopping) {
+    console.error(`[start] ${(error as Error).message}`);
+    stopAll(1);
+  }
 }

@@ -1,0 +1,147 @@
+/**
+ * `npm start` as a user runs it (`node scripts/run.mjs start`: the bundles of scripts/build.mjs,
+ * rebuilt when stale), on an empty data directory: it seeds a population, then answers through the
+ * gateway from all six departments, with the audit ledger's writer thread and the proof-signing
+ * thread, which the bundles start from files of their own; Ctrl-C (SIGINT) stops every process.
+ */
+import { type ChildProcess, spawn } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEPARTMENTS, type Department, urlVariable } from "../common/departments.ts";
+import { freePort } from "../scripts/bench/processes.ts";
+import { tempDataDir } from "./helpers.ts";
+import { DEV_DESK } from "./platform.ts";
+
+const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+let data: ReturnType<typeof tempDataDir>;
+let start: ChildProcess;
+let output = "";
+let gateway: string;
+const departmentUrls = {} as Record<Department, string>;
+
+function exited(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once("exit", (code) => resolve(code)));
+}
+
+async function post(query: string, variables: Record<string, unknown> = {}) {
+  const response = await fetch(`${gateway}/graphql`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...DEV_DESK },
+    body: JSON.stringify({ query, variables }),
+  });
+  return {
+    status: response.status,
+    body: (await response.json()) as { data?: Record<string, unknown>; errors?: unknown[] },
+  };
+}
+
+async function refused(url: string): Promise<boolean> {
+  try {
+    await fetch(url, { signal: AbortSignal.timeout(2000) });
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+beforeAll(async () => {
+  data = tempDataDir();
+  const port = await freePort();
+  gateway = `http://127.0.0.1:${port}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATA_DIR: data.dir,
+    SEED_PERSONS: "300",
+    PORT: String(port),
+    LOG_LEVEL: "warn",
+  };
+  for (const department of DEPARTMENTS) {
+    departmentUrls[department] = `http://127.0.0.1:${await freePort()}`;
+    env[urlVariable(department)] = `${departmentUrls[department]}/graphql`;
+  }
+  start = spawn(process.execPath, ["scripts/run.mjs", "start"], {
+    cwd: ROOT,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const running = new Promise<void>((resolve, reject) => {
+    const keep = (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes("Press Ctrl-C to stop.")) resolve();
+    };
+    start.stdout?.on("data", keep);
+    start.stderr?.on("data", keep);
+    start.once("exit", (code) => reject(new Error(`npm start exited (${code}):\n${output}`)));
+  });
+  await running;
+}, 180_000);
+
+afterAll(async () => {
+  if (start.exitCode === null) {
+    start.kill("SIGKILL");
+    await exited(start);
+  }
+  data.remove();
+});
+
+describe("npm start", () => {
+  it("seeds the empty data directory and says where everything listens", () => {
+    expect(output).toContain("holds no department database: seeding 300 demo persons");
+    expect(output).toContain(`gateway    http://localhost:${new URL(gateway).port}/graphql`);
+    for (const department of DEPARTMENTS) {
+      expect(output).toContain(
+        `${departmentUrls[department].replace("127.0.0.1", "localhost")}/graphql`,
+      );
+    }
+  });
+
+  it("answers facts from all six departments through the gateway, recorded in the ledger", async () => {
+    const demo = JSON.parse(readFileSync(join(data.dir, "demo-subjects.json"), "utf8")) as {
+      subjects: Record<string, { ids: string[] }>;
+    };
+    const id = Object.values(demo.subjects).flatMap((subject) => subject.ids)[0];
+    const { status, body } = await post(
+      `query ($id: ID!) { person(id: $id) { id name hukouRegion { code } hasValidDriverLicense
+        maritalStatus legalRepresentativeOf { uscc }
+        consecutiveInsuredMonths(region: "110000", upTo: "2026-10")
+        incomeTaxYears(region: "110000", fromYear: 2021, toYear: 2025) } }`,
+      { id },
+    );
+    expect(body.errors).toBeUndefined();
+    expect(status).toBe(200);
+    expect(body.data?.person).toMatchObject({ id });
+  });
+
+  it("signs proofs (a worker thread of the bundle)", async () => {
+    const { body } = await post(
+      `{ verify(policy: "beijing-car-lottery/individual", subjects: ["110105198503121015"],
+        on: "2026-11-01") { outcome proof } }`,
+    );
+    expect(body.errors).toBeUndefined();
+    const verdicts = (body.data?.verify ?? []) as Array<{ outcome: string; proof: string }>;
+    expect(verdicts).toHaveLength(1);
+    // A compact JWS: header, payload, signature.
+    expect(verdicts[0]?.proof.split(".")).toHaveLength(3);
+  });
+
+  it("refuses an unsigned request at a department", async () => {
+    const response = await fetch(`${departmentUrls.hukou}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ query: "{ __typename }" }),
+    });
+    expect(response.status).toBe(401);
+  });
+
+  it("stops every process on Ctrl-C and exits 0", async () => {
+    start.kill("SIGINT");
+    expect(await exited(start)).toBe(0);
+    for (const url of [gateway, ...Object.values(departmentUrls)]) {
+      expect(await refused(`${url}/health`)).toBe(true);
+    }
+  }, 30_000);
+});
