@@ -3,7 +3,6 @@
  * checked in (`schema/supergraph.graphql`), so the gateway starts without introspecting anyone.
  */
 import { readFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
 import { composeServices } from "@apollo/composition";
 import { parse } from "graphql";
 import {
@@ -13,10 +12,9 @@ import {
   PLATFORM_SUBGRAPHS,
 } from "../common/departments.ts";
 import { subgraphSdl } from "../common/subgraph.ts";
+import { SUPERGRAPH_PATH } from "./supergraph.ts";
 
-export const SUPERGRAPH_PATH = fileURLToPath(
-  new URL("../schema/supergraph.graphql", import.meta.url),
-);
+export { SUPERGRAPH_PATH };
 
 export type CompositionOutcome =
   | { ok: true; supergraphSdl: string; hints: string[] }

@@ -7,6 +7,7 @@
  * enforce one. Mianzheng enforces these directives itself (gateway/security), before any
  * department is called, so the planner receives the same supergraph with the purpose dropped.
  */
+import { fileURLToPath } from "node:url";
 import {
   type ConstDirectiveNode,
   type DocumentNode,
@@ -16,6 +17,11 @@ import {
   type StringValueNode,
   visit,
 } from "graphql";
+
+/** The composed supergraph, checked in (`npm run compose` writes it). */
+export const SUPERGRAPH_PATH = fileURLToPath(
+  new URL("../schema/supergraph.graphql", import.meta.url),
+);
 
 const SECURITY_SPECS = [
   "https://specs.apollo.dev/requiresScopes/",

@@ -6,8 +6,8 @@
  */
 
 import { operationFromDocument, Supergraph } from "@apollo/federation-internals";
-import { buildOperationContext, executeQueryPlan } from "@apollo/gateway";
 import type { GraphQLDataSource } from "@apollo/gateway/dist/datasources/types.js";
+import { buildOperationContext } from "@apollo/gateway/dist/operationContext.js";
 import { type QueryPlan, QueryPlanner } from "@apollo/query-planner";
 import {
   type DocumentNode,
@@ -135,7 +135,12 @@ export class Federation {
     return { data: shaped.data };
   }
 
-  private executeWithApollo(plan: QueryPlan, request: FederatedRequest): Promise<ExecutionResult> {
+  private async executeWithApollo(
+    plan: QueryPlan,
+    request: FederatedRequest,
+  ): Promise<ExecutionResult> {
+    // Loaded on first use: most deployments never need it, and it brings OpenTelemetry along.
+    const { executeQueryPlan } = await import("@apollo/gateway/dist/executeQueryPlan.js");
     const operationName = request.operation.name?.value;
     const operationContext = buildOperationContext({
       schema: this.apiSchema,
