@@ -93,6 +93,21 @@ export function inJsonArray(column: SQLiteColumn, placeholder: Placeholder): SQL
   return sql`${column} IN (SELECT value FROM json_each(${placeholder}))`;
 }
 
+/**
+ * A batch of keys, bound as one JSON array parameter, as a table `batch` to select from: one row
+ * per key, `batchIndex` its position in the batch and `batchKey` the key. Joining a table to it
+ * (or asking a correlated subquery per row) probes the table's index once per key in batch order,
+ * without the sorted temporary index that `IN (SELECT …)` builds, and each result row carries the
+ * position it answers, so no map from keys to rows is needed.
+ */
+export function keyBatch(keysPlaceholder: Placeholder): SQL {
+  return sql`json_each(${keysPlaceholder}) AS batch`;
+}
+/** The position of a key in its `keyBatch` (0-based). */
+export const batchIndex = sql<number>`batch.key`;
+/** The key itself in a `keyBatch`. */
+export const batchKey = sql<string>`batch.value`;
+
 /** `column` lies in the region `within` (a province, city or county code; see regionPrefix). */
 export function inRegion(column: SQLiteColumn, prefixPlaceholder: Placeholder): SQL {
   return sql`substr(${column}, 1, length(${prefixPlaceholder})) = ${prefixPlaceholder}`;

@@ -5,10 +5,11 @@ import {
   personIdArgument,
   regionArgument,
 } from "../../common/arguments.ts";
+import { whenLoaded } from "../../common/loaders.ts";
 import { regionOrCode } from "../../common/regions.ts";
 import type { SubgraphContext } from "../../common/subgraph.ts";
 import { ageOn } from "../../common/values.ts";
-import type { HukouStore, PersonRow } from "./store.ts";
+import type { HukouStore, PersonRow, ResidencePermitRow } from "./store.ts";
 
 interface PermitFilter {
   kind: "RESIDENCE" | "WORK_RESIDENCE";
@@ -17,63 +18,84 @@ interface PermitFilter {
 }
 
 export function hukouResolvers(store: HukouStore) {
+  const personBatch = (keys: readonly string[]) => store.persons(keys);
+  const detailsBatch = (keys: readonly string[]) => store.details(keys);
+  const permitsBatch = (keys: readonly string[]) => store.permits(keys);
+  const parentsBatch = (keys: readonly string[]) => store.parentIds(keys);
+
   const person = (id: string, context: SubgraphContext) =>
-    context.loaders.load("person", {}, id, (keys) => store.persons(keys));
+    context.loaders.load("person", {}, id, personBatch);
   const permits = (id: string, context: SubgraphContext) =>
-    context.loaders.load("permits", {}, id, (keys) => store.permits(keys));
+    context.loaders.load("permits", {}, id, permitsBatch);
+  const detail = <K extends "name" | "ethnicity" | "hukouAddress">(
+    row: PersonRow,
+    context: SubgraphContext,
+    field: K,
+  ) =>
+    whenLoaded(context.loaders.load("details", {}, row.id, detailsBatch), (details) =>
+      details === null ? null : details[field],
+    );
 
   return {
     Query: {
       person: (_: unknown, args: { id: string }, context: SubgraphContext) =>
         person(personIdArgument("id", args.id), context),
       people: (_: unknown, args: { ids: string[] }, context: SubgraphContext) =>
-        Promise.all(
-          listArgument("ids", args.ids, personIdArgument).map((id) => person(id, context)),
+        context.loaders.once(args.ids, () =>
+          context.loaders.loadAll(
+            "person",
+            {},
+            listArgument("ids", args.ids, personIdArgument),
+            personBatch,
+          ),
         ),
     },
     Person: {
       __resolveReference: (reference: { id: string }, context: SubgraphContext) =>
         person(reference.id, context),
+      name: (row: PersonRow, _: unknown, context: SubgraphContext) => detail(row, context, "name"),
+      ethnicity: (row: PersonRow, _: unknown, context: SubgraphContext) =>
+        detail(row, context, "ethnicity"),
+      hukouAddress: (row: PersonRow, _: unknown, context: SubgraphContext) =>
+        detail(row, context, "hukouAddress"),
       gender: (row: PersonRow) => (row.gender === "M" ? "MALE" : "FEMALE"),
       ageOn: (row: PersonRow, args: { on?: string | null }) =>
         ageOn(row.birthDate, dayArgument(args.on)),
       hukouRegion: (row: PersonRow) => regionOrCode(row.hukouRegion),
       hukouWithin: (row: PersonRow, args: { region: string }) =>
         row.hukouRegion.startsWith(regionArgument("region", args.region)),
-      isChildOf: async (row: PersonRow, args: { parentId: string }, context: SubgraphContext) => {
+      isChildOf: (row: PersonRow, args: { parentId: string }, context: SubgraphContext) => {
         const parentId = personIdArgument("parentId", args.parentId);
-        const parents = await context.loaders.load("parents", {}, row.id, (keys) =>
-          store.parentIds(keys),
+        return whenLoaded(context.loaders.load("parents", {}, row.id, parentsBatch), (parents) =>
+          parents.includes(parentId),
         );
-        return parents.includes(parentId);
       },
-      hasValidResidencePermit: async (
-        row: PersonRow,
-        args: PermitFilter,
-        context: SubgraphContext,
-      ) => {
+      hasValidResidencePermit: (row: PersonRow, args: PermitFilter, context: SubgraphContext) => {
         const prefix = args.region ? regionArgument("region", args.region) : "";
         const on = dayArgument(args.on);
-        return (await permits(row.id, context)).some(
-          (permit) =>
-            permit.kind === args.kind &&
-            permit.region.startsWith(prefix) &&
-            permit.validFrom <= on &&
-            on <= permit.validTo,
+        return whenLoaded(permits(row.id, context), (all) =>
+          all.some(
+            (permit) =>
+              permit.kind === args.kind &&
+              permit.region.startsWith(prefix) &&
+              permit.validFrom <= on &&
+              on <= permit.validTo,
+          ),
         );
       },
-      residencePermits: async (
+      residencePermits: (
         row: PersonRow,
         args: { validOn?: string | null },
         context: SubgraphContext,
       ) => {
-        const all = await permits(row.id, context);
         const on = args.validOn;
-        return on ? all.filter((permit) => permit.validFrom <= on && on <= permit.validTo) : all;
+        return whenLoaded(permits(row.id, context), (all) =>
+          on ? all.filter((permit) => permit.validFrom <= on && on <= permit.validTo) : all,
+        );
       },
     },
     ResidencePermit: {
-      region: (permit: { region: string }) => regionOrCode(permit.region),
+      region: (permit: ResidencePermitRow) => regionOrCode(permit.region),
     },
   };
 }

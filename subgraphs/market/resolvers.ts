@@ -5,17 +5,21 @@ import type { SubgraphContext } from "../../common/subgraph.ts";
 import type { MarketStore, OrganizationRow, OrganizationStatus } from "./store.ts";
 
 export function marketResolvers(store: MarketStore) {
+  const organizationBatch = (keys: readonly string[]) => store.organizations(keys);
   const organization = (uscc: string, context: SubgraphContext) =>
-    context.loaders.load("organization", {}, uscc, (keys) => store.organizations(keys));
+    context.loaders.load("organization", {}, uscc, organizationBatch);
 
   return {
     Query: {
       organization: (_: unknown, args: { uscc: string }, context: SubgraphContext) =>
         organization(usccArgument("uscc", args.uscc), context),
       organizations: (_: unknown, args: { usccs: string[] }, context: SubgraphContext) =>
-        Promise.all(
-          listArgument("usccs", args.usccs, usccArgument).map((uscc) =>
-            organization(uscc, context),
+        context.loaders.once(args.usccs, () =>
+          context.loaders.loadAll(
+            "organization",
+            {},
+            listArgument("usccs", args.usccs, usccArgument),
+            organizationBatch,
           ),
         ),
     },

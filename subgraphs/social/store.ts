@@ -4,11 +4,14 @@
  * 1,000 counts rather than 60,000 rows.
  */
 import { and, asc, between, eq, lte, sql } from "drizzle-orm";
-import { groupRows, valueByKey } from "../../common/loaders.ts";
+import { groupByIndex, valueByIndex, valueByKey } from "../../common/loaders.ts";
 import {
+  batchIndex,
+  batchKey,
   type DepartmentDatabase,
   inJsonArray,
   inRegion,
+  keyBatch,
   NO_PAYMENT_LIMIT,
   type PaymentFilter,
 } from "../../common/sqlite.ts";
@@ -42,14 +45,18 @@ export class SocialStore {
       inRegion(contributions.region, prefix),
       lte(contributions.paidOn, paidBy),
     );
+    // One row per person of the batch, counted by SQLite over that person's key range.
     this.insuredMonthCounts = db
       .select({
-        personId: contributions.personId,
-        months: sql<number>`count(distinct ${contributions.month})`,
+        index: batchIndex,
+        months: sql<number>`(select count(distinct ${contributions.month}) from ${contributions} where ${and(
+          eq(contributions.personId, batchKey),
+          between(contributions.month, from, to),
+          inRegion(contributions.region, prefix),
+          lte(contributions.paidOn, paidBy),
+        )})`,
       })
-      .from(contributions)
-      .where(and(counts, between(contributions.month, from, to)))
-      .groupBy(contributions.personId)
+      .from(keyBatch(ids))
       .prepare();
 
     // Gaps and islands: walking a person's insured months newest first, month number + rank stays
@@ -75,10 +82,18 @@ export class SocialStore {
       .prepare();
 
     this.contributionsOfPersons = db
-      .select()
-      .from(contributions)
-      .where(and(inJsonArray(contributions.personId, ids), between(contributions.month, from, to)))
-      .orderBy(asc(contributions.personId), asc(contributions.month))
+      .select({
+        index: batchIndex,
+        personId: contributions.personId,
+        month: contributions.month,
+        region: contributions.region,
+        employer: contributions.employer,
+        paidOn: contributions.paidOn,
+      })
+      .from(keyBatch(ids))
+      .innerJoin(contributions, eq(contributions.personId, batchKey))
+      .where(between(contributions.month, from, to))
+      .orderBy(asc(batchIndex), asc(contributions.month))
       .prepare();
   }
 
@@ -87,20 +102,14 @@ export class SocialStore {
     personIds: readonly string[],
     filter: InsuranceFilter & { from: string; to: string },
   ): number[] {
-    const rows = this.insuredMonthCounts.all({
+    const rows = this.insuredMonthCounts.values({
       ids: JSON.stringify(personIds),
       from: filter.from,
       to: filter.to,
       prefix: filter.prefix,
       paidBy: filter.paidBy ?? NO_PAYMENT_LIMIT,
-    });
-    return valueByKey(
-      personIds,
-      rows,
-      (row) => row.personId,
-      (row) => row.months,
-      0,
-    );
+    }) as Array<[number, number]>;
+    return valueByIndex(personIds.length, rows, 0);
   }
 
   /** Per person: the length of the unbroken run of counting months that ends with `upTo`. */
@@ -129,11 +138,19 @@ export class SocialStore {
     personIds: readonly string[],
     range: { from: string | null; to: string | null },
   ): ContributionRow[][] {
-    const rows = this.contributionsOfPersons.all({
+    const rows = this.contributionsOfPersons.values({
       ids: JSON.stringify(personIds),
       from: range.from ?? "0000-01",
       to: range.to ?? "9999-12",
-    });
-    return groupRows(personIds, rows, (row) => row.personId);
+    }) as Array<[number, string, string, string, string | null, string]>;
+    return groupByIndex(personIds.length, rows).map((group) =>
+      group.map(([, personId, month, region, employer, paidOn]) => ({
+        personId,
+        month,
+        region,
+        employer,
+        paidOn,
+      })),
+    );
   }
 }

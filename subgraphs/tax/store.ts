@@ -1,13 +1,16 @@
 /**
  * Batched reads of the tax register. Totals are summed in SQL over the whole batch (integer fen,
- * one prepared statement per fact, any batch size), so a batch moves one number per subject.
+ * one prepared statement per fact, any batch size), so a batch moves one number per subject. Each
+ * statement walks the batch (`keyBatch`) and tags its rows with the position of their subject.
  */
-import { and, asc, between, lte, sql } from "drizzle-orm";
-import { groupRows, valueByKey } from "../../common/loaders.ts";
+import { and, asc, between, eq, lte, sql } from "drizzle-orm";
+import { groupByIndex, valueByIndex } from "../../common/loaders.ts";
 import {
+  batchIndex,
+  batchKey,
   type DepartmentDatabase,
-  inJsonArray,
   inRegion,
+  keyBatch,
   NO_PAYMENT_LIMIT,
   type PaymentFilter,
 } from "../../common/sqlite.ts";
@@ -40,52 +43,73 @@ export class TaxStore {
   private readonly vatsOfOrganizations;
 
   constructor({ db }: DepartmentDatabase) {
+    const batch = keyBatch(ids);
     const incomeTaxCounts = and(
-      inJsonArray(incomeTaxes.personId, ids),
       between(incomeTaxes.period, from, to),
       inRegion(incomeTaxes.region, prefix),
       lte(incomeTaxes.paidOn, paidBy),
     );
     const incomeTaxYear = sql<number>`cast(substr(${incomeTaxes.period}, 1, 4) as integer)`;
     this.incomeTaxPositiveYears = db
-      .select({ personId: incomeTaxes.personId, year: incomeTaxYear })
-      .from(incomeTaxes)
+      .select({ index: batchIndex, year: incomeTaxYear })
+      .from(batch)
+      .innerJoin(incomeTaxes, eq(incomeTaxes.personId, batchKey))
       .where(incomeTaxCounts)
-      .groupBy(incomeTaxes.personId, incomeTaxYear)
+      .groupBy(batchIndex, incomeTaxYear)
       .having(sql`sum(${incomeTaxes.amount}) > 0`)
-      .orderBy(asc(incomeTaxes.personId), asc(incomeTaxYear))
+      .orderBy(asc(batchIndex), asc(incomeTaxYear))
       .prepare();
+    // One row per subject of the batch: the sum over its key range, 0 where nothing counts.
     this.incomeTaxSums = db
-      .select({ personId: incomeTaxes.personId, fen: sql<number>`sum(${incomeTaxes.amount})` })
-      .from(incomeTaxes)
-      .where(incomeTaxCounts)
-      .groupBy(incomeTaxes.personId)
+      .select({
+        index: batchIndex,
+        fen: sql<number>`(select coalesce(sum(${incomeTaxes.amount}), 0) from ${incomeTaxes} where ${and(
+          eq(incomeTaxes.personId, batchKey),
+          incomeTaxCounts,
+        )})`,
+      })
+      .from(batch)
       .prepare();
     this.incomeTaxesOfPersons = db
-      .select()
-      .from(incomeTaxes)
-      .where(and(inJsonArray(incomeTaxes.personId, ids), between(incomeTaxes.period, from, to)))
-      .orderBy(asc(incomeTaxes.personId), asc(incomeTaxes.period), asc(incomeTaxes.region))
+      .select({
+        index: batchIndex,
+        personId: incomeTaxes.personId,
+        period: incomeTaxes.period,
+        region: incomeTaxes.region,
+        amount: incomeTaxes.amount,
+        paidOn: incomeTaxes.paidOn,
+      })
+      .from(batch)
+      .innerJoin(incomeTaxes, eq(incomeTaxes.personId, batchKey))
+      .where(between(incomeTaxes.period, from, to))
+      .orderBy(asc(batchIndex), asc(incomeTaxes.period), asc(incomeTaxes.region))
       .prepare();
 
     this.vatSums = db
-      .select({ uscc: vats.uscc, fen: sql<number>`sum(${vats.amount})` })
-      .from(vats)
-      .where(
-        and(
-          inJsonArray(vats.uscc, ids),
+      .select({
+        index: batchIndex,
+        fen: sql<number>`(select coalesce(sum(${vats.amount}), 0) from ${vats} where ${and(
+          eq(vats.uscc, batchKey),
           between(vats.period, from, to),
           inRegion(vats.region, prefix),
           lte(vats.paidOn, paidBy),
-        ),
-      )
-      .groupBy(vats.uscc)
+        )})`,
+      })
+      .from(batch)
       .prepare();
     this.vatsOfOrganizations = db
-      .select()
-      .from(vats)
-      .where(and(inJsonArray(vats.uscc, ids), between(vats.period, from, to)))
-      .orderBy(asc(vats.uscc), asc(vats.period), asc(vats.region))
+      .select({
+        index: batchIndex,
+        uscc: vats.uscc,
+        period: vats.period,
+        region: vats.region,
+        amount: vats.amount,
+        paidOn: vats.paidOn,
+      })
+      .from(batch)
+      .innerJoin(vats, eq(vats.uscc, batchKey))
+      .where(between(vats.period, from, to))
+      .orderBy(asc(batchIndex), asc(vats.period), asc(vats.region))
       .prepare();
   }
 
@@ -94,15 +118,13 @@ export class TaxStore {
     personIds: readonly string[],
     filter: PaymentFilter & { fromYear: number; toYear: number },
   ): number[][] {
-    const rows = this.incomeTaxPositiveYears.all({
+    const rows = this.incomeTaxPositiveYears.values({
       ids: JSON.stringify(personIds),
       ...periodRange(filter.fromYear, filter.toYear),
       prefix: filter.prefix,
       paidBy: filter.paidBy ?? NO_PAYMENT_LIMIT,
-    });
-    return groupRows(personIds, rows, (row) => row.personId).map((group) =>
-      group.map((row) => row.year),
-    );
+    }) as Array<[number, number]>;
+    return groupByIndex(personIds.length, rows).map((group) => group.map((row) => row[1]));
   }
 
   /** Per person: the counting income tax for periods in `year`, in fen. */
@@ -110,53 +132,57 @@ export class TaxStore {
     personIds: readonly string[],
     filter: PaymentFilter & { year: number },
   ): number[] {
-    const rows = this.incomeTaxSums.all({
+    const rows = this.incomeTaxSums.values({
       ids: JSON.stringify(personIds),
       ...periodRange(filter.year, filter.year),
       prefix: filter.prefix,
       paidBy: filter.paidBy ?? NO_PAYMENT_LIMIT,
-    });
-    return valueByKey(
-      personIds,
-      rows,
-      (row) => row.personId,
-      (row) => row.fen,
-      0,
-    );
+    }) as Array<[number, number]>;
+    return valueByIndex(personIds.length, rows, 0);
   }
 
   /** Per person: income-tax payments for periods in `year` (every year when null). */
   incomeTaxPayments(personIds: readonly string[], year: number | null): IncomeTaxRow[][] {
-    const rows = this.incomeTaxesOfPersons.all({
+    const rows = this.incomeTaxesOfPersons.values({
       ids: JSON.stringify(personIds),
       ...listingRange(year),
-    });
-    return groupRows(personIds, rows, (row) => row.personId);
+    }) as Array<[number, string, string, string, number, string]>;
+    return groupByIndex(personIds.length, rows).map((group) =>
+      group.map(([, personId, period, region, amount, paidOn]) => ({
+        personId,
+        period,
+        region,
+        amount,
+        paidOn,
+      })),
+    );
   }
 
   /** Per organisation: the counting VAT for periods in `year`, in fen. */
   vatTotals(usccs: readonly string[], filter: PaymentFilter & { year: number }): number[] {
-    const rows = this.vatSums.all({
+    const rows = this.vatSums.values({
       ids: JSON.stringify(usccs),
       ...periodRange(filter.year, filter.year),
       prefix: filter.prefix,
       paidBy: filter.paidBy ?? NO_PAYMENT_LIMIT,
-    });
-    return valueByKey(
-      usccs,
-      rows,
-      (row) => row.uscc,
-      (row) => row.fen,
-      0,
-    );
+    }) as Array<[number, number]>;
+    return valueByIndex(usccs.length, rows, 0);
   }
 
   /** Per organisation: VAT payments for periods in `year` (every year when null). */
   vatPayments(usccs: readonly string[], year: number | null): VatRow[][] {
-    const rows = this.vatsOfOrganizations.all({
+    const rows = this.vatsOfOrganizations.values({
       ids: JSON.stringify(usccs),
       ...listingRange(year),
-    });
-    return groupRows(usccs, rows, (row) => row.uscc);
+    }) as Array<[number, string, string, string, number, string]>;
+    return groupByIndex(usccs.length, rows).map((group) =>
+      group.map(([, uscc, period, region, amount, paidOn]) => ({
+        uscc,
+        period,
+        region,
+        amount,
+        paidOn,
+      })),
+    );
   }
 }

@@ -1,5 +1,6 @@
 /** Resolvers of the traffic-management subgraph (`schema/traffic.graphql`). */
 import { dayArgument, regionArgument } from "../../common/arguments.ts";
+import { whenLoaded } from "../../common/loaders.ts";
 import { regionOrCode } from "../../common/regions.ts";
 import type { SubgraphContext } from "../../common/subgraph.ts";
 import type { DriverLicenseRow, TrafficStore, VehicleKind, VehicleRow } from "./store.ts";
@@ -43,8 +44,8 @@ export function trafficResolvers(store: TrafficStore) {
     );
   };
   const ownerFields = <Owner>(ownerIdOf: (owner: Owner) => string) => ({
-    ownsVehicle: async (owner: Owner, args: OwnershipArguments, context: SubgraphContext) =>
-      (await vehicleCount(ownerIdOf(owner), args, context)) > 0,
+    ownsVehicle: (owner: Owner, args: OwnershipArguments, context: SubgraphContext) =>
+      whenLoaded(vehicleCount(ownerIdOf(owner), args, context), (count) => count > 0),
     vehicleCount: (owner: Owner, args: OwnershipArguments, context: SubgraphContext) =>
       vehicleCount(ownerIdOf(owner), args, context),
     vehicles: (owner: Owner, args: VehicleListArguments, context: SubgraphContext) =>

@@ -3,9 +3,15 @@
  * that take arguments (a day, a kind, a region) bind them next to the batch of owners, so SQLite
  * answers with one row per owner instead of every licence or vehicle.
  */
-import { and, asc, count, eq, sql } from "drizzle-orm";
-import { groupRows, valueByKey } from "../../common/loaders.ts";
-import { type DepartmentDatabase, inJsonArray, inRegion } from "../../common/sqlite.ts";
+import { and, asc, eq, sql } from "drizzle-orm";
+import { groupByIndex, valueByIndex } from "../../common/loaders.ts";
+import {
+  batchIndex,
+  batchKey,
+  type DepartmentDatabase,
+  inRegion,
+  keyBatch,
+} from "../../common/sqlite.ts";
 import { driverLicenses, vehicles } from "./tables.ts";
 
 export type DriverLicenseRow = typeof driverLicenses.$inferSelect;
@@ -43,93 +49,116 @@ export class TrafficStore {
   private readonly vehiclesOfOwners;
 
   constructor({ db }: DepartmentDatabase) {
+    const batch = keyBatch(ids);
     this.licensesOfPersons = db
-      .select()
-      .from(driverLicenses)
-      .where(inJsonArray(driverLicenses.personId, ids))
-      .orderBy(asc(driverLicenses.issuedOn), asc(driverLicenses.number))
+      .select({
+        index: batchIndex,
+        number: driverLicenses.number,
+        personId: driverLicenses.personId,
+        class: driverLicenses.class,
+        issuedOn: driverLicenses.issuedOn,
+        validUntil: driverLicenses.validUntil,
+        status: driverLicenses.status,
+      })
+      .from(batch)
+      .innerJoin(driverLicenses, eq(driverLicenses.personId, batchKey))
+      .orderBy(asc(batchIndex), asc(driverLicenses.issuedOn), asc(driverLicenses.number))
       .prepare();
+    // One row per person, the answer computed by SQLite: it stops at the first valid licence.
     this.personsWithValidLicense = db
-      .selectDistinct({ personId: driverLicenses.personId })
-      .from(driverLicenses)
-      .where(
-        and(
-          inJsonArray(driverLicenses.personId, ids),
+      .select({
+        index: batchIndex,
+        valid: sql<number>`exists (select 1 from ${driverLicenses} where ${and(
+          eq(driverLicenses.personId, batchKey),
           eq(driverLicenses.status, "VALID"),
           sql`${driverLicenses.issuedOn} <= ${on}`,
           sql`${on} <= ${driverLicenses.validUntil}`,
-        ),
-      )
+        )})`,
+      })
+      .from(batch)
       .prepare();
     this.vehicleCountsOfOwners = db
-      .select({ ownerId: vehicles.ownerId, vehicles: count() })
-      .from(vehicles)
-      .where(
-        and(
-          inJsonArray(vehicles.ownerId, ids),
+      .select({
+        index: batchIndex,
+        vehicles: sql<number>`(select count(*) from ${vehicles} where ${and(
+          eq(vehicles.ownerId, batchKey),
           ofKind,
           inRegion(vehicles.region, regionPrefix),
           registeredOnTheDay,
-        ),
-      )
-      .groupBy(vehicles.ownerId)
+        )})`,
+      })
+      .from(batch)
       .prepare();
     this.vehiclesOfOwners = db
-      .select()
-      .from(vehicles)
-      .where(
-        and(
-          inJsonArray(vehicles.ownerId, ids),
-          ofKind,
-          sql`(${on} is null or ${registeredOnTheDay})`,
-        ),
-      )
-      .orderBy(asc(vehicles.registeredOn), asc(vehicles.plate))
+      .select({
+        index: batchIndex,
+        plate: vehicles.plate,
+        registeredOn: vehicles.registeredOn,
+        ownerId: vehicles.ownerId,
+        kind: vehicles.kind,
+        region: vehicles.region,
+        deregisteredOn: vehicles.deregisteredOn,
+      })
+      .from(batch)
+      .innerJoin(vehicles, eq(vehicles.ownerId, batchKey))
+      .where(and(ofKind, sql`(${on} is null or ${registeredOnTheDay})`))
+      .orderBy(asc(batchIndex), asc(vehicles.registeredOn), asc(vehicles.plate))
       .prepare();
   }
 
   /** Every licence of each person, oldest first. */
   licenses(personIds: readonly string[]): DriverLicenseRow[][] {
-    const rows = this.licensesOfPersons.all({ ids: JSON.stringify(personIds) });
-    return groupRows(personIds, rows, (row) => row.personId);
+    const rows = this.licensesOfPersons.values({ ids: JSON.stringify(personIds) }) as Array<
+      [number, string, string, string, string, string, DriverLicenseRow["status"]]
+    >;
+    return groupByIndex(personIds.length, rows).map((group) =>
+      group.map(([, number, personId, licenseClass, issuedOn, validUntil, status]) => ({
+        number,
+        personId,
+        class: licenseClass,
+        issuedOn,
+        validUntil,
+        status,
+      })),
+    );
   }
 
   /** Whether each person holds a licence with status VALID whose validity covers `day`. */
   hasValidLicense(personIds: readonly string[], day: string): boolean[] {
-    const rows = this.personsWithValidLicense.all({ ids: JSON.stringify(personIds), on: day });
-    return valueByKey(
-      personIds,
-      rows,
-      (row) => row.personId,
-      () => true,
-      false,
-    );
+    const rows = this.personsWithValidLicense.values({
+      ids: JSON.stringify(personIds),
+      on: day,
+    }) as Array<[number, number]>;
+    return valueByIndex(personIds.length, rows, 0).map((valid) => valid === 1);
   }
 
   /** How many vehicles matching the filter each owner (PersonId or Uscc) has registered. */
   vehicleCounts(ownerIds: readonly string[], filter: OwnershipFilter): number[] {
-    const rows = this.vehicleCountsOfOwners.all({
+    const rows = this.vehicleCountsOfOwners.values({
       ids: JSON.stringify(ownerIds),
       kind: filter.kind,
       regionPrefix: filter.regionPrefix,
       on: filter.on,
-    });
-    return valueByKey(
-      ownerIds,
-      rows,
-      (row) => row.ownerId,
-      (row) => row.vehicles,
-      0,
-    );
+    }) as Array<[number, number]>;
+    return valueByIndex(ownerIds.length, rows, 0);
   }
 
   /** Each owner's registrations matching the filter, oldest first. */
   vehicles(ownerIds: readonly string[], filter: VehicleListFilter): VehicleRow[][] {
-    const rows = this.vehiclesOfOwners.all({
+    const rows = this.vehiclesOfOwners.values({
       ids: JSON.stringify(ownerIds),
       kind: filter.kind,
       on: filter.on,
-    });
-    return groupRows(ownerIds, rows, (row) => row.ownerId);
+    }) as Array<[number, string, string, string, VehicleKind, string, string | null]>;
+    return groupByIndex(ownerIds.length, rows).map((group) =>
+      group.map(([, plate, registeredOn, ownerId, kind, region, deregisteredOn]) => ({
+        plate,
+        registeredOn,
+        ownerId,
+        kind,
+        region,
+        deregisteredOn,
+      })),
+    );
   }
 }
