@@ -12,7 +12,8 @@
  * (verify only the first N persons), --cli FILE (the verify CLI to run, default scripts/verify.ts:
  * an earlier version of it, for a before/after comparison against the same gateway),
  * --cpu-prof (profiles of every process, the CLI's per mode, into DIR/profiles), --keep (keep the
- * directory).
+ * directory), --security on|off (default on: the gateway's bundle as `npm start` runs it, the
+ * lottery desk authenticated and every verdict written to the audit ledger, fsynced).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import {
@@ -48,6 +49,7 @@ const { values } = parseArgs({
     "cpu-prof": { type: "boolean", default: false },
     limit: { type: "string" },
     cli: { type: "string", default: "scripts/verify.ts" },
+    security: { type: "string", default: "on" },
     keep: { type: "boolean", default: false },
   },
 });
@@ -60,6 +62,11 @@ const modes =
     : values.mode === "proofs"
       ? ["proofs"]
       : ["no-proofs"];
+
+if (values.security !== "on" && values.security !== "off") {
+  throw new Error("--security must be on or off");
+}
+const secure = values.security === "on";
 
 interface Child {
   label: string;
@@ -74,8 +81,10 @@ function start(
   args: string[],
   env: NodeJS.ProcessEnv,
   nodeFlags: string[] = [],
+  tsx = true,
 ): Child {
-  const child = spawn(process.execPath, [...nodeFlags, "--import", "tsx", ...args], {
+  const loader = tsx ? ["--import", "tsx"] : [];
+  const child = spawn(process.execPath, [...nodeFlags, ...loader, ...args], {
     cwd: ROOT,
     env: { ...process.env, ...env },
     stdio: ["ignore", "pipe", "pipe"],
@@ -220,11 +229,14 @@ try {
     await waitReady(child, `http://127.0.0.1:${port}/ready`);
   }
   const gatewayPort = await freePort();
+  // The gateway as `npm start` runs it: its bundle, and (by default) security on — the lottery
+  // desk authenticated, every verdict in the audit ledger, fsynced (AUDIT_SYNC=full).
   const gateway = start(
     "gateway",
-    ["scripts/gateway.ts"],
-    { ...env, ...urls, PORT: String(gatewayPort), SECURITY: "off", AUDIT_SYNC: "normal" },
+    ["scripts/run.mjs", "gateway"],
+    { ...env, ...urls, PORT: String(gatewayPort), SECURITY: secure ? "on" : "off" },
     profileFlags("gateway"),
+    false,
   );
   await waitReady(gateway, `http://127.0.0.1:${gatewayPort}/ready`);
   const gatewayUrl = `http://127.0.0.1:${gatewayPort}/graphql`;
@@ -260,6 +272,7 @@ try {
         "--batch",
         values.batch,
         ...(mode === "no-proofs" ? ["--no-proofs"] : []),
+        ...(secure ? ["--key", "dev-lottery-key", "--purpose", "car-lottery"] : []),
       ],
       {},
       profileFlags(`verify-${mode}`),

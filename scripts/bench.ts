@@ -242,7 +242,9 @@ async function startGateway(
   } else {
     const gatewayData = join(runDir, `${name}-data`);
     mkdirSync(gatewayData, { recursive: true });
-    running = startNode(name, "scripts/gateway.ts", [], {
+    // As `npm start` runs it: the bundle (scripts/run.mjs rebuilds it when a source changed).
+    running = startNode(name, "scripts/run.mjs", ["gateway"], {
+      tsx: false,
       env: {
         ...env,
         DATA_DIR: gatewayData,
