@@ -25,7 +25,7 @@ import { scalarResolvers } from "../common/scalars.ts";
 import { departmentSecret } from "../common/signing.ts";
 import { echoRequestId, requestIdOptions, subgraphSdl } from "../common/subgraph.ts";
 import { type GatewayOverrides, gatewayConfigFromEnv } from "./config.ts";
-import { DepartmentClient, type GatewayRequestContext } from "./department-client.ts";
+import { DepartmentClient, requestContext } from "./department-client.ts";
 import { Federation } from "./execution/federation.ts";
 import {
   documentErrorStatus,
@@ -260,13 +260,7 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
       return sendRequestError(reply, mediaType, documentErrorStatus(mediaType), overList);
     }
 
-    const context: GatewayRequestContext = {
-      requestId: String(request.id),
-      principal,
-      unavailable: new Set(),
-      answered: new Set(),
-      log: request.log,
-    };
+    const context = requestContext(String(request.id), principal, request.log);
     const result = await federation.execute({
       query: plan.query,
       document: plan.document,

@@ -90,6 +90,15 @@ export interface GatewayRequestContext {
   log: { warn: (object: object, message: string) => void };
 }
 
+/** A fresh context for one request (or one job's batch) on behalf of `principal`. */
+export function requestContext(
+  requestId: string,
+  principal: Principal,
+  log: GatewayRequestContext["log"],
+): GatewayRequestContext {
+  return { requestId, principal, unavailable: new Set(), answered: new Set(), log };
+}
+
 export function departmentUnavailable(department: Department, path?: readonly (string | number)[]) {
   return new GraphQLError(
     `Department "${department}" (${DEPARTMENT_NAMES[department]}) did not answer; facts it holds are missing from this response`,

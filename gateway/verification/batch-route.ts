@@ -15,7 +15,7 @@
  */
 import type { FastifyInstance, FastifyReply } from "fastify";
 import { ErrorCode } from "../../common/errors.ts";
-import type { GatewayRequestContext } from "../department-client.ts";
+import { requestContext } from "../department-client.ts";
 import { OPEN_PRINCIPAL, type Principal } from "../principal.ts";
 import { AUDIT_UNAVAILABLE, LedgerUnavailable } from "../security/pipeline.ts";
 import type { AuthenticatedRouteOptions } from "./jobs.ts";
@@ -126,13 +126,7 @@ export function registerBatchRoute(
           "subjects",
         );
       }
-      const context: GatewayRequestContext = {
-        requestId: String(request.id),
-        principal,
-        unavailable: new Set(),
-        answered: new Set(),
-        log: request.log,
-      };
+      const context = requestContext(String(request.id), principal, request.log);
       // Returns once the accesses are durable in the audit ledger.
       const run = await service.verify(policy, body.subjects, on, context, pinned);
       const parts = await Promise.all(service.resultLines(run, principal, body.proofs !== false));

@@ -24,7 +24,7 @@ import { pipeline } from "node:stream/promises";
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteShorthandOptions } from "fastify";
 import { ErrorCode } from "../../common/errors.ts";
 import type { GatewayConfig } from "../config.ts";
-import type { GatewayRequestContext } from "../department-client.ts";
+import { requestContext } from "../department-client.ts";
 import type { PlatformServices } from "../platform.ts";
 import { OPEN_PRINCIPAL, type Principal } from "../principal.ts";
 import { AuthenticationFailure, Authenticator } from "../security/authentication.ts";
@@ -293,13 +293,7 @@ export class JobRunner {
         withQuota: policy.quota !== undefined,
         signal: this.controller.signal,
         verify: async (subjects) => {
-          const context: GatewayRequestContext = {
-            requestId: `job-${id}`,
-            principal,
-            unavailable: new Set(),
-            answered: new Set(),
-            log: this.services.log,
-          };
+          const context = requestContext(`job-${id}`, principal, this.services.log);
           const run = await this.service.verify(policy, subjects, job.on, context, job.issuedAt);
           const parts = await Promise.all(this.service.resultLines(run, principal, job.proofs));
           return {
