@@ -138,23 +138,29 @@ function sha256(text: string): string {
   return hash("sha256", text, "hex");
 }
 
+/**
+ * A request row's columns in table order, as hashed and as inserted: one list, so that what is
+ * written and what its hash covers cannot drift apart.
+ */
+export function requestColumns(row: RequestRow): unknown[] {
+  return [
+    row.seq,
+    row.at,
+    row.request_id,
+    row.desk_id,
+    row.desk_name,
+    row.purpose,
+    row.legal_basis,
+    row.case_id,
+    row.operation_name,
+    row.operation_hash,
+    row.departments,
+    row.selections,
+  ];
+}
+
 export function requestHash(row: RequestRow): string {
-  return sha256(
-    JSON.stringify([
-      row.seq,
-      row.at,
-      row.request_id,
-      row.desk_id,
-      row.desk_name,
-      row.purpose,
-      row.legal_basis,
-      row.case_id,
-      row.operation_name,
-      row.operation_hash,
-      row.departments,
-      row.selections,
-    ]),
-  );
+  return sha256(JSON.stringify(requestColumns(row)));
 }
 
 export function entryHash(

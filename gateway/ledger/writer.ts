@@ -14,6 +14,7 @@ import {
   indexSubjects,
   openAuditDatabase,
   type RequestRow,
+  requestColumns,
   requestHash,
   subjectEntries,
 } from "./store.ts";
@@ -100,21 +101,7 @@ const appendAll = sqlite.transaction((records: WireRecord[]) => {
       selections: JSON.stringify(record.selections),
     };
     const ofRequest = requestHash(row);
-    insertRequest.run(
-      row.seq,
-      row.at,
-      row.request_id,
-      row.desk_id,
-      row.desk_name,
-      row.purpose,
-      row.legal_basis,
-      row.case_id,
-      row.operation_name,
-      row.operation_hash,
-      row.departments,
-      row.selections,
-      ofRequest,
-    );
+    insertRequest.run(...requestColumns(row), ofRequest);
     const subjects = record.subjects.split("\n");
     for (let index = 0; index < subjects.length; index++) {
       seq++;
