@@ -1,139 +1,46 @@
 /**
- * The ledger writer, a worker thread: it owns the write connection of `audit.db`, so the hashing,
- * the inserts and above all the fsync of each commit happen off the gateway's event loop.
+ * The ledger writer, a worker thread. It owns the ledger's housekeeping and its large writes, so
+ * that none of them runs on the gateway's event loop:
  *
- * Group commit: records arriving while a commit is in progress (or in the same turn of the event
- * loop) are written together in the next transaction, so a busy gateway pays one fsync per batch,
- * not per request. Each record is acknowledged only after the transaction holding it committed;
- * the gateway sends a response only after that acknowledgement.
+ * - records too large to hash and insert on the event loop (a batch of 1,000 subjects, a
+ *   verification round), written with `synchronous = FULL` and acknowledged after the commit;
+ *   records arriving while a commit is in progress are written together in the next transaction
+ *   (group commit: one fsync per batch, not per request);
+ * - records the gateway could not commit itself because this thread held the write lock;
+ * - checkpoints of the write-ahead log (the gateway's own connection never checkpoints);
+ * - the subject index, built in bulk when the ledger is quiet;
+ * - reads of a subject's entries.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import {
-  entryHash,
-  GENESIS_HASH,
   indexSubjects,
   openAuditDatabase,
-  type RequestRow,
-  requestColumns,
-  requestHash,
+  readState,
+  recordAppender,
   subjectEntries,
 } from "./store.ts";
-import {
-  type AppendMessage,
-  type LedgerRequest,
-  OUTCOME_OF_LETTER,
-  type WireRecord,
-  type WriterMessage,
-} from "./wire.ts";
+import type { AppendMessage, LedgerRequest, WireRecord, WriterMessage } from "./wire.ts";
 
 const { dir, sync } = workerData as { dir: string; sync: "full" | "normal" };
 const port = parentPort;
 if (!port) throw new Error("the ledger writer runs as a worker thread");
 
 const sqlite = openAuditDatabase(dir, { sync });
-const insertRequest = sqlite.prepare(
-  `INSERT INTO requests (seq, at, request_id, desk_id, desk_name, purpose, legal_basis, case_id,
-     operation_name, operation_hash, departments, selections, hash)
-   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-);
-const ENTRY_COLUMNS = 7;
-/** Entries per INSERT statement: one statement per 64 rows costs far less than 64 statements. */
-const ROWS_PER_INSERT = 64;
-const insertEntries = (rows: number) =>
-  sqlite.prepare(
-    `INSERT INTO entries (seq, request, subject, selection, outcome, prev_hash, hash) VALUES ${Array(
-      rows,
-    )
-      .fill("(?, ?, ?, ?, ?, ?, ?)")
-      .join(", ")}`,
-  );
-/** One statement per row count, prepared when first needed: any batch is at most two statements. */
-const inserts = new Map<number, ReturnType<typeof insertEntries>>();
-function insertRows(values: unknown[]): void {
-  const rows = values.length / ENTRY_COLUMNS;
-  let statement = inserts.get(rows);
-  if (!statement) {
-    statement = insertEntries(rows);
-    inserts.set(rows, statement);
-  }
-  statement.run(values);
-}
-const lastEntry = sqlite.prepare("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1");
-const lastRequest = sqlite.prepare("SELECT max(seq) AS seq FROM requests");
-const setHead = sqlite.prepare(
-  "INSERT OR REPLACE INTO ledger_state (name, value) VALUES ('head_seq', ?), ('head_hash', ?)",
-);
+const appendRecords = recordAppender(sqlite);
 
 /** Entries past which the index is built even under load, so that queries stay quick. */
 const INDEX_BACKLOG = 500_000;
-/** Entries indexed at a time: an append arriving meanwhile waits for one chunk at most. */
+/** Entries indexed at a time: a write arriving meanwhile waits for one chunk at most. */
 const INDEX_CHUNK = 5_000;
-/** Quiet time after which the writer indexes what it wrote. */
-const IDLE_MS = 1_000;
+/** How often the writer looks after the file: checkpoint, index when quiet. */
+const TICK_MS = 1_000;
 
 let queue: WireRecord[] = [];
 let scheduled = false;
-let idleTimer: NodeJS.Timeout | null = null;
-let unindexed = 0;
-
-const appendAll = sqlite.transaction((records: WireRecord[]) => {
-  // Read the head inside the write transaction: another gateway process may share the file.
-  const head = lastEntry.get() as { seq: number; hash: string } | undefined;
-  let seq = head?.seq ?? 0;
-  let prev = head?.hash ?? GENESIS_HASH;
-  let requestSeq = (lastRequest.get() as { seq: number | null }).seq ?? 0;
-  let written = 0;
-  const pending: unknown[] = [];
-  for (const record of records) {
-    requestSeq++;
-    const row: RequestRow = {
-      seq: requestSeq,
-      at: record.at,
-      request_id: record.requestId,
-      desk_id: record.deskId,
-      desk_name: record.deskName,
-      purpose: record.purpose,
-      legal_basis: record.legalBasis,
-      case_id: record.caseId,
-      operation_name: record.operationName,
-      operation_hash: record.operationHash,
-      departments: JSON.stringify(record.departments),
-      selections: JSON.stringify(record.selections),
-    };
-    const ofRequest = requestHash(row);
-    insertRequest.run(...requestColumns(row), ofRequest);
-    const subjects = record.subjects.split("\n");
-    for (let index = 0; index < subjects.length; index++) {
-      seq++;
-      const entry = {
-        seq,
-        request: requestSeq,
-        subject: subjects[index] as string,
-        selection: record.picks[index] ?? 0,
-        outcome: OUTCOME_OF_LETTER[record.outcomes[index] ?? "f"] ?? "failed",
-      };
-      const hash = entryHash(prev, entry, ofRequest);
-      pending.push(
-        entry.seq,
-        entry.request,
-        entry.subject,
-        entry.selection,
-        entry.outcome,
-        prev,
-        hash,
-      );
-      if (pending.length === ROWS_PER_INSERT * ENTRY_COLUMNS) {
-        insertRows(pending);
-        pending.length = 0;
-      }
-      prev = hash;
-    }
-    written += subjects.length;
-  }
-  if (pending.length > 0) insertRows(pending);
-  setHead.run(String(seq), prev);
-  return written;
-});
+/** SQLite's count of commits by other connections: unchanged over a tick means quiet. */
+let lastVersion = -1;
+/** This thread wrote since the last tick. */
+let wrote = false;
 
 function post(message: WriterMessage): void {
   port?.postMessage(message);
@@ -145,27 +52,43 @@ function flush(): void {
   const batch = queue;
   queue = [];
   const upTo = batch[batch.length - 1]?.id ?? 0;
+  wrote = true;
   try {
-    unindexed += appendAll(batch);
+    appendRecords(batch);
     post({ type: "committed", upTo });
   } catch (error) {
     post({ type: "failed", upTo, message: (error as Error).message });
   }
-  if (unindexed >= INDEX_BACKLOG) indexChunk();
-  if (idleTimer) clearTimeout(idleTimer);
-  idleTimer = setTimeout(indexWhileIdle, IDLE_MS);
 }
 
-function indexChunk(): number {
-  const indexed = indexSubjects(sqlite, INDEX_CHUNK);
-  unindexed = Math.max(0, unindexed - indexed);
-  return indexed;
+function backlog(): number {
+  return (
+    Number(readState(sqlite, "head_seq") ?? 0) - Number(readState(sqlite, "indexed_upto") ?? 0)
+  );
 }
 
-function indexWhileIdle(): void {
-  idleTimer = null;
-  if (queue.length > 0) return;
-  if (indexChunk() > 0) idleTimer = setTimeout(indexWhileIdle, 0);
+/**
+ * Every tick: copy the write-ahead log into the database (PASSIVE: it never blocks a writer),
+ * and index what was written, in chunks, if nobody wrote since the last tick (or the backlog
+ * is too long to leave).
+ */
+function tick(): void {
+  try {
+    sqlite.pragma("wal_checkpoint(PASSIVE)");
+    const version = sqlite.pragma("data_version", { simple: true }) as number;
+    const quiet = version === lastVersion && !wrote && queue.length === 0;
+    lastVersion = version;
+    wrote = false;
+    if (quiet || backlog() >= INDEX_BACKLOG) indexSubjects(sqlite, INDEX_CHUNK);
+    // Quiet with more to index: go on at once, a chunk at a time so that writes interleave.
+    if (quiet && backlog() > 0) {
+      timer = setTimeout(tick, 0);
+      return;
+    }
+  } catch {
+    // SQLITE_BUSY while another process writes: the next tick tries again.
+  }
+  timer = setTimeout(tick, TICK_MS);
 }
 
 function answer(request: LedgerRequest): void {
@@ -189,7 +112,7 @@ port.on("message", (message: AppendMessage | LedgerRequest | { type: "close" }) 
     answer(message);
   } else if (message.type === "close") {
     flush();
-    if (idleTimer) clearTimeout(idleTimer);
+    clearTimeout(timer);
     sqlite.pragma("wal_checkpoint(TRUNCATE)");
     sqlite.close();
     post({ type: "closed" });
@@ -197,6 +120,5 @@ port.on("message", (message: AppendMessage | LedgerRequest | { type: "close" }) 
   }
 });
 
-// Index what an earlier run left unindexed, once things are quiet.
-idleTimer = setTimeout(indexWhileIdle, IDLE_MS);
+let timer = setTimeout(tick, TICK_MS);
 post({ type: "ready" });
