@@ -99,6 +99,72 @@ describe("the ledger file", () => {
     expect(both[0]?.operationName).toBe("Late");
   });
 
+  it("chains what the event loop and the writer thread write at once, and hands the thread what found the lock taken", async () => {
+    const record = (requestId: string, subjects: string[]) => ({
+      principal: desk,
+      requestId,
+      operationName: "Mixed",
+      operationHash: "0".repeat(64),
+      departments: ["hukou"],
+      subjects: accesses(subjects),
+    });
+    const ids = (prefix: string, count: number) =>
+      Array.from({ length: count }, (_, i) => `${prefix}${String(i).padStart(4, "0")}`);
+    const before = (() => {
+      const sqlite = openAuditDatabase(data.dir, { existing: true });
+      const { entries } = verifyChain(sqlite);
+      sqlite.close();
+      return entries;
+    })();
+
+    // Another connection holds the write lock: small records cannot be committed on the event
+    // loop and go to the writer thread, after a large one appended later in the same turn; all
+    // wait until the lock is released, and each is acknowledged only once it is in the file.
+    const holder = new Database(auditDatabasePath(data.dir));
+    holder.exec("BEGIN IMMEDIATE");
+    let settled = 0;
+    const small = Array.from({ length: 5 }, (_, i) =>
+      ledger.append(record(`small-${i}`, [`1101061990010200${i}`])),
+    );
+    const large = ledger.append(record("large-1", ids("11010519900101", 100)));
+    const written = (requestId: string) => {
+      const reader = new Database(auditDatabasePath(data.dir), { readonly: true });
+      const row = reader.prepare("SELECT 1 FROM requests WHERE request_id = ?").get(requestId);
+      reader.close();
+      return row !== undefined;
+    };
+    const acknowledged = small.map((append, i) =>
+      append.then(() => {
+        settled++;
+        return written(`small-${i}`);
+      }),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(settled).toBe(0);
+    holder.exec("COMMIT");
+    holder.close();
+    await large;
+    expect(await Promise.all(acknowledged)).toEqual([true, true, true, true, true]);
+
+    // Both writers at once: a large record (writer thread) among small ones (event loop).
+    await Promise.all([
+      ledger.append(record("large-2", ids("11010719900101", 100))),
+      ...Array.from({ length: 20 }, (_, i) =>
+        ledger.append(record(`loop-${i}`, [`110108199001030${String(i).padStart(2, "0")}`])),
+      ),
+    ]);
+
+    const sqlite = openAuditDatabase(data.dir, { existing: true });
+    try {
+      expect(verifyChain(sqlite)).toMatchObject({ ok: true, entries: before + 100 + 5 + 100 + 20 });
+      expect(subjectEntries(sqlite, "11010619900102003")).toEqual([
+        expect.objectContaining({ requestId: "small-3" }),
+      ]);
+    } finally {
+      sqlite.close();
+    }
+  });
+
   it("refuses a subject that is not an identifier, and writes nothing for it", async () => {
     await expect(
       ledger.append({
