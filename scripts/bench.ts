@@ -1,10 +1,11 @@
 /**
  * `npm run bench [-- --persons N] [--seed S] [--json PATH] [--quick] [--seconds S]
- * [--gateways a,b] [--scenarios a,b] [--profile]`: the gateways side by side against the same
- * six subgraphs over the same seeded population.
+ * [--gateways a,b] [--scenarios a,b] [--profile] [--subgraph-processes N]`: the gateways side by
+ * side against the same six subgraphs over the same seeded population.
  *
  * Seeds the population once per (N, S) into `.bench/` (reruns reuse it), starts the six subgraphs
- * once, each in its own process on a free port, then for each gateway: starts it in its own
+ * once, each on a free port, dealt over one process per core (`--subgraph-processes`: 1 as `npm
+ * start` runs them, 6 for one each), then for each gateway: starts it in its own
  * process and, for each scenario, checks that its answers to sample requests equal the first
  * gateway's (the baseline's), warms it up, measures it with autocannon in a process of its own and
  * reads its peak RSS and the CPU every process used per request; then stops it. Prints a table
@@ -44,7 +45,7 @@ import { idsOf, type ScenarioName, scenario } from "./bench/scenarios.ts";
 
 const USAGE = `usage: npm run bench -- [--persons N] [--seed S] [--json PATH] [--quick] [--seconds S]
   [--warmup S] [--gateways apollo,hive,mianzheng,mianzheng-open] [--scenarios interactive,batch]
-  [--profile]`;
+  [--profile] [--subgraph-processes N]`;
 
 const { values } = parseArgs({
   options: {
@@ -176,6 +177,15 @@ async function ready(url: string): Promise<boolean> {
 
 const subgraphPids: number[] = [];
 
+/** Departments dealt round-robin to the processes (six processes: one each). */
+function subgraphGroups(): Department[][] {
+  const groups: Department[][] = Array.from({ length: subgraphProcesses }, () => []);
+  for (const [index, department] of DEPARTMENTS.entries()) {
+    groups[index % subgraphProcesses]?.push(department);
+  }
+  return groups;
+}
+
 async function startSubgraphs(dir: string): Promise<Record<Department, string>> {
   const urls = {} as Record<Department, string>;
   const ports = {} as Record<Department, number>;
@@ -183,12 +193,7 @@ async function startSubgraphs(dir: string): Promise<Record<Department, string>> 
     ports[department] = await freePort();
     urls[department] = `http://127.0.0.1:${ports[department]}/graphql`;
   }
-  // Departments dealt round-robin to the processes (six processes: one each).
-  const groups: Department[][] = Array.from({ length: subgraphProcesses }, () => []);
-  for (const [index, department] of DEPARTMENTS.entries()) {
-    groups[index % subgraphProcesses]?.push(department);
-  }
-  const started = groups.map((group) => {
+  const started = subgraphGroups().map((group) => {
     const name = group.join("+");
     const subgraph = startNode(
       name,
@@ -541,7 +546,7 @@ async function main(): Promise<number> {
           : "requested, but the gateway answered a request without a key (not enforced)",
     notes: [
       "Baselines serve the planner SDL mianzheng's planner uses (the supergraph without the `for: SECURITY` purpose of the @requiresScopes link, which stock @apollo/gateway refuses).",
-      "Every process logs at level warn; each gateway, each subgraph and the load generator (autocannon) run in processes of their own on one machine.",
+      `Every process logs at level warn; each gateway and the load generator (autocannon) run in processes of their own on one machine, the six departments in ${subgraphProcesses} (${subgraphGroups().map((group) => group.join("+")).join(", ")}; --subgraph-processes).`,
       "Peak RSS is VmHWM from /proc, summed over the gateway's process tree: each gateway process serves interactive, then batch, so the batch row is its peak over both.",
     ],
     rows,
