@@ -546,7 +546,9 @@ async function main(): Promise<number> {
           : "requested, but the gateway answered a request without a key (not enforced)",
     notes: [
       "Baselines serve the planner SDL mianzheng's planner uses (the supergraph without the `for: SECURITY` purpose of the @requiresScopes link, which stock @apollo/gateway refuses).",
-      `Every process logs at level warn; each gateway and the load generator (autocannon) run in processes of their own on one machine, the six departments in ${subgraphProcesses} (${subgraphGroups().map((group) => group.join("+")).join(", ")}; --subgraph-processes).`,
+      `Every process logs at level warn; each gateway and the load generator (autocannon) run in processes of their own on one machine, the six departments in ${subgraphProcesses} (${subgraphGroups()
+        .map((group) => group.join("+"))
+        .join(", ")}; --subgraph-processes).`,
       "Peak RSS is VmHWM from /proc, summed over the gateway's process tree: each gateway process serves interactive, then batch, so the batch row is its peak over both.",
     ],
     rows,

@@ -15,7 +15,12 @@ import { reportReady, stopWithSupervisor } from "./supervision.ts";
  * (`npm run bench`, batch after interactive): peak RSS 271 → 235 MB, gateway CPU +10 %.
  * Set before anything is served; NODE_OPTIONS=--heap-growing-percent=N overrides it.
  */
-if (!process.execArgv.concat(process.env.NODE_OPTIONS ?? "").join(" ").includes("heap-growing")) {
+if (
+  !process.execArgv
+    .concat(process.env.NODE_OPTIONS ?? "")
+    .join(" ")
+    .includes("heap-growing")
+) {
   setFlagsFromString("--heap-growing-percent=50");
 }
 
