@@ -37,20 +37,6 @@ export function valueByKey<K, R, V>(
   return keys.map((key) => (byKey.has(key) ? (byKey.get(key) as V) : fallback));
 }
 
-/**
- * One value per key from rows `[index, value]`, where `index` is the key's position in the batch
- * (`json_each`'s `key` column, see `common/sqlite.ts`): no map from key strings to values needed.
- */
-export function valueByIndex<V>(
-  count: number,
-  rows: readonly (readonly unknown[])[],
-  fallback: V,
-): V[] {
-  const values = new Array<V>(count).fill(fallback);
-  for (const row of rows) values[row[0] as number] = row[1] as V;
-  return values;
-}
-
 /** Rows `[index, …]` grouped by the key position `index`, in the order of the batch. */
 export function groupByIndex<R extends readonly unknown[]>(
   count: number,

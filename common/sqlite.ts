@@ -82,7 +82,46 @@ export function openDepartmentDatabase(
   for (const table of tables) {
     for (const statement of createTableStatements(table)) sqlite.exec(statement);
   }
-  return { sqlite, db: drizzle(sqlite), path, close: () => sqlite.close() };
+  // Planner statistics, as SQLite advises for long-lived connections: without them it probes a
+  // table's primary key even where a covering index answers from one B-tree (hukou's person
+  // lookup: 2.6 → 1.6 µs per key). A sample of rows per index (analysis_limit) keeps it to
+  // milliseconds on an existing file; `optimize` analyses only what lacks or outgrew its stats.
+  sqlite.pragma("analysis_limit = 1000");
+  sqlite.pragma("optimize = 0x10002");
+  return {
+    sqlite,
+    db: drizzle(sqlite),
+    path,
+    close: () => {
+      // After an import: statistics for the rows it wrote.
+      if (sqlite.open && !sqlite.readonly) sqlite.pragma("optimize");
+      sqlite.close();
+    },
+  };
+}
+
+/**
+ * One JSON array holding `expression` for each key of a `keyBatch`, in batch order: a fact over
+ * a batch comes back as one row instead of one per key. better-sqlite3 spends ~0.6 µs on each
+ * row it returns and ~0.15 µs on each value; SQLite writing the JSON text and `JSON.parse`
+ * reading it cost a fraction of that (hasValidDriverLicense for 1,000 persons: 3.3 → 2.2 ms).
+ *
+ * Batch order holds because the key batch is the statement's only table, or the left side of a
+ * LEFT JOIN, so SQLite walks it outermost and aggregates rows as it walks (pinned by
+ * `test/subgraphs/batch-order.test.ts`).
+ */
+export function jsonPerKey(expression: SQL): SQL<string> {
+  return sql<string>`json_group_array(${expression})`;
+}
+
+/** The values of a `jsonPerKey` column, checked to hold one per key. */
+export function perKeyValues<V>(rows: readonly (readonly unknown[])[], keys: number): V[] {
+  const text = rows[0]?.[0];
+  const values = typeof text === "string" ? (JSON.parse(text) as V[]) : [];
+  if (values.length !== keys) {
+    throw new Error(`a batch statement answered ${values.length} values for ${keys} keys`);
+  }
+  return values;
 }
 
 /**

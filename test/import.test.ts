@@ -72,7 +72,10 @@ function rowCounts(department: Department, dir: string): Record<string, number> 
   const database = openDepartmentDatabase(department, module.tables, { dir });
   try {
     const tables = database.sqlite
-      .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name")
+      // The department's tables, not SQLite's own (planner statistics: sqlite_stat1).
+      .prepare(
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+      )
       .pluck()
       .all() as string[];
     return Object.fromEntries(

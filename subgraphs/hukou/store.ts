@@ -5,7 +5,14 @@
  */
 import { asc, eq, sql } from "drizzle-orm";
 import { groupByIndex } from "../../common/loaders.ts";
-import { batchIndex, batchKey, type DepartmentDatabase, keyBatch } from "../../common/sqlite.ts";
+import {
+  batchIndex,
+  batchKey,
+  type DepartmentDatabase,
+  jsonPerKey,
+  keyBatch,
+  perKeyValues,
+} from "../../common/sqlite.ts";
 import { parentage, persons, residencePermits } from "./tables.ts";
 
 /**
@@ -39,18 +46,16 @@ export class HukouStore {
 
   constructor({ db }: DepartmentDatabase) {
     const batch = keyBatch(ids);
+    // One row for the whole batch (see jsonPerKey): [gender, birthDate, …] per key, nulls where
+    // the register has no such person (gender is never null otherwise).
     this.personsById = db
       .select({
-        index: batchIndex,
-        id: persons.id,
-        gender: persons.gender,
-        birthDate: persons.birthDate,
-        hukouRegion: persons.hukouRegion,
-        alive: persons.alive,
-        diedOn: persons.diedOn,
+        persons: jsonPerKey(
+          sql`json_array(${persons.gender}, ${persons.birthDate}, ${persons.hukouRegion}, ${persons.alive}, ${persons.diedOn})`,
+        ),
       })
       .from(batch)
-      .innerJoin(persons, eq(persons.id, batchKey))
+      .leftJoin(persons, eq(persons.id, batchKey))
       .prepare();
     this.detailsById = db
       .select({
@@ -85,14 +90,16 @@ export class HukouStore {
   }
 
   persons(keys: readonly string[]): Array<PersonRow | null> {
-    const rows = this.personsById.values({ ids: JSON.stringify(keys) }) as Array<
-      [number, string, "M" | "F", string, string, number, string | null]
-    >;
-    const result = new Array<PersonRow | null>(keys.length).fill(null);
-    for (const [index, id, gender, birthDate, hukouRegion, alive, diedOn] of rows) {
-      result[index] = { id, gender, birthDate, hukouRegion, alive: alive === 1, diedOn };
-    }
-    return result;
+    const found = perKeyValues<[PersonRow["gender"] | null, string, string, number, string | null]>(
+      this.personsById.values({ ids: JSON.stringify(keys) }),
+      keys.length,
+    );
+    return found.map(([gender, birthDate, hukouRegion, alive, diedOn], index) =>
+      gender === null
+        ? null
+        : // The key matched the id exactly, so it is the register's id.
+          { id: keys[index] as string, gender, birthDate, hukouRegion, alive: alive === 1, diedOn },
+    );
   }
 
   details(keys: readonly string[]): Array<PersonDetails | null> {

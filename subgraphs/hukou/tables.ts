@@ -1,16 +1,25 @@
 import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
 
-export const persons = sqliteTable("person", {
-  id: text("id").primaryKey(),
-  name: text("name").notNull(),
-  gender: text("gender", { enum: ["M", "F"] }).notNull(),
-  birthDate: text("birth_date").notNull(),
-  ethnicity: text("ethnicity"),
-  hukouRegion: text("hukou_region").notNull(),
-  hukouAddress: text("hukou_address"),
-  alive: integer("alive", { mode: "boolean" }).notNull(),
-  diedOn: text("died_on"),
-});
+/**
+ * One row per registered person. `person_core` holds, beside the id, every column most questions
+ * need (`PersonRow` in store.ts), so a batch's lookup reads one narrow B-tree and never the wide
+ * rows with names and addresses.
+ */
+export const persons = sqliteTable(
+  "person",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    gender: text("gender", { enum: ["M", "F"] }).notNull(),
+    birthDate: text("birth_date").notNull(),
+    ethnicity: text("ethnicity"),
+    hukouRegion: text("hukou_region").notNull(),
+    hukouAddress: text("hukou_address"),
+    alive: integer("alive", { mode: "boolean" }).notNull(),
+    diedOn: text("died_on"),
+  },
+  (t) => [index("person_core").on(t.id, t.gender, t.birthDate, t.hukouRegion, t.alive, t.diedOn)],
+);
 
 export const parentage = sqliteTable(
   "parentage",

@@ -1,19 +1,20 @@
 /**
  * Batched reads of the social-insurance register. Facts are computed in SQL over the whole batch
- * (one prepared statement per fact, any batch size), so 1,000 persons' 60-month checks move
- * 1,000 counts rather than 60,000 rows.
+ * (one prepared statement per fact, any batch size, one row per batch), so 1,000 persons'
+ * 60-month checks move 1,000 counts rather than 60,000 rows.
  */
 import { and, asc, between, eq, lte, sql } from "drizzle-orm";
-import { groupByIndex, valueByIndex, valueByKey } from "../../common/loaders.ts";
+import { groupByIndex } from "../../common/loaders.ts";
 import {
   batchIndex,
   batchKey,
   type DepartmentDatabase,
-  inJsonArray,
   inRegion,
+  jsonPerKey,
   keyBatch,
   NO_PAYMENT_LIMIT,
   type PaymentFilter,
+  perKeyValues,
 } from "../../common/sqlite.ts";
 import { contributions } from "./tables.ts";
 
@@ -27,7 +28,6 @@ const from = sql.placeholder("from");
 const to = sql.placeholder("to");
 const prefix = sql.placeholder("prefix");
 const paidBy = sql.placeholder("paidBy");
-const runKey = sql.placeholder("runKey");
 
 /** Months counted from year 0: consecutive calendar months differ by exactly 1. */
 function monthNumber(yearMonth: string): number {
@@ -36,49 +36,42 @@ function monthNumber(yearMonth: string): number {
 
 export class SocialStore {
   private readonly insuredMonthCounts;
-  private readonly insuredRunLengths;
+  private readonly countingMonthsDescending;
   private readonly contributionsOfPersons;
 
   constructor({ db }: DepartmentDatabase) {
-    const counts = and(
-      inJsonArray(contributions.personId, ids),
+    const counting = and(
+      eq(contributions.personId, batchKey),
       inRegion(contributions.region, prefix),
       lte(contributions.paidOn, paidBy),
     );
-    // One row per person of the batch, counted by SQLite over that person's key range.
+    // Per person of the batch, counted by SQLite over that person's key range; one row for the
+    // whole batch (see jsonPerKey).
     this.insuredMonthCounts = db
       .select({
-        index: batchIndex,
-        months: sql<number>`(select count(distinct ${contributions.month}) from ${contributions} where ${and(
-          eq(contributions.personId, batchKey),
-          between(contributions.month, from, to),
-          inRegion(contributions.region, prefix),
-          lte(contributions.paidOn, paidBy),
-        )})`,
+        months: jsonPerKey(
+          sql`(select count(distinct ${contributions.month}) from ${contributions} where ${and(
+            counting,
+            between(contributions.month, from, to),
+          )})`,
+        ),
       })
       .from(keyBatch(ids))
       .prepare();
 
-    // Gaps and islands: walking a person's insured months newest first, month number + rank stays
-    // constant exactly while the months are consecutive. The run ending at `to` is the rows whose
-    // constant equals monthNumber(to) + 1 (the newest row must be `to` itself, rank 1).
-    const ranked = db
+    // Per person, the counting months up to `to`, newest first: the run ending at `to` is read
+    // off the head of that list. (A window function ranking every row of the batch cost 2.6
+    // times as much for 10 persons or 1,000.)
+    this.countingMonthsDescending = db
       .select({
-        personId: contributions.personId,
-        runKey: sql<number>`cast(substr(${contributions.month}, 1, 4) as integer) * 12
-          + cast(substr(${contributions.month}, 6, 2) as integer)
-          + row_number() over (partition by ${contributions.personId} order by ${contributions.month} desc)`.as(
-          "run_key",
+        months: jsonPerKey(
+          sql`(select json_group_array(${contributions.month} order by ${contributions.month} desc) from ${contributions} where ${and(
+            counting,
+            lte(contributions.month, to),
+          )})`,
         ),
       })
-      .from(contributions)
-      .where(and(counts, lte(contributions.month, to)))
-      .as("ranked");
-    this.insuredRunLengths = db
-      .select({ personId: ranked.personId, months: sql<number>`count(*)` })
-      .from(ranked)
-      .where(eq(ranked.runKey, runKey))
-      .groupBy(ranked.personId)
+      .from(keyBatch(ids))
       .prepare();
 
     this.contributionsOfPersons = db
@@ -102,14 +95,16 @@ export class SocialStore {
     personIds: readonly string[],
     filter: InsuranceFilter & { from: string; to: string },
   ): number[] {
-    const rows = this.insuredMonthCounts.values({
-      ids: JSON.stringify(personIds),
-      from: filter.from,
-      to: filter.to,
-      prefix: filter.prefix,
-      paidBy: filter.paidBy ?? NO_PAYMENT_LIMIT,
-    }) as Array<[number, number]>;
-    return valueByIndex(personIds.length, rows, 0);
+    return perKeyValues<number>(
+      this.insuredMonthCounts.values({
+        ids: JSON.stringify(personIds),
+        from: filter.from,
+        to: filter.to,
+        prefix: filter.prefix,
+        paidBy: filter.paidBy ?? NO_PAYMENT_LIMIT,
+      }),
+      personIds.length,
+    );
   }
 
   /** Per person: the length of the unbroken run of counting months that ends with `upTo`. */
@@ -117,20 +112,23 @@ export class SocialStore {
     personIds: readonly string[],
     filter: InsuranceFilter & { upTo: string },
   ): number[] {
-    const rows = this.insuredRunLengths.all({
-      ids: JSON.stringify(personIds),
-      to: filter.upTo,
-      prefix: filter.prefix,
-      paidBy: filter.paidBy ?? NO_PAYMENT_LIMIT,
-      runKey: monthNumber(filter.upTo) + 1,
-    });
-    return valueByKey(
-      personIds,
-      rows,
-      (row) => row.personId,
-      (row) => row.months,
-      0,
+    const months = perKeyValues<string[]>(
+      this.countingMonthsDescending.values({
+        ids: JSON.stringify(personIds),
+        to: filter.upTo,
+        prefix: filter.prefix,
+        paidBy: filter.paidBy ?? NO_PAYMENT_LIMIT,
+      }),
+      personIds.length,
     );
+    const upTo = monthNumber(filter.upTo);
+    // Newest first and distinct (one contribution per person and month): the run is the head of
+    // the list whose months step back one at a time from `upTo`.
+    return months.map((list) => {
+      let run = 0;
+      while (run < list.length && monthNumber(list[run] as string) === upTo - run) run++;
+      return run;
+    });
   }
 
   /** Per person: contributions for months in [from, to] (either end open when null), by month. */

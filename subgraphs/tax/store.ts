@@ -4,15 +4,17 @@
  * statement walks the batch (`keyBatch`) and tags its rows with the position of their subject.
  */
 import { and, asc, between, eq, lte, sql } from "drizzle-orm";
-import { groupByIndex, valueByIndex } from "../../common/loaders.ts";
+import { groupByIndex } from "../../common/loaders.ts";
 import {
   batchIndex,
   batchKey,
   type DepartmentDatabase,
   inRegion,
+  jsonPerKey,
   keyBatch,
   NO_PAYMENT_LIMIT,
   type PaymentFilter,
+  perKeyValues,
 } from "../../common/sqlite.ts";
 import { incomeTaxes, vats } from "./tables.ts";
 
@@ -62,11 +64,12 @@ export class TaxStore {
     // One row per subject of the batch: the sum over its key range, 0 where nothing counts.
     this.incomeTaxSums = db
       .select({
-        index: batchIndex,
-        fen: sql<number>`(select coalesce(sum(${incomeTaxes.amount}), 0) from ${incomeTaxes} where ${and(
-          eq(incomeTaxes.personId, batchKey),
-          incomeTaxCounts,
-        )})`,
+        fen: jsonPerKey(
+          sql`(select coalesce(sum(${incomeTaxes.amount}), 0) from ${incomeTaxes} where ${and(
+            eq(incomeTaxes.personId, batchKey),
+            incomeTaxCounts,
+          )})`,
+        ),
       })
       .from(batch)
       .prepare();
@@ -87,13 +90,14 @@ export class TaxStore {
 
     this.vatSums = db
       .select({
-        index: batchIndex,
-        fen: sql<number>`(select coalesce(sum(${vats.amount}), 0) from ${vats} where ${and(
-          eq(vats.uscc, batchKey),
-          between(vats.period, from, to),
-          inRegion(vats.region, prefix),
-          lte(vats.paidOn, paidBy),
-        )})`,
+        fen: jsonPerKey(
+          sql`(select coalesce(sum(${vats.amount}), 0) from ${vats} where ${and(
+            eq(vats.uscc, batchKey),
+            between(vats.period, from, to),
+            inRegion(vats.region, prefix),
+            lte(vats.paidOn, paidBy),
+          )})`,
+        ),
       })
       .from(batch)
       .prepare();
@@ -132,13 +136,15 @@ export class TaxStore {
     personIds: readonly string[],
     filter: PaymentFilter & { year: number },
   ): number[] {
-    const rows = this.incomeTaxSums.values({
-      ids: JSON.stringify(personIds),
-      ...periodRange(filter.year, filter.year),
-      prefix: filter.prefix,
-      paidBy: filter.paidBy ?? NO_PAYMENT_LIMIT,
-    }) as Array<[number, number]>;
-    return valueByIndex(personIds.length, rows, 0);
+    return perKeyValues<number>(
+      this.incomeTaxSums.values({
+        ids: JSON.stringify(personIds),
+        ...periodRange(filter.year, filter.year),
+        prefix: filter.prefix,
+        paidBy: filter.paidBy ?? NO_PAYMENT_LIMIT,
+      }),
+      personIds.length,
+    );
   }
 
   /** Per person: income-tax payments for periods in `year` (every year when null). */
@@ -160,13 +166,15 @@ export class TaxStore {
 
   /** Per organisation: the counting VAT for periods in `year`, in fen. */
   vatTotals(usccs: readonly string[], filter: PaymentFilter & { year: number }): number[] {
-    const rows = this.vatSums.values({
-      ids: JSON.stringify(usccs),
-      ...periodRange(filter.year, filter.year),
-      prefix: filter.prefix,
-      paidBy: filter.paidBy ?? NO_PAYMENT_LIMIT,
-    }) as Array<[number, number]>;
-    return valueByIndex(usccs.length, rows, 0);
+    return perKeyValues<number>(
+      this.vatSums.values({
+        ids: JSON.stringify(usccs),
+        ...periodRange(filter.year, filter.year),
+        prefix: filter.prefix,
+        paidBy: filter.paidBy ?? NO_PAYMENT_LIMIT,
+      }),
+      usccs.length,
+    );
   }
 
   /** Per organisation: VAT payments for periods in `year` (every year when null). */

@@ -4,13 +4,15 @@
  * answers with one row per owner instead of every licence or vehicle.
  */
 import { and, asc, eq, sql } from "drizzle-orm";
-import { groupByIndex, valueByIndex } from "../../common/loaders.ts";
+import { groupByIndex } from "../../common/loaders.ts";
 import {
   batchIndex,
   batchKey,
   type DepartmentDatabase,
   inRegion,
+  jsonPerKey,
   keyBatch,
+  perKeyValues,
 } from "../../common/sqlite.ts";
 import { driverLicenses, vehicles } from "./tables.ts";
 
@@ -64,28 +66,31 @@ export class TrafficStore {
       .innerJoin(driverLicenses, eq(driverLicenses.personId, batchKey))
       .orderBy(asc(batchIndex), asc(driverLicenses.issuedOn), asc(driverLicenses.number))
       .prepare();
-    // One row per person, the answer computed by SQLite: it stops at the first valid licence.
+    // The answer per person computed by SQLite (it stops at the first valid licence), one row
+    // for the whole batch (see jsonPerKey).
     this.personsWithValidLicense = db
       .select({
-        index: batchIndex,
-        valid: sql<number>`exists (select 1 from ${driverLicenses} where ${and(
-          eq(driverLicenses.personId, batchKey),
-          eq(driverLicenses.status, "VALID"),
-          sql`${driverLicenses.issuedOn} <= ${on}`,
-          sql`${on} <= ${driverLicenses.validUntil}`,
-        )})`,
+        valid: jsonPerKey(
+          sql`exists (select 1 from ${driverLicenses} where ${and(
+            eq(driverLicenses.personId, batchKey),
+            eq(driverLicenses.status, "VALID"),
+            sql`${driverLicenses.issuedOn} <= ${on}`,
+            sql`${on} <= ${driverLicenses.validUntil}`,
+          )})`,
+        ),
       })
       .from(batch)
       .prepare();
     this.vehicleCountsOfOwners = db
       .select({
-        index: batchIndex,
-        vehicles: sql<number>`(select count(*) from ${vehicles} where ${and(
-          eq(vehicles.ownerId, batchKey),
-          ofKind,
-          inRegion(vehicles.region, regionPrefix),
-          registeredOnTheDay,
-        )})`,
+        vehicles: jsonPerKey(
+          sql`(select count(*) from ${vehicles} where ${and(
+            eq(vehicles.ownerId, batchKey),
+            ofKind,
+            inRegion(vehicles.region, regionPrefix),
+            registeredOnTheDay,
+          )})`,
+        ),
       })
       .from(batch)
       .prepare();
@@ -125,22 +130,23 @@ export class TrafficStore {
 
   /** Whether each person holds a licence with status VALID whose validity covers `day`. */
   hasValidLicense(personIds: readonly string[], day: string): boolean[] {
-    const rows = this.personsWithValidLicense.values({
-      ids: JSON.stringify(personIds),
-      on: day,
-    }) as Array<[number, number]>;
-    return valueByIndex(personIds.length, rows, 0).map((valid) => valid === 1);
+    return perKeyValues<number>(
+      this.personsWithValidLicense.values({ ids: JSON.stringify(personIds), on: day }),
+      personIds.length,
+    ).map((valid) => valid === 1);
   }
 
   /** How many vehicles matching the filter each owner (PersonId or Uscc) has registered. */
   vehicleCounts(ownerIds: readonly string[], filter: OwnershipFilter): number[] {
-    const rows = this.vehicleCountsOfOwners.values({
-      ids: JSON.stringify(ownerIds),
-      kind: filter.kind,
-      regionPrefix: filter.regionPrefix,
-      on: filter.on,
-    }) as Array<[number, number]>;
-    return valueByIndex(ownerIds.length, rows, 0);
+    return perKeyValues<number>(
+      this.vehicleCountsOfOwners.values({
+        ids: JSON.stringify(ownerIds),
+        kind: filter.kind,
+        regionPrefix: filter.regionPrefix,
+        on: filter.on,
+      }),
+      ownerIds.length,
+    );
   }
 
   /** Each owner's registrations matching the filter, oldest first. */

@@ -1,6 +1,6 @@
 /** Per-request batching: subjects in one synchronous statement, other keys through a DataLoader. */
 import { describe, expect, it } from "vitest";
-import { groupByIndex, RequestLoaders, valueByIndex, whenLoaded } from "../../common/loaders.ts";
+import { groupByIndex, RequestLoaders, whenLoaded } from "../../common/loaders.ts";
 
 /** A batch function that records every batch it is asked for. */
 function recorder<V>(answer: (key: string) => V) {
@@ -93,17 +93,7 @@ describe("RequestLoaders", () => {
 });
 
 describe("batch helpers", () => {
-  it("places values and groups rows by the position of their key", () => {
-    expect(
-      valueByIndex(
-        4,
-        [
-          [2, 7],
-          [0, 5],
-        ],
-        0,
-      ),
-    ).toEqual([5, 0, 7, 0]);
+  it("groups rows by the position of their key", () => {
     expect(
       groupByIndex(3, [
         [0, "a"],
