@@ -71,6 +71,12 @@ export function supportsPlan(plan: QueryPlan): boolean {
 }
 
 export class PlanExecutor {
+  /** Representation functions by `requires` (plans are cached, so their nodes are long-lived). */
+  private readonly selectors = new WeakMap<
+    readonly QueryPlanSelectionNode[],
+    (source: unknown) => Data | null
+  >();
+
   constructor(
     private readonly supergraphSchema: GraphQLSchema,
     private readonly dataSources: Record<string, GraphQLDataSource>,
@@ -149,8 +155,9 @@ export class PlanExecutor {
 
     const representations: Data[] = [];
     const owners: Data[] = [];
+    const select = this.selector(fetch.requires);
     for (const entity of entities) {
-      const representation = this.select(entity, fetch.requires);
+      const representation = select(entity);
       if (representation?.__typename) {
         representations.push(representation);
         owners.push(entity);
@@ -200,6 +207,23 @@ export class PlanExecutor {
     return response.data as Data | null | undefined;
   }
 
+  /**
+   * The representation function of a fetch's `requires`, made once per plan. The usual
+   * `... on Person { __typename id }` gets a function that copies those fields (three entity
+   * fetches over 1,000 persons cost 3,000 calls, each of which built two objects and merged
+   * them in the general walk); anything else walks the selections as Apollo does.
+   */
+  private selector(requires: readonly QueryPlanSelectionNode[]): (source: unknown) => Data | null {
+    let select = this.selectors.get(requires);
+    if (!select) {
+      select =
+        flatFragmentSelector(requires, (object, type) => this.isOfType(object, type)) ??
+        ((source) => this.select(source, requires));
+      this.selectors.set(requires, select);
+    }
+    return select;
+  }
+
   /** A representation: the fields `requires` names, or null when the entity lacks one. */
   private select(source: unknown, selections: readonly QueryPlanSelectionNode[]): Data | null {
     if (source === null || source === undefined) return null;
@@ -236,6 +260,41 @@ export class PlanExecutor {
   }
 }
 
+/**
+ * `select` specialised for `requires` of one inline fragment of leaf fields, the shape of every
+ * entity fetch by key; null for any other shape. It answers what the general walk answers: `{}`
+ * (no `__typename`, so the entity is skipped) when the type does not match or a field is missing,
+ * otherwise a copy of the fields, lists copied.
+ */
+function flatFragmentSelector(
+  requires: readonly QueryPlanSelectionNode[],
+  isOfType: (object: Data, type: string) => boolean,
+): ((source: unknown) => Data | null) | null {
+  const fragment = requires.length === 1 ? requires[0] : undefined;
+  if (fragment?.kind !== "InlineFragment" || !fragment.typeCondition) return null;
+  const keys: string[] = [];
+  for (const selection of fragment.selections) {
+    if (selection.kind !== "Field" || selection.selections) return null;
+    const key = selection.alias ?? selection.name;
+    // Written with plain assignment below: keys a plain object inherits go the general way.
+    if (INHERITED.has(key)) return null;
+    keys.push(key);
+  }
+  const type = fragment.typeCondition;
+  return (source) => {
+    if (source === null || source === undefined) return null;
+    const object = source as Data;
+    if (!isOfType(object, type)) return {};
+    const representation: Data = {};
+    for (const key of keys) {
+      const value = Object.hasOwn(object, key) ? object[key] : undefined;
+      if (value === undefined) return {};
+      representation[key] = Array.isArray(value) ? value.slice() : value;
+    }
+    return representation;
+  };
+}
+
 /** The values at `path` below `value`, lists flattened where the path says `@`. */
 function flattenAt(value: unknown, path: ResponsePath): unknown {
   let current = value;
@@ -243,6 +302,8 @@ function flattenAt(value: unknown, path: ResponsePath): unknown {
     if (current === undefined || current === null) return current;
     const key = path[index];
     if (key === "@") {
+      // The last `@` (the usual `people.@`): each element as it is, lists spread one level.
+      if (index === path.length - 1) return (current as unknown[]).flat();
       const rest = path.slice(index + 1);
       return (current as unknown[]).flatMap((element) => flattenAt(element, rest));
     }
