@@ -5,7 +5,7 @@
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makePersonId } from "../../common/ids.ts";
-import { jsonPieces, ResponseBuffers } from "../../common/subgraph.ts";
+import { jsonPieces, ResponseBuffers } from "../../common/json-response.ts";
 import { buildHukouSubgraph } from "../../subgraphs/hukou/index.ts";
 import { inject, tempDataDir, writeRecords } from "../helpers.ts";
 
