@@ -114,6 +114,11 @@ export class RequestLoaders {
   private readonly subjectList: string[] = [];
   private readonly subjectSet = new Set<string>();
   private memo: WeakMap<object, unknown> | null = null;
+  /** The arguments `argumentsOf` saw last per field, and what they prepared. */
+  private prepared: Map<
+    string,
+    { args: Readonly<Record<string, unknown>>; value: unknown }
+  > | null = null;
 
   /**
    * Declares keys the request asks about (a root list field's ids, `_entities` keys), so that any
@@ -176,6 +181,26 @@ export class RequestLoaders {
       // Only a key whose earlier synchronous batch failed is missing: fail as that batch did.
       throw fact.failures?.get(key);
     });
+  }
+
+  /**
+   * `prepare(args)` once per request and distinct argument set of `field`: every entity of a
+   * batch asks a fact with equal arguments (graphql-jit hands each its own object), so the checks
+   * of those arguments and the filter they make run once, and every entity then passes the same
+   * filter object, which `load` recognises by identity. A `prepare` that throws (bad input) is
+   * not remembered: each entity fails as it would have.
+   */
+  argumentsOf<A extends Readonly<Record<string, unknown>>, F>(
+    field: string,
+    args: A,
+    prepare: (args: A) => F,
+  ): F {
+    this.prepared ??= new Map();
+    const last = this.prepared.get(field);
+    if (last !== undefined && sameArguments(last.args, args)) return last.value as F;
+    const value = prepare(args);
+    this.prepared.set(field, { args, value });
+    return value;
   }
 
   /**

@@ -1,5 +1,6 @@
 /** Resolvers of the marriage register's subgraph (`schema/civil.graphql`). */
 import { dayArgument } from "../../common/arguments.ts";
+import { whenLoaded } from "../../common/loaders.ts";
 import type { SubgraphContext } from "../../common/subgraph.ts";
 import type { CivilStore, MarriageOfPerson } from "./store.ts";
 
@@ -34,6 +35,9 @@ export function spouseOn(marriages: readonly MarriageOfPerson[], on: string): st
   return inForce.at(-1)?.spouseId ?? null;
 }
 
+/** The `on` argument checked once per request and argument set (RequestLoaders.argumentsOf). */
+const onTheDay = (args: { on?: string | null }) => ({ on: dayArgument(args.on) });
+
 export function civilResolvers(store: CivilStore) {
   // A person has few marriages: load them once per request and derive every fact (for any `on`)
   // from the same rows rather than one statement per fact and date.
@@ -44,18 +48,22 @@ export function civilResolvers(store: CivilStore) {
     Person: {
       // Civil affairs contributes facts about persons; the household register owns them.
       __resolveReference: (reference: { id: string }) => reference,
-      maritalStatus: async (
-        person: { id: string },
-        args: { on?: string | null },
-        context: SubgraphContext,
-      ) => maritalStatusOn(await marriagesOf(person.id, context), dayArgument(args.on)),
-      spouse: async (
+      maritalStatus: (
         person: { id: string },
         args: { on?: string | null },
         context: SubgraphContext,
       ) => {
-        const spouseId = spouseOn(await marriagesOf(person.id, context), dayArgument(args.on));
-        return spouseId === null ? null : { id: spouseId };
+        const { on } = context.loaders.argumentsOf("maritalStatus", args, onTheDay);
+        return whenLoaded(marriagesOf(person.id, context), (marriages) =>
+          maritalStatusOn(marriages, on),
+        );
+      },
+      spouse: (person: { id: string }, args: { on?: string | null }, context: SubgraphContext) => {
+        const { on } = context.loaders.argumentsOf("spouse", args, onTheDay);
+        return whenLoaded(marriagesOf(person.id, context), (marriages) => {
+          const spouseId = spouseOn(marriages, on);
+          return spouseId === null ? null : { id: spouseId };
+        });
       },
       marriages: (person: { id: string }, _: unknown, context: SubgraphContext) =>
         marriagesOf(person.id, context),

@@ -12,10 +12,22 @@ import { ageOn } from "../../common/values.ts";
 import type { HukouStore, PersonRow, ResidencePermitRow } from "./store.ts";
 
 interface PermitFilter {
+  [name: string]: unknown;
   kind: "RESIDENCE" | "WORK_RESIDENCE";
   region?: string | null;
   on?: string | null;
 }
+
+// Argument checks, run once per request and argument set (RequestLoaders.argumentsOf).
+const onTheDay = (args: { on?: string | null }) => ({ on: dayArgument(args.on) });
+const withinRegion = (args: { region: string }) => ({
+  prefix: regionArgument("region", args.region),
+});
+const permitFilter = (args: PermitFilter) => ({
+  kind: args.kind,
+  prefix: args.region ? regionArgument("region", args.region) : "",
+  on: dayArgument(args.on),
+});
 
 export function hukouResolvers(store: HukouStore) {
   const personBatch = (keys: readonly string[]) => store.persons(keys);
@@ -59,11 +71,13 @@ export function hukouResolvers(store: HukouStore) {
       hukouAddress: (row: PersonRow, _: unknown, context: SubgraphContext) =>
         detail(row, context, "hukouAddress"),
       gender: (row: PersonRow) => (row.gender === "M" ? "MALE" : "FEMALE"),
-      ageOn: (row: PersonRow, args: { on?: string | null }) =>
-        ageOn(row.birthDate, dayArgument(args.on)),
+      ageOn: (row: PersonRow, args: { on?: string | null }, context: SubgraphContext) =>
+        ageOn(row.birthDate, context.loaders.argumentsOf("ageOn", args, onTheDay).on),
       hukouRegion: (row: PersonRow) => regionOrCode(row.hukouRegion),
-      hukouWithin: (row: PersonRow, args: { region: string }) =>
-        row.hukouRegion.startsWith(regionArgument("region", args.region)),
+      hukouWithin: (row: PersonRow, args: { region: string }, context: SubgraphContext) =>
+        row.hukouRegion.startsWith(
+          context.loaders.argumentsOf("hukouWithin", args, withinRegion).prefix,
+        ),
       isChildOf: (row: PersonRow, args: { parentId: string }, context: SubgraphContext) => {
         const parentId = personIdArgument("parentId", args.parentId);
         return whenLoaded(context.loaders.load("parents", {}, row.id, parentsBatch), (parents) =>
@@ -71,12 +85,15 @@ export function hukouResolvers(store: HukouStore) {
         );
       },
       hasValidResidencePermit: (row: PersonRow, args: PermitFilter, context: SubgraphContext) => {
-        const prefix = args.region ? regionArgument("region", args.region) : "";
-        const on = dayArgument(args.on);
+        const { kind, prefix, on } = context.loaders.argumentsOf(
+          "hasValidResidencePermit",
+          args,
+          permitFilter,
+        );
         return whenLoaded(permits(row.id, context), (all) =>
           all.some(
             (permit) =>
-              permit.kind === args.kind &&
+              permit.kind === kind &&
               permit.region.startsWith(prefix) &&
               permit.validFrom <= on &&
               on <= permit.validTo,

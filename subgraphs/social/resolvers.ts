@@ -34,6 +34,37 @@ function monthRange(from: string, to: string): { from: string; to: string } {
   return { from, to };
 }
 
+interface InsuredMonthsArguments {
+  [name: string]: unknown;
+  region: string;
+  from: string;
+  to: string;
+  paidBy?: string | null;
+}
+
+interface ConsecutiveMonthsArguments {
+  [name: string]: unknown;
+  region: string;
+  upTo: string;
+  paidBy?: string | null;
+}
+
+function insuredMonthsFilter(args: InsuredMonthsArguments) {
+  return {
+    prefix: regionArgument("region", args.region),
+    ...monthRange(args.from, args.to),
+    paidBy: args.paidBy ?? null,
+  };
+}
+
+function consecutiveMonthsFilter(args: ConsecutiveMonthsArguments) {
+  return {
+    prefix: regionArgument("region", args.region),
+    upTo: monthArgument("upTo", args.upTo),
+    paidBy: args.paidBy ?? null,
+  };
+}
+
 /** The register's key for a reference: identity numbers are stored with an upper-case X. */
 const personKey = (person: PersonReference) => person.id.toUpperCase();
 
@@ -44,28 +75,24 @@ export function socialResolvers(store: SocialStore) {
       __resolveReference: (reference: PersonReference) => reference,
       insuredMonths: (
         person: PersonReference,
-        args: { region: string; from: string; to: string; paidBy?: string | null },
+        args: InsuredMonthsArguments,
         context: SubgraphContext,
       ) => {
-        const filter = {
-          prefix: regionArgument("region", args.region),
-          ...monthRange(args.from, args.to),
-          paidBy: args.paidBy ?? null,
-        };
+        const filter = context.loaders.argumentsOf("insuredMonths", args, insuredMonthsFilter);
         return context.loaders.load("insuredMonths", filter, personKey(person), (keys) =>
           store.insuredMonths(keys, filter),
         );
       },
       consecutiveInsuredMonths: (
         person: PersonReference,
-        args: { region: string; upTo: string; paidBy?: string | null },
+        args: ConsecutiveMonthsArguments,
         context: SubgraphContext,
       ) => {
-        const filter = {
-          prefix: regionArgument("region", args.region),
-          upTo: monthArgument("upTo", args.upTo),
-          paidBy: args.paidBy ?? null,
-        };
+        const filter = context.loaders.argumentsOf(
+          "consecutiveInsuredMonths",
+          args,
+          consecutiveMonthsFilter,
+        );
         return context.loaders.load("consecutiveInsuredMonths", filter, personKey(person), (keys) =>
           store.consecutiveInsuredMonths(keys, filter),
         );

@@ -54,6 +54,27 @@ function paymentFilter(args: { region?: string | null; paidBy?: string | null })
   };
 }
 
+interface IncomeTaxYearsArguments {
+  [name: string]: unknown;
+  region: string;
+  fromYear: number;
+  toYear: number;
+  paidBy?: string | null;
+}
+
+function incomeTaxYearsFilter(args: IncomeTaxYearsArguments) {
+  return {
+    prefix: regionArgument("region", args.region),
+    ...yearRange(args.fromYear, args.toYear),
+    paidBy: args.paidBy ?? null,
+  };
+}
+
+/** A year's total: the year checked, then where and by when payments count. */
+function totalFilter(args: { year: number; region?: string | null; paidBy?: string | null }) {
+  return { year: yearArgument("year", args.year), ...paymentFilter(args) };
+}
+
 // Registers store identity numbers and credit codes upper-case.
 const personKey = (person: PersonReference) => person.id.toUpperCase();
 const organizationKey = (organization: OrganizationReference) => organization.uscc.toUpperCase();
@@ -65,14 +86,10 @@ export function taxResolvers(store: TaxStore) {
       __resolveReference: (reference: PersonReference) => reference,
       incomeTaxYears: (
         person: PersonReference,
-        args: { region: string; fromYear: number; toYear: number; paidBy?: string | null },
+        args: IncomeTaxYearsArguments,
         context: SubgraphContext,
       ) => {
-        const filter = {
-          prefix: regionArgument("region", args.region),
-          ...yearRange(args.fromYear, args.toYear),
-          paidBy: args.paidBy ?? null,
-        };
+        const filter = context.loaders.argumentsOf("incomeTaxYears", args, incomeTaxYearsFilter);
         return context.loaders.load("incomeTaxYears", filter, personKey(person), (keys) =>
           store.incomeTaxYears(keys, filter),
         );
@@ -82,7 +99,7 @@ export function taxResolvers(store: TaxStore) {
         args: { year: number; region?: string | null; paidBy?: string | null },
         context: SubgraphContext,
       ) => {
-        const filter = { year: yearArgument("year", args.year), ...paymentFilter(args) };
+        const filter = context.loaders.argumentsOf("incomeTaxTotal", args, totalFilter);
         const fen = await context.loaders.load(
           "incomeTaxTotal",
           filter,
@@ -110,7 +127,7 @@ export function taxResolvers(store: TaxStore) {
         args: { year: number; region?: string | null; paidBy?: string | null },
         context: SubgraphContext,
       ) => {
-        const filter = { year: yearArgument("year", args.year), ...paymentFilter(args) };
+        const filter = context.loaders.argumentsOf("vatTotal", args, totalFilter);
         const fen = await context.loaders.load(
           "vatTotal",
           filter,

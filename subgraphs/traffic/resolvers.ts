@@ -6,6 +6,7 @@ import type { SubgraphContext } from "../../common/subgraph.ts";
 import type { DriverLicenseRow, TrafficStore, VehicleKind, VehicleRow } from "./store.ts";
 
 interface OwnershipArguments {
+  [name: string]: unknown;
   kind?: VehicleKind | null;
   region?: string | null;
   on?: string | null;
@@ -14,6 +15,21 @@ interface OwnershipArguments {
 interface VehicleListArguments {
   on?: string | null;
   kind?: VehicleKind | null;
+}
+
+function ownershipFilter(args: OwnershipArguments) {
+  return {
+    kind: args.kind ?? null,
+    regionPrefix:
+      args.region === undefined || args.region === null
+        ? ""
+        : regionArgument("region", args.region),
+    on: dayArgument(args.on),
+  };
+}
+
+function onTheDay(args: { on?: string | null }): { on: string } {
+  return { on: dayArgument(args.on) };
 }
 
 /** Whether a licence makes its holder a licensed driver on `day`. */
@@ -25,14 +41,7 @@ export function trafficResolvers(store: TrafficStore) {
   // Persons and organisations share one owner column, so one loader (and one statement) per
   // argument set answers both kinds of owner in a request.
   const vehicleCount = (ownerId: string, args: OwnershipArguments, context: SubgraphContext) => {
-    const filter = {
-      kind: args.kind ?? null,
-      regionPrefix:
-        args.region === undefined || args.region === null
-          ? ""
-          : regionArgument("region", args.region),
-      on: dayArgument(args.on),
-    };
+    const filter = context.loaders.argumentsOf("vehicleCount", args, ownershipFilter);
     return context.loaders.load("vehicleCount", filter, ownerId, (keys) =>
       store.vehicleCounts(keys, filter),
     );
@@ -61,9 +70,9 @@ export function trafficResolvers(store: TrafficStore) {
         args: { on?: string | null },
         context: SubgraphContext,
       ) => {
-        const on = dayArgument(args.on);
-        return context.loaders.load("hasValidDriverLicense", { on }, person.id, (keys) =>
-          store.hasValidLicense(keys, on),
+        const day = context.loaders.argumentsOf("hasValidDriverLicense", args, onTheDay);
+        return context.loaders.load("hasValidDriverLicense", day, person.id, (keys) =>
+          store.hasValidLicense(keys, day.on),
         );
       },
       driverLicenses: (person: { id: string }, _: unknown, context: SubgraphContext) =>

@@ -92,6 +92,49 @@ describe("RequestLoaders", () => {
   });
 });
 
+describe("argumentsOf", () => {
+  it("prepares equal arguments once per request and field, and other values again", () => {
+    const loaders = new RequestLoaders();
+    let prepared = 0;
+    const prefix = (args: { region: string; on?: string }) => {
+      prepared++;
+      return { prefix: args.region.slice(0, 2), on: args.on ?? null };
+    };
+    // A new object per entity, as graphql-jit passes them.
+    const first = loaders.argumentsOf("f", { region: "110000", on: "2026-11-01" }, prefix);
+    const again = loaders.argumentsOf("f", { region: "110000", on: "2026-11-01" }, prefix);
+    expect(again).toBe(first);
+    expect(prepared).toBe(1);
+    expect(loaders.argumentsOf("f", { region: "120000", on: "2026-11-01" }, prefix)).toEqual({
+      prefix: "12",
+      on: "2026-11-01",
+    });
+    expect(loaders.argumentsOf("f", { region: "110000" }, prefix)).toEqual({
+      prefix: "11",
+      on: null,
+    });
+    expect(loaders.argumentsOf("g", { region: "110000" }, prefix)).toEqual({
+      prefix: "11",
+      on: null,
+    });
+    expect(prepared).toBe(4);
+    expect(new RequestLoaders().argumentsOf("f", { region: "110000" }, prefix)).not.toBe(first);
+  });
+
+  it("does not remember arguments whose check failed", () => {
+    const loaders = new RequestLoaders();
+    let checked = 0;
+    const check = (args: { region: string }) => {
+      checked++;
+      if (args.region.length !== 6) throw new Error("not a region");
+      return { prefix: args.region };
+    };
+    expect(() => loaders.argumentsOf("f", { region: "11" }, check)).toThrow("not a region");
+    expect(() => loaders.argumentsOf("f", { region: "11" }, check)).toThrow("not a region");
+    expect(checked).toBe(2);
+  });
+});
+
 describe("batch helpers", () => {
   it("groups rows by the position of their key", () => {
     expect(
