@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --persons N] [--seed S] [--json PATH] [--quick] [--seconds S]
- * [--gateways a,b] [--scenarios a,b] [--profile] [--subgraph-processes N]`: the gateways side by
+ * [--gateways a,b] [--scenarios a,b] [--profile] [--subgraph-processes N] [--rounds N]`: the gateways side by
  * side against the same six subgraphs over the same seeded population.
  *
  * Seeds the population once per (N, S) into `.bench/` (reruns reuse it), starts the six subgraphs
@@ -15,6 +15,10 @@
  * `--quick` (small population, short runs, baseline and mianzheng only) is for CI: it checks that
  * both answered every sample identically and every request without error, and exits non-zero
  * otherwise; it asserts no speed.
+ *
+ * `--rounds N` repeats the comparison N times, the gateways in turn within each round, and shows
+ * each gateway's median round (a shared machine's speed drifts by tens of percent over minutes;
+ * measured in alternation, every gateway sees the same drift).
  *
  * `--profile` runs mianzheng and the subgraphs under `node --cpu-prof` and keeps the profiles
  * (summarise one with `npx tsx scripts/bench/profile-summary.ts <file> [top] [skip-seconds]`);
@@ -45,7 +49,7 @@ import { idsOf, type ScenarioName, scenario } from "./bench/scenarios.ts";
 
 const USAGE = `usage: npm run bench -- [--persons N] [--seed S] [--json PATH] [--quick] [--seconds S]
   [--warmup S] [--gateways apollo,hive,mianzheng,mianzheng-open] [--scenarios interactive,batch]
-  [--profile] [--subgraph-processes N]`;
+  [--profile] [--subgraph-processes N] [--rounds N]`;
 
 const { values } = parseArgs({
   options: {
@@ -59,6 +63,7 @@ const { values } = parseArgs({
     scenarios: { type: "string" },
     profile: { type: "boolean", default: false },
     "subgraph-processes": { type: "string" },
+    rounds: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -80,8 +85,15 @@ const warmupSeconds = Number(values.warmup ?? (quick ? 1 : 5));
 const subgraphProcesses = Number(
   values["subgraph-processes"] ?? Math.min(DEPARTMENTS.length, availableParallelism()),
 );
+/**
+ * Rounds of the whole comparison: every gateway is measured once per round, in turn, and each
+ * row of the table is its median round. A shared machine's speed drifts over minutes; measured in
+ * alternation, the gateways see the same drift and their ratios hold.
+ */
+const rounds = Number(values.rounds ?? 1);
 if (
   ![persons, seed, seconds, warmupSeconds].every((n) => Number.isInteger(n) && n >= 0) ||
+  !(Number.isInteger(rounds) && rounds >= 1) ||
   !(
     Number.isInteger(subgraphProcesses) &&
     subgraphProcesses >= 1 &&
@@ -356,6 +368,8 @@ interface Row {
   /** Samples answered exactly as the baseline answered them. */
   identical: boolean;
   mismatch: string | null;
+  /** Throughput of every round (`--rounds`); the row shows the median one. */
+  perRound: number[];
 }
 
 function mb(bytes: number): string {
@@ -398,6 +412,33 @@ function table(rows: readonly Row[]): string {
   );
 }
 
+/**
+ * One row per gateway and scenario: its round of median throughput, with the errors of every
+ * round added up, the highest peak RSS, and whether every round answered as the baseline did.
+ */
+function medianRows(measured: readonly Row[]): Row[] {
+  const groups = new Map<string, Row[]>();
+  for (const row of measured) {
+    const key = `${row.gateway}\u0000${row.scenario}`;
+    groups.set(key, [...(groups.get(key) ?? []), row]);
+  }
+  return [...groups.values()].map((group) => {
+    const sorted = [...group].sort((a, b) => a.perSecond - b.perSecond);
+    const median = sorted[Math.floor((sorted.length - 1) / 2)] as Row;
+    const worst = group.reduce((a, b) => (b.peakRssBytes > a.peakRssBytes ? b : a));
+    return {
+      ...median,
+      errors: group.reduce((sum, row) => sum + row.errors, 0),
+      sampleFailure: group.find((row) => row.sampleFailure)?.sampleFailure ?? null,
+      peakRssBytes: worst.peakRssBytes,
+      peakRssByProcess: worst.peakRssByProcess,
+      identical: group.every((row) => row.identical),
+      mismatch: group.find((row) => row.mismatch)?.mismatch ?? null,
+      perRound: group.map((row) => row.perSecond),
+    };
+  });
+}
+
 async function main(): Promise<number> {
   const started = Date.now();
   const { dir, day, idsFile } = await population();
@@ -413,110 +454,117 @@ async function main(): Promise<number> {
   const measuredOffset = Math.floor(ids.length / 2);
   // The first gateway's answers (the baseline's, by default) are the reference of each scenario.
   const references = new Map<ScenarioName, unknown[]>();
-  for (const name of gatewayNames) {
-    log(GATEWAYS[name]);
-    const gateway = await startGateway(name, urls, supergraphFile);
-    try {
-      for (const scenarioName of scenarioNames) {
-        log(`  ${scenarioName}`);
-        const work = scenario(scenarioName, day, quick);
-        const sampleCount = quick ? 5 : 20;
-        const samples = Array.from({ length: sampleCount }, (_, n) =>
-          idsOf(ids, n, work.idsPerRequest),
-        );
-        if (name === "mianzheng" && securityEnforced === null) {
-          const anonymous = await post(
-            gateway.url,
-            work.query,
-            work.variables(samples[0] ?? []),
-            {},
+  const measured: Row[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    if (rounds > 1) log(`round ${round} of ${rounds}`);
+    for (const name of gatewayNames) {
+      log(GATEWAYS[name]);
+      const gateway = await startGateway(name, urls, supergraphFile);
+      try {
+        for (const scenarioName of scenarioNames) {
+          log(`  ${scenarioName}`);
+          const work = scenario(scenarioName, day, quick);
+          const sampleCount = quick ? 5 : 20;
+          const samples = Array.from({ length: sampleCount }, (_, n) =>
+            idsOf(ids, n, work.idsPerRequest),
           );
-          securityEnforced = anonymous.status === 401;
-        }
-        // Samples first: the same requests to every gateway, answers compared with the baseline's.
-        const answers: unknown[] = [];
-        let mismatch: string | null = null;
-        for (const asked of samples) {
-          const { status, body } = await post(gateway.url, work.query, work.variables(asked));
-          answers.push(body.data ?? null);
-          if (status !== 200 || body.errors) {
-            mismatch ??= `HTTP ${status}: ${JSON.stringify(body).slice(0, 400)}`;
+          if (name === "mianzheng" && securityEnforced === null) {
+            const anonymous = await post(
+              gateway.url,
+              work.query,
+              work.variables(samples[0] ?? []),
+              {},
+            );
+            securityEnforced = anonymous.status === 401;
           }
-        }
-        const reference = references.get(scenarioName) ?? answers;
-        references.set(scenarioName, reference);
-        const identical = mismatch === null && isDeepStrictEqual(answers, reference);
-        if (!identical && mismatch === null) {
-          const index = answers.findIndex(
-            (answer, i) => !isDeepStrictEqual(answer, reference?.[i]),
-          );
-          mismatch = `sample ${index} differs: ${JSON.stringify(answers[index]).slice(0, 300)} vs ${JSON.stringify(reference[index]).slice(0, 300)}`;
-        }
-        if (mismatch) log(`  answers differ from the baseline's: ${mismatch}`);
+          // Samples first: the same requests to every gateway, answers compared with the baseline's.
+          const answers: unknown[] = [];
+          let mismatch: string | null = null;
+          for (const asked of samples) {
+            const { status, body } = await post(gateway.url, work.query, work.variables(asked));
+            answers.push(body.data ?? null);
+            if (status !== 200 || body.errors) {
+              mismatch ??= `HTTP ${status}: ${JSON.stringify(body).slice(0, 400)}`;
+            }
+          }
+          const reference = references.get(scenarioName) ?? answers;
+          references.set(scenarioName, reference);
+          const identical = mismatch === null && isDeepStrictEqual(answers, reference);
+          if (!identical && mismatch === null) {
+            const index = answers.findIndex(
+              (answer, i) => !isDeepStrictEqual(answer, reference?.[i]),
+            );
+            mismatch = `sample ${index} differs: ${JSON.stringify(answers[index]).slice(0, 300)} vs ${JSON.stringify(reference[index]).slice(0, 300)}`;
+          }
+          if (mismatch) log(`  answers differ from the baseline's: ${mismatch}`);
 
-        const job: Omit<LoadJob, "seconds" | "offset"> = {
-          url: gateway.url,
-          scenario: scenarioName,
-          day,
-          quick,
-          idsFile,
-          headers: DESK_HEADERS,
-        };
-        if (warmupSeconds > 0)
-          await runLoad({ ...job, seconds: warmupSeconds, offset: sampleCount });
-        const gatewayPid = gateway.running.child.pid as number;
-        const before = {
-          gateway: treeCpuMs(gatewayPid),
-          subgraphs: subgraphPids.reduce((sum, pid) => sum + cpuMs(pid), 0),
-          machine: machineBusyMs(),
-          self: process.cpuUsage(),
-          at: performance.now(),
-        };
-        const result = await runLoad({ ...job, seconds, offset: measuredOffset });
-        const used = {
-          gateway: treeCpuMs(gatewayPid) - before.gateway,
-          subgraphs: subgraphPids.reduce((sum, pid) => sum + cpuMs(pid), 0) - before.subgraphs,
-          machine: machineBusyMs() - before.machine,
-          self: (process.cpuUsage(before.self).user + process.cpuUsage(before.self).system) / 1000,
-          wall: performance.now() - before.at,
-        };
-        const foreign = used.machine - used.gateway - used.subgraphs - used.self - result.cpuMs;
-        const rss = treePeakRss(gateway.running.child.pid as number);
-        const errors = result.errors.non200 + result.errors.transport + result.errors.incomplete;
-        const row: Row = {
-          gateway: name,
-          description: GATEWAYS[name],
-          scenario: scenarioName,
-          unit: work.unit === "persons" ? "persons/s" : "requests/s",
-          perSecond: result.requestsPerSecond * work.idsPerRequest,
-          requests: result.requests,
-          latencyMs: result.latencyMs,
-          errors,
-          errorDetail: result.errors,
-          sampleFailure: result.sampleFailure,
-          peakRssBytes: rss.bytes,
-          processes: rss.processes,
-          peakRssByProcess: rss.byProcess,
-          cpuMsPerRequest: {
-            gateway: used.gateway / Math.max(1, result.requests),
-            subgraphs: used.subgraphs / Math.max(1, result.requests),
-            loadGenerator: result.cpuMs / Math.max(1, result.requests),
-          },
-          foreignCpuShare: Math.max(0, foreign) / (used.wall * cpus().length),
-          identical,
-          mismatch,
-        };
-        rows.push(row);
-        log(
-          `  ${Math.round(row.perSecond)} ${row.unit}, p50 ${row.latencyMs.p50} ms, p99 ${row.latencyMs.p99} ms, ${errors} errors, peak RSS ${mb(rss.bytes)}, CPU per request: gateway ${row.cpuMsPerRequest.gateway.toFixed(2)} ms, subgraphs ${row.cpuMsPerRequest.subgraphs.toFixed(2)} ms, load generator ${row.cpuMsPerRequest.loadGenerator.toFixed(2)} ms; other processes used ${(100 * row.foreignCpuShare).toFixed(0)}% of the machine`,
-        );
-        if (result.sampleFailure) log(`  a failed answer: ${result.sampleFailure}`);
+          const job: Omit<LoadJob, "seconds" | "offset"> = {
+            url: gateway.url,
+            scenario: scenarioName,
+            day,
+            quick,
+            idsFile,
+            headers: DESK_HEADERS,
+          };
+          if (warmupSeconds > 0)
+            await runLoad({ ...job, seconds: warmupSeconds, offset: sampleCount });
+          const gatewayPid = gateway.running.child.pid as number;
+          const before = {
+            gateway: treeCpuMs(gatewayPid),
+            subgraphs: subgraphPids.reduce((sum, pid) => sum + cpuMs(pid), 0),
+            machine: machineBusyMs(),
+            self: process.cpuUsage(),
+            at: performance.now(),
+          };
+          const result = await runLoad({ ...job, seconds, offset: measuredOffset });
+          const used = {
+            gateway: treeCpuMs(gatewayPid) - before.gateway,
+            subgraphs: subgraphPids.reduce((sum, pid) => sum + cpuMs(pid), 0) - before.subgraphs,
+            machine: machineBusyMs() - before.machine,
+            self:
+              (process.cpuUsage(before.self).user + process.cpuUsage(before.self).system) / 1000,
+            wall: performance.now() - before.at,
+          };
+          const foreign = used.machine - used.gateway - used.subgraphs - used.self - result.cpuMs;
+          const rss = treePeakRss(gateway.running.child.pid as number);
+          const errors = result.errors.non200 + result.errors.transport + result.errors.incomplete;
+          const row: Row = {
+            gateway: name,
+            description: GATEWAYS[name],
+            scenario: scenarioName,
+            unit: work.unit === "persons" ? "persons/s" : "requests/s",
+            perSecond: result.requestsPerSecond * work.idsPerRequest,
+            requests: result.requests,
+            latencyMs: result.latencyMs,
+            errors,
+            errorDetail: result.errors,
+            sampleFailure: result.sampleFailure,
+            peakRssBytes: rss.bytes,
+            processes: rss.processes,
+            peakRssByProcess: rss.byProcess,
+            cpuMsPerRequest: {
+              gateway: used.gateway / Math.max(1, result.requests),
+              subgraphs: used.subgraphs / Math.max(1, result.requests),
+              loadGenerator: result.cpuMs / Math.max(1, result.requests),
+            },
+            foreignCpuShare: Math.max(0, foreign) / (used.wall * cpus().length),
+            identical,
+            mismatch,
+            perRound: [],
+          };
+          measured.push(row);
+          log(
+            `  ${Math.round(row.perSecond)} ${row.unit}, p50 ${row.latencyMs.p50} ms, p99 ${row.latencyMs.p99} ms, ${errors} errors, peak RSS ${mb(rss.bytes)}, CPU per request: gateway ${row.cpuMsPerRequest.gateway.toFixed(2)} ms, subgraphs ${row.cpuMsPerRequest.subgraphs.toFixed(2)} ms, load generator ${row.cpuMsPerRequest.loadGenerator.toFixed(2)} ms; other processes used ${(100 * row.foreignCpuShare).toFixed(0)}% of the machine`,
+          );
+          if (result.sampleFailure) log(`  a failed answer: ${result.sampleFailure}`);
+        }
+      } finally {
+        await gateway.running.stop();
+        if (process.env.BENCH_DEBUG) log(gateway.running.output());
       }
-    } finally {
-      await gateway.running.stop();
-      if (process.env.BENCH_DEBUG) log(gateway.running.output());
     }
   }
+  rows.push(...medianRows(measured));
   rows.sort(
     (a, b) =>
       scenarioNames.indexOf(a.scenario) - scenarioNames.indexOf(b.scenario) ||
@@ -537,6 +585,7 @@ async function main(): Promise<number> {
     referenceDay: day,
     seconds,
     warmupSeconds,
+    rounds,
     quick,
     security:
       securityEnforced === null
@@ -550,6 +599,11 @@ async function main(): Promise<number> {
         .map((group) => group.join("+"))
         .join(", ")}; --subgraph-processes).`,
       "Peak RSS is VmHWM from /proc, summed over the gateway's process tree: each gateway process serves interactive, then batch, so the batch row is its peak over both.",
+      ...(rounds > 1
+        ? [
+            `${rounds} rounds, the gateways measured in turn in each; every row is its round of median throughput (all rounds in perRound), with the errors of all rounds and the highest peak RSS.`,
+          ]
+        : []),
     ],
     rows,
     ratios,
@@ -559,7 +613,7 @@ async function main(): Promise<number> {
 
   console.log("");
   console.log(
-    `${new Date().toISOString().slice(0, 10)}, ${report.machine.cpus} × ${report.machine.cpu}, Node ${process.version}; ${ids.length.toLocaleString("en")} persons; ${seconds} s per measurement after ${warmupSeconds} s warm-up`,
+    `${new Date().toISOString().slice(0, 10)}, ${report.machine.cpus} × ${report.machine.cpu}, Node ${process.version}; ${ids.length.toLocaleString("en")} persons; ${seconds} s per measurement after ${warmupSeconds} s warm-up${rounds > 1 ? `; median of ${rounds} rounds` : ""}`,
   );
   console.log(`mianzheng security: ${report.security}`);
   for (const note of report.notes) console.log(`note: ${note}`);
