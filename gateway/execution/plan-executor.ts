@@ -40,6 +40,16 @@ interface Execution {
   request: PlanRequest;
   errors: GraphQLError[];
   root: Data;
+  /**
+   * Representations made in the current synchronous turn, by path and `requires`: the fetches
+   * of a Parallel node start in one turn, before any answer can be merged, so fetches of the same
+   * entities for the same key (traffic, tax and social for `people.@`) see the same data and
+   * can send the same list. Valid while no answer has been merged since (`merges`); dropped at
+   * the turn's end.
+   */
+  representations: Map<string, { owners: Data[]; representations: Data[]; merges: number }> | null;
+  /** Answers merged into the data so far. */
+  merges: number;
 }
 
 /** Whether every node of the plan is one this executor runs; otherwise Apollo's executor does. */
@@ -77,6 +87,8 @@ export class PlanExecutor {
     (source: unknown) => Data | null
   >();
 
+  private readonly requiresKeys = new WeakMap<readonly QueryPlanSelectionNode[], string>();
+
   constructor(
     private readonly supergraphSchema: GraphQLSchema,
     private readonly dataSources: Record<string, GraphQLDataSource>,
@@ -88,7 +100,13 @@ export class PlanExecutor {
     request: PlanRequest,
   ): Promise<{ data: Data; errors: GraphQLError[] }> {
     const root: Data = {};
-    const execution: Execution = { request, errors: [], root };
+    const execution: Execution = {
+      request,
+      errors: [],
+      root,
+      representations: null,
+      merges: 0,
+    };
     if (plan.node && plan.node.kind !== "Subscription") {
       await this.node(execution, plan.node as PlanNode, { path: [], data: root });
     }
@@ -149,25 +167,23 @@ export class PlanExecutor {
 
     if (!fetch.requires) {
       const received = await this.send(execution, fetch, cursor, variables);
+      execution.merges++;
       if (received) for (const entity of entities) merge(entity, received);
       return;
     }
 
-    const representations: Data[] = [];
-    const owners: Data[] = [];
-    const select = this.selector(fetch.requires);
-    for (const entity of entities) {
-      const representation = select(entity);
-      if (representation?.__typename) {
-        representations.push(representation);
-        owners.push(entity);
-      }
-    }
+    const { representations, owners } = this.representationsOf(
+      execution,
+      fetch.requires,
+      cursor,
+      entities,
+    );
     if (representations.length === 0) return;
     if ("representations" in variables)
       throw new Error(`Variables cannot contain key "representations"`);
     variables.representations = representations;
     const received = await this.send(execution, fetch, cursor, variables);
+    execution.merges++;
     if (!received) return;
     const answered = received._entities;
     if (!Array.isArray(answered))
@@ -205,6 +221,46 @@ export class PlanExecutor {
       }
     }
     return response.data as Data | null | undefined;
+  }
+
+  /** The representations of `entities` for `requires`, and the entities they stand for. */
+  private representationsOf(
+    execution: Execution,
+    requires: readonly QueryPlanSelectionNode[],
+    cursor: Cursor,
+    entities: Data[],
+  ): { owners: Data[]; representations: Data[] } {
+    const key = `${cursor.path.join("\u0000")}\u0001${this.requiresKey(requires)}`;
+    const made = execution.representations?.get(key);
+    if (made && made.merges === execution.merges) return made;
+    const representations: Data[] = [];
+    const owners: Data[] = [];
+    const select = this.selector(requires);
+    for (const entity of entities) {
+      const representation = select(entity);
+      if (representation?.__typename) {
+        representations.push(representation);
+        owners.push(entity);
+      }
+    }
+    if (execution.representations === null) {
+      execution.representations = new Map();
+      queueMicrotask(() => {
+        execution.representations = null;
+      });
+    }
+    execution.representations.set(key, { owners, representations, merges: execution.merges });
+    return { owners, representations };
+  }
+
+  /** `requires` as text: fetches of different plan nodes may require the same fields. */
+  private requiresKey(requires: readonly QueryPlanSelectionNode[]): string {
+    let key = this.requiresKeys.get(requires);
+    if (key === undefined) {
+      key = JSON.stringify(requires);
+      this.requiresKeys.set(requires, key);
+    }
+    return key;
   }
 
   /**
