@@ -258,6 +258,7 @@ async function startGateway(
   name: GatewayName,
   urls: Record<Department, string>,
   supergraphFile: string,
+  round: number,
 ): Promise<GatewayProcess> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}/graphql`;
@@ -284,7 +285,10 @@ async function startGateway(
       { env: { ...env, DEPARTMENT_URLS: JSON.stringify(urls) } },
     );
   } else {
-    const gatewayData = join(runDir, `${name}-data`);
+    // A fresh data directory (audit ledger) per start: every round measures the same gateway, not
+    // one whose ledger holds the previous rounds' million entries still being indexed.
+    const gatewayData = join(runDir, `${name}-data-${round}`);
+    rmSync(join(runDir, `${name}-data-${round - 1}`), { recursive: true, force: true });
     mkdirSync(gatewayData, { recursive: true });
     // As `npm start` runs it: the bundle (scripts/run.mjs rebuilds it when a source changed).
     running = startNode(name, "scripts/run.mjs", ["gateway"], {
@@ -370,6 +374,8 @@ interface Row {
   mismatch: string | null;
   /** Throughput of every round (`--rounds`); the row shows the median one. */
   perRound: number[];
+  /** p99 latency of every round, ms. */
+  p99PerRound: number[];
 }
 
 function mb(bytes: number): string {
@@ -435,6 +441,7 @@ function medianRows(measured: readonly Row[]): Row[] {
       identical: group.every((row) => row.identical),
       mismatch: group.find((row) => row.mismatch)?.mismatch ?? null,
       perRound: group.map((row) => row.perSecond),
+      p99PerRound: group.map((row) => row.latencyMs.p99),
     };
   });
 }
@@ -459,7 +466,7 @@ async function main(): Promise<number> {
     if (rounds > 1) log(`round ${round} of ${rounds}`);
     for (const name of gatewayNames) {
       log(GATEWAYS[name]);
-      const gateway = await startGateway(name, urls, supergraphFile);
+      const gateway = await startGateway(name, urls, supergraphFile, round);
       try {
         for (const scenarioName of scenarioNames) {
           log(`  ${scenarioName}`);
@@ -551,6 +558,7 @@ async function main(): Promise<number> {
             identical,
             mismatch,
             perRound: [],
+            p99PerRound: [],
           };
           measured.push(row);
           log(
