@@ -37,6 +37,28 @@ function listingRange(year: number | null): { from: string; to: string } {
   return year === null ? { from: "0000-01", to: "9999-12" } : periodRange(year, year);
 }
 
+/** A `jsonPerKey` statement of sums over a period range, region prefix and payment day. */
+interface TotalsStatement {
+  values(parameters: Record<string, unknown>): unknown[][];
+}
+
+/** Per key: the total counting towards `filter.year`, in fen (income tax or VAT alike). */
+function yearTotals(
+  statement: TotalsStatement,
+  keys: readonly string[],
+  filter: PaymentFilter & { year: number },
+): number[] {
+  return perKeyValues<number>(
+    statement.values({
+      ids: JSON.stringify(keys),
+      ...periodRange(filter.year, filter.year),
+      prefix: filter.prefix,
+      paidBy: filter.paidBy ?? NO_PAYMENT_LIMIT,
+    }),
+    keys.length,
+  );
+}
+
 export class TaxStore {
   private readonly incomeTaxPositiveYears;
   private readonly incomeTaxSums;
@@ -136,15 +158,7 @@ export class TaxStore {
     personIds: readonly string[],
     filter: PaymentFilter & { year: number },
   ): number[] {
-    return perKeyValues<number>(
-      this.incomeTaxSums.values({
-        ids: JSON.stringify(personIds),
-        ...periodRange(filter.year, filter.year),
-        prefix: filter.prefix,
-        paidBy: filter.paidBy ?? NO_PAYMENT_LIMIT,
-      }),
-      personIds.length,
-    );
+    return yearTotals(this.incomeTaxSums, personIds, filter);
   }
 
   /** Per person: income-tax payments for periods in `year` (every year when null). */
@@ -166,15 +180,7 @@ export class TaxStore {
 
   /** Per organisation: the counting VAT for periods in `year`, in fen. */
   vatTotals(usccs: readonly string[], filter: PaymentFilter & { year: number }): number[] {
-    return perKeyValues<number>(
-      this.vatSums.values({
-        ids: JSON.stringify(usccs),
-        ...periodRange(filter.year, filter.year),
-        prefix: filter.prefix,
-        paidBy: filter.paidBy ?? NO_PAYMENT_LIMIT,
-      }),
-      usccs.length,
-    );
+    return yearTotals(this.vatSums, usccs, filter);
   }
 
   /** Per organisation: VAT payments for periods in `year` (every year when null). */
