@@ -102,15 +102,15 @@ export class ResponseBuffers {
 
 /**
  * The JSON text of `value` as the bytes to send: one buffer of the exact length, taken from
- * `buffers` when the text is large (pieced together, see `jsonPieces`). `release` gives the
- * buffer back; call it once the bytes have been written (the response closed).
+ * `buffers` when the text is large (pieced together, see `jsonPieces`). `release`, present only
+ * then, gives the buffer back; call it once the bytes have been written (the response closed).
  */
 export function jsonBody(
   value: unknown,
   buffers: ResponseBuffers,
-): { bytes: Buffer; release: () => void } {
+): { bytes: Buffer; release?: () => void } {
   const pieces = jsonPieces(value);
-  if (pieces.length === 1) return { bytes: Buffer.from(pieces[0] as string), release: () => {} };
+  if (pieces.length === 1) return { bytes: Buffer.from(pieces[0] as string) };
   let length = 0;
   for (const piece of pieces) length += Buffer.byteLength(piece);
   const buffer = buffers.take(length);

@@ -100,7 +100,7 @@ function graphQLResponseSerializer(reply: FastifyReply, buffers: ResponseBuffers
       Object.keys(body).length === 1
     ) {
       const { bytes, release } = jsonBody(body, buffers);
-      reply.raw.once("close", release);
+      if (release) reply.raw.once("close", release);
       return bytes;
     }
     const schemaSerializer = successful ? reply.getSerializationFunction("2xx") : undefined;

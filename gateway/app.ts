@@ -286,11 +286,11 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     try {
       await completed.recorded;
     } catch (error) {
-      release();
+      release?.();
       if (!(error instanceof LedgerUnavailable)) throw error;
       return sendAuditUnavailable(reply, mediaType, error, request.log);
     }
-    reply.raw.once("close", release);
+    if (release) reply.raw.once("close", release);
     // A variable-coercion failure means nothing ran: that is a bad request, not a partial answer.
     const status = result.data === undefined && mediaType === GRAPHQL_RESPONSE ? 400 : 200;
     return reply.code(status).type(`${mediaType}; charset=utf-8`).send(bytes);
