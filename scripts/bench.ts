@@ -1,6 +1,7 @@
 /**
  * `npm run bench [-- --persons N] [--seed S] [--json PATH] [--quick] [--seconds S]
- * [--gateways a,b] [--scenarios a,b] [--profile] [--subgraph-processes N] [--rounds N]`: the gateways side by
+ * [--gateways a,b] [--scenarios a,b] [--profile] [--subgraph-processes N] [--rounds N]
+ * [--rate interactive:N,batch:M]`: the gateways side by
  * side against the same six subgraphs over the same seeded population.
  *
  * Seeds the population once per (N, S) into `.bench/` (reruns reuse it), starts the six subgraphs
@@ -49,7 +50,7 @@ import { idsOf, type ScenarioName, scenario } from "./bench/scenarios.ts";
 
 const USAGE = `usage: npm run bench -- [--persons N] [--seed S] [--json PATH] [--quick] [--seconds S]
   [--warmup S] [--gateways apollo,hive,mianzheng,mianzheng-open] [--scenarios interactive,batch]
-  [--profile] [--subgraph-processes N] [--rounds N]`;
+  [--profile] [--subgraph-processes N] [--rounds N] [--rate interactive:N,batch:M]`;
 
 const { values } = parseArgs({
   options: {
@@ -64,6 +65,7 @@ const { values } = parseArgs({
     profile: { type: "boolean", default: false },
     "subgraph-processes": { type: "string" },
     rounds: { type: "string" },
+    rate: { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -91,9 +93,25 @@ const subgraphProcesses = Number(
  * alternation, the gateways see the same drift and their ratios hold.
  */
 const rounds = Number(values.rounds ?? 1);
+/**
+ * A fixed offered rate per scenario (requests/s, open loop), e.g. `interactive:2000`: every
+ * configuration then serves the same load, so its CPU per request compares directly (closed
+ * loop, a slower configuration also gets smaller coalesced batches, which costs it more per
+ * request). Scenarios not named stay closed-loop.
+ */
+const rates = new Map(
+  (values.rate?.split(",") ?? []).map((pair) => {
+    const [name, value] = pair.split(":");
+    return [name as ScenarioName, Number(value)] as const;
+  }),
+);
 if (
   ![persons, seed, seconds, warmupSeconds].every((n) => Number.isInteger(n) && n >= 0) ||
   !(Number.isInteger(rounds) && rounds >= 1) ||
+  [...rates].some(
+    ([name, rate]) =>
+      !["interactive", "batch"].includes(name) || !(Number.isInteger(rate) && rate > 0),
+  ) ||
   !(
     Number.isInteger(subgraphProcesses) &&
     subgraphProcesses >= 1 &&
@@ -512,6 +530,7 @@ async function main(): Promise<number> {
             quick,
             idsFile,
             headers: DESK_HEADERS,
+            rate: rates.get(scenarioName) ?? 0,
           };
           if (warmupSeconds > 0)
             await runLoad({ ...job, seconds: warmupSeconds, offset: sampleCount });
@@ -585,6 +604,27 @@ async function main(): Promise<number> {
     return base && ours && base.perSecond > 0 ? ours.perSecond / base.perSecond : null;
   };
   const ratios = { interactive: ratio("interactive"), batch: ratio("batch") };
+  // What security costs: mianzheng on against off in the same round (a few minutes apart, not a
+  // whole run), the median over the rounds; the machine's drift between rounds cancels out.
+  const securityCost = (scenarioName: ScenarioName) => {
+    const on = rows.find((r) => r.scenario === scenarioName && r.gateway === "mianzheng");
+    const off = rows.find((r) => r.scenario === scenarioName && r.gateway === "mianzheng-open");
+    if (!on || !off) return null;
+    const perRound = on.perRound.map(
+      (value, index) => 1 - value / (off.perRound[index] ?? Number.NaN),
+    );
+    const sorted = [...perRound].sort((a, b) => a - b);
+    const cpu = (row: Row) =>
+      row.cpuMsPerRequest.gateway +
+      row.cpuMsPerRequest.subgraphs +
+      row.cpuMsPerRequest.loadGenerator;
+    return {
+      median: sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN,
+      perRound,
+      cpuMsPerRequest: { on: cpu(on), off: cpu(off) },
+    };
+  };
+  const security = { interactive: securityCost("interactive"), batch: securityCost("batch") };
   const report = {
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, cpu: cpus()[0]?.model ?? "", node: process.version },
@@ -612,9 +652,14 @@ async function main(): Promise<number> {
             `${rounds} rounds, the gateways measured in turn in each; every row is its round of median throughput (all rounds in perRound), with the errors of all rounds and the highest peak RSS.`,
           ]
         : []),
+      ...[...rates].map(
+        ([name, rate]) =>
+          `${name}: a fixed offered rate of ${rate} requests/s (open loop): compare CPU per request, not throughput.`,
+      ),
     ],
     rows,
     ratios,
+    securityCost: security,
     elapsedSeconds: Math.round((Date.now() - started) / 1000),
   };
   if (values.json) writeFileSync(values.json, `${JSON.stringify(report, null, 2)}\n`);
@@ -634,6 +679,23 @@ async function main(): Promise<number> {
       `FAILED ${row.scenario} ${row.gateway}: ${row.mismatch ?? ""} ${row.errors > 0 ? `${row.errors} errors (${JSON.stringify(row.errorDetail)}): ${row.sampleFailure}` : ""}`,
     );
   }
+  const percent = (value: number) => `${(100 * value).toFixed(0)}%`;
+  const costs = (["interactive", "batch"] as const).flatMap((name) => {
+    const cost = security[name];
+    if (!cost) return [];
+    const { on, off } = cost.cpuMsPerRequest;
+    // At a fixed offered rate both serve the same load: what security costs is CPU, not throughput.
+    if (rates.has(name)) {
+      return [
+        `${name} (fixed rate) CPU per request ${on.toFixed(2)} against ${off.toFixed(2)} ms (+${percent(on / off - 1)})`,
+      ];
+    }
+    return [
+      `${name} ${percent(cost.median)}${cost.perRound.length > 1 ? ` (${cost.perRound.map(percent).join(" / ")} by round)` : ""}`,
+    ];
+  });
+  if (costs.length > 0)
+    console.log(`security on costs, against off in the same round: ${costs.join(", ")}`);
   const show = (value: number | null) => (value === null ? "n/a" : `${value.toFixed(2)}`);
   console.log(`interactive ratio ${show(ratios.interactive)}, batch ratio ${show(ratios.batch)}`);
   return quick && failed.length > 0 ? 1 : 0;

@@ -19,6 +19,8 @@ export interface LoadJob {
   /** Where in the id list to start, so that warm-up and measurement ask about other persons. */
   offset: number;
   headers: Record<string, string>;
+  /** Requests per second offered over all connections (open loop); 0: each connection sends its next request when answered. */
+  rate: number;
 }
 
 export interface LoadResult {
@@ -46,6 +48,7 @@ const instance = autocannon({
   url: job.url,
   connections: work.connections,
   duration: job.seconds,
+  ...(job.rate > 0 ? { overallRate: job.rate } : {}),
   timeout: 30,
   method: "POST",
   headers: {
