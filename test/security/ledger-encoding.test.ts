@@ -1,0 +1,93 @@
+/**
+ * The appender's request encoding is the one `verifyChain` checks: for any row, the remembered
+ * literals and per-plan selections give the same text as `JSON.stringify(requestColumns(row))`,
+ * so a ledger written with them verifies, and a change of any column changes the text.
+ */
+import { describe, expect, it } from "vitest";
+import {
+  RequestEncoder,
+  type RequestRow,
+  requestColumns,
+  requestHash,
+} from "../../gateway/ledger/store.ts";
+
+/** Strings JSON must escape, or that look like what they are not. */
+const AWKWARD = [
+  "",
+  'a "quoted" desk',
+  "back\\slash",
+  "tab\there, newline\nthere",
+  "\u0000\u001f control",
+  "北京市交通委员会 小客车指标",
+  "lone surrogate \ud800 here",
+  "emoji 🚗",
+  "null",
+  "[1,2]",
+];
+
+function row(index: number): RequestRow {
+  const pick = (offset: number) => AWKWARD[(index + offset) % AWKWARD.length] as string;
+  const maybe = (offset: number) => (index % (offset + 2) === 0 ? null : pick(offset));
+  return {
+    seq: index + 1,
+    at: `2026-12-01T10:00:${String(index % 60).padStart(2, "0")}.000Z`,
+    request_id: `req-${pick(1)}`,
+    desk_id: maybe(2),
+    desk_name: maybe(3),
+    purpose: maybe(4),
+    legal_basis: maybe(5),
+    case_id: maybe(6),
+    operation_name: maybe(7),
+    operation_hash: "ab".repeat(32),
+    departments: JSON.stringify(["hukou", pick(8)]),
+    selections: JSON.stringify([{ fields: [`Person.${pick(9)}`], denied: [] }]),
+  };
+}
+
+describe("RequestEncoder", () => {
+  it("encodes every row as JSON.stringify(requestColumns(row)) does, remembered or not", () => {
+    const encoder = new RequestEncoder();
+    for (let index = 0; index < 200; index++) {
+      const value = row(index);
+      // Twice: the second encoding uses the remembered literals.
+      expect(encoder.columns(value)).toBe(JSON.stringify(requestColumns(value)));
+      expect(encoder.columns(value)).toBe(JSON.stringify(requestColumns(value)));
+    }
+  });
+
+  it("hashes to requestHash, and a changed column changes the text", () => {
+    const encoder = new RequestEncoder();
+    const value = row(3);
+    const text = encoder.columns(value);
+    for (const column of Object.keys(value) as (keyof RequestRow)[]) {
+      const changed = {
+        ...value,
+        [column]: column === "seq" ? value.seq + 1 : `${value[column] ?? ""}x`,
+      };
+      expect(encoder.columns(changed), column).not.toBe(text);
+      expect(encoder.columns(changed)).toBe(JSON.stringify(requestColumns(changed)));
+    }
+    expect(requestHash(value)).toMatch(/^[0-9a-f]{64}$/);
+  });
+
+  it("gives each plan's selections their JSON, whether the arrays are shared or copies", () => {
+    const encoder = new RequestEncoder();
+    const fields = ["Person.name", 'Person."odd"'];
+    const denied = ["Person.maritalStatus"];
+    const one = [{ fields, denied }];
+    expect(encoder.selections(one)).toBe(JSON.stringify(one));
+    // The same arrays again (the plan's): the same text.
+    expect(encoder.selections([{ fields, denied }])).toBe(JSON.stringify(one));
+    // Other denied facts over the same fields, copies of the arrays, several selections.
+    const other = [{ fields, denied: [] }];
+    expect(encoder.selections(other)).toBe(JSON.stringify(other));
+    const copies = [{ fields: [...fields], denied: [...denied] }];
+    expect(encoder.selections(copies)).toBe(JSON.stringify(copies));
+    const several = [
+      { fields, denied },
+      { fields: ["Organization.name"], denied: [] },
+    ];
+    expect(encoder.selections(several)).toBe(JSON.stringify(several));
+    expect(encoder.selections([])).toBe("[]");
+  });
+});
