@@ -251,25 +251,28 @@ function sha256(text: string): string {
   return hash("sha256", text, "hex");
 }
 
+/** A request row's columns in table order, as hashed and as inserted. */
+const REQUEST_COLUMNS = [
+  "seq",
+  "at",
+  "request_id",
+  "desk_id",
+  "desk_name",
+  "purpose",
+  "legal_basis",
+  "case_id",
+  "operation_name",
+  "operation_hash",
+  "departments",
+  "selections",
+] as const satisfies readonly (keyof RequestRow)[];
+
 /**
  * A request row's columns in table order, as hashed and as inserted: one list, so that what is
  * written and what its hash covers cannot drift apart.
  */
 export function requestColumns(row: RequestRow): unknown[] {
-  return [
-    row.seq,
-    row.at,
-    row.request_id,
-    row.desk_id,
-    row.desk_name,
-    row.purpose,
-    row.legal_basis,
-    row.case_id,
-    row.operation_name,
-    row.operation_hash,
-    row.departments,
-    row.selections,
-  ];
+  return REQUEST_COLUMNS.map((column) => row[column]);
 }
 
 /**
@@ -279,6 +282,18 @@ export function requestColumns(row: RequestRow): unknown[] {
  * purpose, operation and departments (their JSON string literals, remembered). Those long
  * columns were most of a small record's cost of hashing.
  */
+/** Columns whose values repeat from request to request (the rest differ every time). */
+const REPEATED_COLUMNS: ReadonlySet<(typeof REQUEST_COLUMNS)[number]> = new Set([
+  "desk_id",
+  "desk_name",
+  "purpose",
+  "legal_basis",
+  "operation_name",
+  "operation_hash",
+  "departments",
+  "selections",
+]);
+
 export class RequestEncoder {
   private readonly bySelection = new WeakMap<
     readonly string[],
@@ -307,7 +322,14 @@ export class RequestEncoder {
 
   /** `JSON.stringify(requestColumns(row))`. */
   columns(row: RequestRow): string {
-    return `[${JSON.stringify(row.seq)},${JSON.stringify(row.at)},${JSON.stringify(row.request_id)},${this.literal(row.desk_id)},${this.literal(row.desk_name)},${this.literal(row.purpose)},${this.literal(row.legal_basis)},${JSON.stringify(row.case_id)},${this.literal(row.operation_name)},${this.literal(row.operation_hash)},${this.literal(row.departments)},${this.literal(row.selections)}]`;
+    let text = "[";
+    for (const column of REQUEST_COLUMNS) {
+      if (text.length > 1) text += ",";
+      text += REPEATED_COLUMNS.has(column)
+        ? this.literal(row[column] as string | null)
+        : JSON.stringify(row[column]);
+    }
+    return `${text}]`;
   }
 
   private literal(value: string | null): string {
