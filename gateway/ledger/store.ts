@@ -157,8 +157,12 @@ export function recordAppender(sqlite: Sqlite): (records: readonly WireRecord[])
   };
   const lastEntry = sqlite.prepare("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1");
   const lastRequest = sqlite.prepare("SELECT max(seq) AS seq FROM requests");
+  // An upsert, not INSERT OR REPLACE: replacing deletes the row and inserts it again, which
+  // rewrites the primary-key index's page as well as the table's — two of the five pages a
+  // small commit wrote to the log. Updating the value in place leaves the index alone.
   const setHead = sqlite.prepare(
-    "INSERT OR REPLACE INTO ledger_state (name, value) VALUES ('head_seq', ?), ('head_hash', ?)",
+    `INSERT INTO ledger_state (name, value) VALUES ('head_seq', ?), ('head_hash', ?)
+     ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
   );
   const encoder = new RequestEncoder();
   const append = sqlite.transaction((records: readonly WireRecord[]) => {
