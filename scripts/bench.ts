@@ -4,8 +4,8 @@
  * [--rate interactive:N,batch:M]`: the gateways side by
  * side against the same six subgraphs over the same seeded population.
  *
- * Seeds the population once per (N, S) into `.bench/` (reruns reuse it), starts the six subgraphs
- * once, each on a free port, dealt over one process per core (`--subgraph-processes`: 1 as `npm
+ * Seeds the population once per (N, S) into `.bench/` (reruns reuse it), builds the bundles, starts
+ * the six subgraphs once from theirs (as `npm start` does), each on a free port, dealt over one process per core (`--subgraph-processes`: 1 as `npm
  * start` runs them, 6 for one each), then for each gateway: starts it in its own
  * process and, for each scenario, checks that its answers to sample requests equal the first
  * gateway's (the baseline's), warms it up, measures it with autocannon in a process of its own and
@@ -25,6 +25,7 @@
  * (summarise one with `npx tsx scripts/bench/profile-summary.ts <file> [top] [skip-seconds]`);
  * `BENCH_GATEWAY_FLAGS` adds Node flags to mianzheng's process, for experiments.
  */
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { join } from "node:path";
@@ -225,13 +226,16 @@ async function startSubgraphs(dir: string): Promise<Record<Department, string>> 
   }
   const started = subgraphGroups().map((group) => {
     const name = group.join("+");
+    // As `npm start` runs the departments: their bundle (built by `main` before anything starts,
+    // so that no two processes rebuild it at once).
     const subgraph = startNode(
       name,
-      "scripts/subgraph.ts",
+      "dist/subgraph.mjs",
       group.length === 1
         ? [group[0] as Department, "--port", String(ports[group[0] as Department])]
         : group.map((department) => `${department}:${ports[department]}`),
       {
+        tsx: false,
         env: { DATA_DIR: dir, LOG_LEVEL: "warn", NODE_ENV: "development" },
         nodeFlags: values.profile
           ? ["--cpu-prof", `--cpu-prof-dir=${join(runDir, "profiles", name)}`]
@@ -467,6 +471,8 @@ function medianRows(measured: readonly Row[]): Row[] {
 async function main(): Promise<number> {
   const started = Date.now();
   const { dir, day, idsFile } = await population();
+  // The bundles the departments and mianzheng run, fresh from the sources (a few seconds).
+  execFileSync(process.execPath, ["scripts/build.mjs"], { stdio: "inherit" });
   const ids = JSON.parse(readFileSync(idsFile, "utf8")) as string[];
   log(`population: ${ids.length} persons in ${dir}, reference day ${day}`);
   const urls = await startSubgraphs(dir);
