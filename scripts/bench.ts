@@ -7,9 +7,10 @@
  * Seeds the population once per (N, S) into `.bench/` (reruns reuse it), builds the bundles, starts
  * the six subgraphs once from theirs (as `npm start` does), each on a free port, dealt over one
  * process per core (`--subgraph-processes`: 1 as `npm start` deals them, 6 for one each), then for
- * each gateway: starts it in its own process and, for each scenario, checks that its answers to sample requests equal the first
- * gateway's (the baseline's), warms it up, measures it with autocannon in a process of its own and
- * reads its peak RSS and the CPU every process used per request; then stops it. Prints a table
+ * each gateway: starts it in its own process and, for each scenario, checks that its answers to
+ * sample requests equal the first gateway's (the baseline's), warms it up, measures it with
+ * autocannon in a process of its own and reads its peak RSS and the CPU every process used per
+ * request; then stops it. Prints a table
  * and writes the same as JSON with `--json`. The last line reads
  * `interactive ratio X, batch ratio Y` (mianzheng with security on against the Apollo baseline).
  *
