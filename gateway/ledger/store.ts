@@ -124,6 +124,14 @@ export function auditWalPath(dir: string): string {
 }
 
 /**
+ * How `ledger_state` rows are written: an upsert, not INSERT OR REPLACE. Replacing deletes the row
+ * and inserts it again, which rewrites the primary-key index's page as well as the table's — two
+ * of the five pages a small commit wrote to the log; updating the value in place leaves the index
+ * alone.
+ */
+const SET_STATE = "ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+
+/**
  * Appends records to the ledger, each in the chain after the current head, all in one
  * transaction (BEGIN IMMEDIATE: the head is read under the write lock, so writers on other
  * connections — the gateway's writer thread, another gateway process — chain after it too).
@@ -157,12 +165,8 @@ export function recordAppender(sqlite: Sqlite): (records: readonly WireRecord[])
   };
   const lastEntry = sqlite.prepare("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1");
   const lastRequest = sqlite.prepare("SELECT max(seq) AS seq FROM requests");
-  // An upsert, not INSERT OR REPLACE: replacing deletes the row and inserts it again, which
-  // rewrites the primary-key index's page as well as the table's — two of the five pages a
-  // small commit wrote to the log. Updating the value in place leaves the index alone.
   const setHead = sqlite.prepare(
-    `INSERT INTO ledger_state (name, value) VALUES ('head_seq', ?), ('head_hash', ?)
-     ON CONFLICT (name) DO UPDATE SET value = excluded.value`,
+    `INSERT INTO ledger_state (name, value) VALUES ('head_seq', ?), ('head_hash', ?) ${SET_STATE}`,
   );
   const encoder = new RequestEncoder();
   const append = sqlite.transaction((records: readonly WireRecord[]) => {
@@ -456,7 +460,7 @@ export function indexSubjects(sqlite: Sqlite, max: number): number {
       )
       .run(from, last.seq);
     sqlite
-      .prepare("INSERT OR REPLACE INTO ledger_state (name, value) VALUES ('indexed_upto', ?)")
+      .prepare(`INSERT INTO ledger_state (name, value) VALUES ('indexed_upto', ?) ${SET_STATE}`)
       .run(String(last.seq));
     return last.seq - from;
   })();
