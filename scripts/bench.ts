@@ -89,9 +89,10 @@ const subgraphProcesses = Number(
   values["subgraph-processes"] ?? Math.min(DEPARTMENTS.length, availableParallelism()),
 );
 /**
- * Rounds of the whole comparison: every gateway is measured once per round, in turn, and each
- * row of the table is its median round. A shared machine's speed drifts over minutes; measured in
- * alternation, the gateways see the same drift and their ratios hold.
+ * Rounds of the whole comparison: every gateway is measured once per round, in turn (in reverse
+ * order every other round), and each row of the table is its median round. A shared machine's
+ * speed drifts over minutes; measured in alternation, the gateways see the same drift and their
+ * ratios hold.
  */
 const rounds = Number(values.rounds ?? 1);
 /**
@@ -488,7 +489,11 @@ async function main(): Promise<number> {
   const measured: Row[] = [];
   for (let round = 1; round <= rounds; round++) {
     if (rounds > 1) log(`round ${round} of ${rounds}`);
-    for (const name of gatewayNames) {
+    // Every other round in reverse (A B C D, D C B A, …): a machine that speeds up or slows down
+    // across a round would otherwise favour whichever gateway is always measured first. The
+    // baseline's answers, taken in round 1, stay the reference.
+    const order = round % 2 === 1 ? gatewayNames : [...gatewayNames].reverse();
+    for (const name of order) {
       log(GATEWAYS[name]);
       const gateway = await startGateway(name, urls, supergraphFile, round);
       try {
@@ -655,7 +660,7 @@ async function main(): Promise<number> {
       "Peak RSS is VmHWM from /proc, summed over the gateway's process tree: each gateway process serves interactive, then batch, so the batch row is its peak over both.",
       ...(rounds > 1
         ? [
-            `${rounds} rounds, the gateways measured in turn in each; every row is its round of median throughput (all rounds in perRound), with the errors of all rounds and the highest peak RSS.`,
+            `${rounds} rounds, the gateways measured in turn in each (in reverse order every other round); every row is its round of median throughput (all rounds in perRound), with the errors of all rounds and the highest peak RSS.`,
           ]
         : []),
       ...[...rates].map(
