@@ -473,7 +473,7 @@ async function main(): Promise<number> {
   const started = Date.now();
   const { dir, day, idsFile } = await population();
   // The bundles the departments and mianzheng run, fresh from the sources (a few seconds).
-  execFileSync(process.execPath, ["scripts/build.mjs"], { stdio: "inherit" });
+  execFileSync(process.execPath, [join(ROOT, "scripts/build.mjs")], { stdio: "inherit" });
   const ids = JSON.parse(readFileSync(idsFile, "utf8")) as string[];
   log(`population: ${ids.length} persons in ${dir}, reference day ${day}`);
   const urls = await startSubgraphs(dir);
