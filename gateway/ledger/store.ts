@@ -283,13 +283,6 @@ export function requestColumns(row: RequestRow): unknown[] {
   return REQUEST_COLUMNS.map((column) => row[column]);
 }
 
-/**
- * Encodes request rows for `recordAppender` as `requestHash` does — the same text, byte for byte
- * (tested) — without encoding again for every request what consecutive requests share: the
- * selections of a plan (one JSON text per plan, found by the plan's own field arrays), the desk,
- * purpose, operation and departments (their JSON string literals, remembered). Those long
- * columns were most of a small record's cost of hashing.
- */
 /** Columns whose values repeat from request to request (the rest differ every time). */
 const REPEATED_COLUMNS: ReadonlySet<(typeof REQUEST_COLUMNS)[number]> = new Set([
   "desk_id",
@@ -302,6 +295,13 @@ const REPEATED_COLUMNS: ReadonlySet<(typeof REQUEST_COLUMNS)[number]> = new Set(
   "selections",
 ]);
 
+/**
+ * Encodes request rows for `recordAppender` as `requestHash` does — the same text, byte for byte
+ * (tested) — without encoding again for every request what consecutive requests share: the
+ * selections of a plan (one JSON text per plan, found by the plan's own field arrays), the desk,
+ * purpose, operation and departments (their JSON string literals, remembered). Those long
+ * columns were most of a small record's cost of hashing.
+ */
 export class RequestEncoder {
   private readonly bySelection = new WeakMap<
     readonly string[],
