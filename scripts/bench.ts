@@ -11,7 +11,8 @@
  * sample requests equal the first gateway's (the baseline's), warms it up, measures it with
  * autocannon in a process of its own and reads its peak RSS and the CPU every process used per
  * request; then stops it. Prints a table and writes the same as JSON with `--json`. The last line
- * reads `interactive ratio X, batch ratio Y` (mianzheng with security on against the Apollo baseline).
+ * reads `interactive ratio X, batch ratio Y` (mianzheng with security on against the Apollo
+ * baseline).
  *
  * `--quick` (small population, short runs, baseline and mianzheng only) is for CI: it checks that
  * both answered every sample identically and every request without error, and exits non-zero
@@ -313,8 +314,8 @@ async function startGateway(
     const gatewayData = join(runDir, `${name}-data-${round}`);
     rmSync(join(runDir, `${name}-data-${round - 1}`), { recursive: true, force: true });
     mkdirSync(gatewayData, { recursive: true });
-    // As `npm start` runs it: the bundle (scripts/run.mjs rebuilds it when a source changed).
-    running = startNode(name, "scripts/run.mjs", ["gateway"], {
+    // As `npm start` runs it: the bundle, built by `main` before anything starts.
+    running = startNode(name, "dist/gateway.mjs", [], {
       tsx: false,
       env: {
         ...env,
