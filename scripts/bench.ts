@@ -46,13 +46,15 @@ import {
   startNode,
   treeCpuMs,
   treePeakRss,
+  unwrittenBytes,
   waitUntil,
 } from "./bench/processes.ts";
 import { idsOf, type ScenarioName, scenario } from "./bench/scenarios.ts";
 
 const USAGE = `usage: npm run bench -- [--persons N] [--seed S] [--json PATH] [--quick] [--seconds S]
   [--warmup S] [--gateways apollo,hive,mianzheng,mianzheng-open] [--scenarios interactive,batch]
-  [--profile] [--subgraph-processes N] [--rounds N] [--rate interactive:N,batch:M]`;
+  [--profile] [--subgraph-processes N] [--rounds N] [--rate interactive:N,batch:M]
+  [--security-pairs N]`;
 
 const { values } = parseArgs({
   options: {
@@ -68,6 +70,7 @@ const { values } = parseArgs({
     "subgraph-processes": { type: "string" },
     rounds: { type: "string" },
     rate: { type: "string" },
+    "security-pairs": { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -97,6 +100,11 @@ const subgraphProcesses = Number(
  */
 const rounds = Number(values.rounds ?? 1);
 /**
+ * Pairs of slices measuring what security costs (see `securityInPairs`); 0: only the rounds'
+ * figure. Slices last `--seconds`.
+ */
+const securityPairs = Number(values["security-pairs"] ?? 0);
+/**
  * A fixed offered rate per scenario (requests/s, open loop), e.g. `interactive:2000`: every
  * configuration then serves the same load, so its CPU per request compares directly (closed
  * loop, a slower configuration also gets smaller coalesced batches, which costs it more per
@@ -111,6 +119,7 @@ const rates = new Map(
 if (
   ![persons, seed, seconds, warmupSeconds].every((n) => Number.isInteger(n) && n >= 0) ||
   !(Number.isInteger(rounds) && rounds >= 1) ||
+  !(Number.isInteger(securityPairs) && securityPairs >= 0) ||
   [...rates].some(
     ([name, rate]) =>
       !["interactive", "batch"].includes(name) || !(Number.isInteger(rate) && rate > 0),
@@ -375,6 +384,64 @@ async function runLoad(job: LoadJob): Promise<LoadResult> {
 // ---------------------------------------------------------------------------------------------
 // The run.
 
+/** A scenario's load against a gateway, from the desk every request comes from. */
+function loadJob(
+  gateway: GatewayProcess,
+  scenarioName: ScenarioName,
+  population: { day: string; idsFile: string },
+): Omit<LoadJob, "seconds" | "offset"> {
+  return {
+    url: gateway.url,
+    scenario: scenarioName,
+    day: population.day,
+    quick,
+    idsFile: population.idsFile,
+    headers: DESK_HEADERS,
+    rate: rates.get(scenarioName) ?? 0,
+  };
+}
+
+/** One measurement of a running gateway: `seconds` of load, and the CPU every process used. */
+async function measureLoad(
+  gateway: GatewayProcess,
+  job: Omit<LoadJob, "seconds" | "offset">,
+  offset: number,
+): Promise<{
+  result: LoadResult;
+  cpuPerRequest: Row["cpuMsPerRequest"];
+  foreignCpuShare: number;
+}> {
+  const gatewayPid = gateway.running.child.pid as number;
+  const subgraphsCpu = () => subgraphPids.reduce((sum, pid) => sum + cpuMs(pid), 0);
+  const before = {
+    gateway: treeCpuMs(gatewayPid),
+    subgraphs: subgraphsCpu(),
+    machine: machineBusyMs(),
+    self: process.cpuUsage(),
+    at: performance.now(),
+  };
+  const result = await runLoad({ ...job, seconds, offset });
+  const self = process.cpuUsage(before.self);
+  const used = {
+    gateway: treeCpuMs(gatewayPid) - before.gateway,
+    subgraphs: subgraphsCpu() - before.subgraphs,
+    machine: machineBusyMs() - before.machine,
+    self: (self.user + self.system) / 1000,
+    wall: performance.now() - before.at,
+  };
+  const foreign = used.machine - used.gateway - used.subgraphs - used.self - result.cpuMs;
+  const requests = Math.max(1, result.requests);
+  return {
+    result,
+    cpuPerRequest: {
+      gateway: used.gateway / requests,
+      subgraphs: used.subgraphs / requests,
+      loadGenerator: result.cpuMs / requests,
+    },
+    foreignCpuShare: Math.max(0, foreign) / (used.wall * cpus().length),
+  };
+}
+
 interface Row {
   gateway: GatewayName;
   description: string;
@@ -470,6 +537,120 @@ function medianRows(measured: readonly Row[]): Row[] {
   });
 }
 
+/** The median (of an even count, the mean of the middle two). */
+function middle(values: readonly number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const half = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1
+    ? (sorted[half] as number)
+    : ((sorted[half - 1] as number) + (sorted[half] as number)) / 2;
+}
+
+/**
+ * Waits until the machine has been idle (under 5 % busy) for 3 s running, with the file data
+ * written so far on disk (under 16 MiB dirty); 60 s at most. Once its gateway is quiet for two
+ * of its 1 s ticks, the audit ledger's writer indexes what the last slice wrote, without pause —
+ * after a batch slice some 200,000 entries, seconds of CPU: measured meanwhile, the other
+ * gateway's slice paid for it (security's batch "cost" came out at −17 %, every slice of security
+ * off that followed one with security on slower than every other). Under sustained load (the
+ * rounds) that work waits, or falls in the same gateway's measurement.
+ */
+async function settle(): Promise<void> {
+  const deadline = performance.now() + 60_000;
+  let idleSeconds = 0;
+  while (performance.now() < deadline) {
+    // Whole seconds: /proc/stat counts in 10 ms ticks.
+    const before = machineBusyMs();
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const busy = (machineBusyMs() - before) / (1000 * cpus().length);
+    const idle = busy < 0.05 && unwrittenBytes() < 16 * 1024 * 1024;
+    idleSeconds = idle ? idleSeconds + 1 : 0;
+    if (idleSeconds >= 3) return;
+  }
+  log("  (the machine did not become idle within 60 s; measuring anyway)");
+}
+
+interface PairedCost {
+  /** Median over the pairs of 1 − on/off (throughput; CPU per request at a fixed rate). */
+  median: number;
+  perPair: number[];
+  /** Mean CPU per request over every slice of each mode, ms (gateway + subgraphs + load). */
+  cpuMsPerRequest: { on: number; off: number };
+  errors: number;
+}
+
+/**
+ * What security costs, measured in pairs (`--security-pairs N`): mianzheng with security on and
+ * off both running, each loaded in turn for `--seconds` — on then off, then off then on, and so
+ * on — N pairs per scenario after a warm-up of each. Slices seconds apart meet the same machine,
+ * where rounds minutes apart do not (this machine's speed drifts by tens of percent over minutes,
+ * so the rounds' figure swung between 4 and 42 % over runs). Each pair's cost is 1 − on/off of
+ * its throughput (its CPU per request, on/off − 1, at a fixed `--rate`). Before every slice the
+ * bench waits until the machine is idle (`settle`).
+ */
+async function securityInPairs(
+  urls: Record<Department, string>,
+  supergraphFile: string,
+  population: { day: string; idsFile: string },
+  offset: number,
+): Promise<Partial<Record<ScenarioName, PairedCost>>> {
+  const on = await startGateway("mianzheng", urls, supergraphFile, rounds + 1);
+  const off = await startGateway("mianzheng-open", urls, supergraphFile, rounds + 1);
+  const costs: Partial<Record<ScenarioName, PairedCost>> = {};
+  try {
+    for (const scenarioName of scenarioNames) {
+      const jobOf = (gateway: GatewayProcess) => loadJob(gateway, scenarioName, population);
+      for (const gateway of [on, off]) {
+        if (warmupSeconds > 0) await runLoad({ ...jobOf(gateway), seconds: warmupSeconds, offset });
+      }
+      type Slice = Awaited<ReturnType<typeof measureLoad>>;
+      const slices = { on: [] as Slice[], off: [] as Slice[] };
+      for (let pair = 0; pair < securityPairs; pair++) {
+        // The same persons for both slices of a pair, other persons for every pair.
+        const at = offset + pair * 10_000;
+        const order = pair % 2 === 0 ? (["on", "off"] as const) : (["off", "on"] as const);
+        for (const mode of order) {
+          await settle();
+          slices[mode].push(
+            await measureLoad(mode === "on" ? on : off, jobOf(mode === "on" ? on : off), at),
+          );
+        }
+        const [a, b] = [slices.on[pair] as Slice, slices.off[pair] as Slice];
+        log(
+          `  ${scenarioName} pair ${pair + 1}: on ${Math.round(a.result.requestsPerSecond)}, off ${Math.round(b.result.requestsPerSecond)} requests/s`,
+        );
+      }
+      const cpu = (slice: Slice) =>
+        slice.cpuPerRequest.gateway +
+        slice.cpuPerRequest.subgraphs +
+        slice.cpuPerRequest.loadGenerator;
+      const fixedRate = rates.has(scenarioName);
+      const perPair = slices.on.map((slice, index) => {
+        const other = slices.off[index] as Slice;
+        return fixedRate
+          ? cpu(slice) / cpu(other) - 1
+          : 1 - slice.result.requestsPerSecond / other.result.requestsPerSecond;
+      });
+      const mean = (list: Slice[]) =>
+        list.reduce((sum, slice) => sum + cpu(slice), 0) / list.length;
+      const errors = [...slices.on, ...slices.off].reduce(
+        (sum, { result }) =>
+          sum + result.errors.non200 + result.errors.transport + result.errors.incomplete,
+        0,
+      );
+      costs[scenarioName] = {
+        median: middle(perPair),
+        perPair,
+        cpuMsPerRequest: { on: mean(slices.on), off: mean(slices.off) },
+        errors,
+      };
+    }
+  } finally {
+    await Promise.all([on.running.stop(), off.running.stop()]);
+  }
+  return costs;
+}
+
 async function main(): Promise<number> {
   const started = Date.now();
   const { dir, day, idsFile } = await population();
@@ -535,35 +716,14 @@ async function main(): Promise<number> {
           }
           if (mismatch) log(`  answers differ from the baseline's: ${mismatch}`);
 
-          const job: Omit<LoadJob, "seconds" | "offset"> = {
-            url: gateway.url,
-            scenario: scenarioName,
-            day,
-            quick,
-            idsFile,
-            headers: DESK_HEADERS,
-            rate: rates.get(scenarioName) ?? 0,
-          };
+          const job = loadJob(gateway, scenarioName, { day, idsFile });
           if (warmupSeconds > 0)
             await runLoad({ ...job, seconds: warmupSeconds, offset: sampleCount });
-          const gatewayPid = gateway.running.child.pid as number;
-          const before = {
-            gateway: treeCpuMs(gatewayPid),
-            subgraphs: subgraphPids.reduce((sum, pid) => sum + cpuMs(pid), 0),
-            machine: machineBusyMs(),
-            self: process.cpuUsage(),
-            at: performance.now(),
-          };
-          const result = await runLoad({ ...job, seconds, offset: measuredOffset });
-          const used = {
-            gateway: treeCpuMs(gatewayPid) - before.gateway,
-            subgraphs: subgraphPids.reduce((sum, pid) => sum + cpuMs(pid), 0) - before.subgraphs,
-            machine: machineBusyMs() - before.machine,
-            self:
-              (process.cpuUsage(before.self).user + process.cpuUsage(before.self).system) / 1000,
-            wall: performance.now() - before.at,
-          };
-          const foreign = used.machine - used.gateway - used.subgraphs - used.self - result.cpuMs;
+          const { result, cpuPerRequest, foreignCpuShare } = await measureLoad(
+            gateway,
+            job,
+            measuredOffset,
+          );
           const rss = treePeakRss(gateway.running.child.pid as number);
           const errors = result.errors.non200 + result.errors.transport + result.errors.incomplete;
           const row: Row = {
@@ -580,12 +740,8 @@ async function main(): Promise<number> {
             peakRssBytes: rss.bytes,
             processes: rss.processes,
             peakRssByProcess: rss.byProcess,
-            cpuMsPerRequest: {
-              gateway: used.gateway / Math.max(1, result.requests),
-              subgraphs: used.subgraphs / Math.max(1, result.requests),
-              loadGenerator: result.cpuMs / Math.max(1, result.requests),
-            },
-            foreignCpuShare: Math.max(0, foreign) / (used.wall * cpus().length),
+            cpuMsPerRequest: cpuPerRequest,
+            foreignCpuShare,
             identical,
             mismatch,
             perRound: [],
@@ -604,6 +760,10 @@ async function main(): Promise<number> {
     }
   }
   rows.push(...medianRows(measured));
+  const paired =
+    securityPairs > 0
+      ? await securityInPairs(urls, supergraphFile, { day, idsFile }, measuredOffset)
+      : null;
   rows.sort(
     (a, b) =>
       scenarioNames.indexOf(a.scenario) - scenarioNames.indexOf(b.scenario) ||
@@ -672,6 +832,7 @@ async function main(): Promise<number> {
     rows,
     ratios,
     securityCost: security,
+    securityInPairs: paired,
     elapsedSeconds: Math.round((Date.now() - started) / 1000),
   };
   if (values.json) writeFileSync(values.json, `${JSON.stringify(report, null, 2)}\n`);
@@ -708,6 +869,15 @@ async function main(): Promise<number> {
   });
   if (costs.length > 0)
     console.log(`security on costs, against off in the same round: ${costs.join(", ")}`);
+  if (paired) {
+    const line = Object.entries(paired).map(
+      ([name, cost]) =>
+        `${name}${rates.has(name as ScenarioName) ? " (CPU per request, fixed rate)" : ""} ${percent(cost.median)} (${cost.perPair.map(percent).join(" / ")}${cost.errors > 0 ? `; ${cost.errors} errors` : ""})`,
+    );
+    console.log(
+      `security on costs, in ${securityPairs} pairs of ${seconds} s slices side by side: ${line.join(", ")}`,
+    );
+  }
   const show = (value: number | null) => (value === null ? "n/a" : `${value.toFixed(2)}`);
   console.log(`interactive ratio ${show(ratios.interactive)}, batch ratio ${show(ratios.batch)}`);
   return quick && failed.length > 0 ? 1 : 0;

@@ -194,3 +194,11 @@ export function machineBusyMs(): number {
     TICKS_PER_SECOND
   );
 }
+
+/** File data written but not yet on disk (Dirty + Writeback from /proc/meminfo), bytes. */
+export function unwrittenBytes(): number {
+  const meminfo = readFileSync("/proc/meminfo", "utf8");
+  const kb = (name: string) =>
+    Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(meminfo)?.[1] ?? 0);
+  return (kb("Dirty") + kb("Writeback")) * 1024;
+}
