@@ -883,6 +883,18 @@ async function main(): Promise<number> {
   return quick && failed.length > 0 ? 1 : 0;
 }
 
+// Stopped from outside (a timeout, a CI job cancelled, kill): the gateways, departments and load
+// generator started here stop too instead of living on, holding ports and the cores.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping every process started`);
+    void Promise.all(processes.map((running) => running.stop())).finally(() => {
+      rmSync(runDir, { recursive: true, force: true });
+      process.exit(130);
+    });
+  });
+}
+
 let code = 1;
 try {
   code = await main();
