@@ -1,8 +1,8 @@
 /**
  * `npm run bench [-- --persons N] [--seed S] [--json PATH] [--quick] [--seconds S]
  * [--gateways a,b] [--scenarios a,b] [--profile] [--subgraph-processes N] [--rounds N]
- * [--rate interactive:N,batch:M]`: the gateways side by
- * side against the same six subgraphs over the same seeded population.
+ * [--rate interactive:N,batch:M] [--security-pairs N]`: the gateways side by side against the
+ * same six subgraphs over the same seeded population.
  *
  * Seeds the population once per (N, S) into `.bench/` (reruns reuse it), builds the bundles, starts
  * the six subgraphs once from theirs (as `npm start` does), each on a free port, dealt over one
@@ -21,6 +21,9 @@
  * `--rounds N` repeats the comparison N times, the gateways in turn within each round, and shows
  * each gateway's median round (a shared machine's speed drifts by tens of percent over minutes;
  * measured in alternation, every gateway sees the same drift).
+ *
+ * `--security-pairs N` then measures what security costs more closely: mianzheng with security on
+ * and off side by side, loaded in turn in N pairs of slices per scenario (`securityInPairs`).
  *
  * `--profile` runs mianzheng and the subgraphs under `node --cpu-prof` and keeps the profiles
  * (summarise one with `npx tsx scripts/bench/profile-summary.ts <file> [top] [skip-seconds]`);
