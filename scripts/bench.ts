@@ -404,6 +404,16 @@ function loadJob(
   };
 }
 
+/** Every failed request of a load: non-200 answers, transport failures, incomplete answers. */
+function failedRequests(result: LoadResult): number {
+  return result.errors.non200 + result.errors.transport + result.errors.incomplete;
+}
+
+/** CPU per request of every process together (gateway, departments, load generator), ms. */
+function totalCpu(perRequest: Row["cpuMsPerRequest"]): number {
+  return perRequest.gateway + perRequest.subgraphs + perRequest.loadGenerator;
+}
+
 /** One measurement of a running gateway: `seconds` of load, and the CPU every process used. */
 async function measureLoad(
   gateway: GatewayProcess,
@@ -613,20 +623,16 @@ async function securityInPairs(
         const at = offset + pair * 10_000;
         const order = pair % 2 === 0 ? (["on", "off"] as const) : (["off", "on"] as const);
         for (const mode of order) {
+          const gateway = mode === "on" ? on : off;
           await settle();
-          slices[mode].push(
-            await measureLoad(mode === "on" ? on : off, jobOf(mode === "on" ? on : off), at),
-          );
+          slices[mode].push(await measureLoad(gateway, jobOf(gateway), at));
         }
         const [a, b] = [slices.on[pair] as Slice, slices.off[pair] as Slice];
         log(
           `  ${scenarioName} pair ${pair + 1}: on ${Math.round(a.result.requestsPerSecond)}, off ${Math.round(b.result.requestsPerSecond)} requests/s`,
         );
       }
-      const cpu = (slice: Slice) =>
-        slice.cpuPerRequest.gateway +
-        slice.cpuPerRequest.subgraphs +
-        slice.cpuPerRequest.loadGenerator;
+      const cpu = (slice: Slice) => totalCpu(slice.cpuPerRequest);
       const fixedRate = rates.has(scenarioName);
       const perPair = slices.on.map((slice, index) => {
         const other = slices.off[index] as Slice;
@@ -637,8 +643,7 @@ async function securityInPairs(
       const mean = (list: Slice[]) =>
         list.reduce((sum, slice) => sum + cpu(slice), 0) / list.length;
       const errors = [...slices.on, ...slices.off].reduce(
-        (sum, { result }) =>
-          sum + result.errors.non200 + result.errors.transport + result.errors.incomplete,
+        (sum, { result }) => sum + failedRequests(result),
         0,
       );
       costs[scenarioName] = {
@@ -728,7 +733,7 @@ async function main(): Promise<number> {
             measuredOffset,
           );
           const rss = treePeakRss(gateway.running.child.pid as number);
-          const errors = result.errors.non200 + result.errors.transport + result.errors.incomplete;
+          const errors = failedRequests(result);
           const row: Row = {
             gateway: name,
             description: GATEWAYS[name],
@@ -789,10 +794,7 @@ async function main(): Promise<number> {
       (value, index) => 1 - value / (off.perRound[index] ?? Number.NaN),
     );
     const sorted = [...perRound].sort((a, b) => a - b);
-    const cpu = (row: Row) =>
-      row.cpuMsPerRequest.gateway +
-      row.cpuMsPerRequest.subgraphs +
-      row.cpuMsPerRequest.loadGenerator;
+    const cpu = (row: Row) => totalCpu(row.cpuMsPerRequest);
     return {
       median: sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN,
       perRound,
