@@ -895,7 +895,7 @@ for (const signal of ["SIGINT", "SIGTERM"] as const) {
     log(`${signal}: stopping every process started`);
     void Promise.all(processes.map((running) => running.stop())).finally(() => {
       rmSync(runDir, { recursive: true, force: true });
-      process.exit(130);
+      process.exit(signal === "SIGINT" ? 130 : 143); // 128 + the signal's number
     });
   });
 }
