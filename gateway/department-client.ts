@@ -6,9 +6,9 @@
  *
  * Fetches of concurrent client requests are coalesced: a department answers one request about
  * thirty persons far more cheaply than thirty requests about one (one HTTP exchange, one
- * execution, one SQL statement per fact). Everything the planner asks of a department in the same
- * turn of the event loop, and while that department is still busy with earlier batches, goes out
- * as one request:
+ * execution, one SQL statement per fact). Everything the planner asks of a department within a
+ * few turns of the event loop (`gatherTurns`), and while that department is still busy with
+ * earlier batches, goes out as one request:
  * - entity fetches with the same operation and the same other variables become one `_entities`
  *   call over the concatenated representations; each caller gets its slice back, and errors
  *   whose path points into a slice are renumbered for that caller (the `_entities` contract:
@@ -62,6 +62,15 @@ export interface DepartmentClientOptions {
    * (default 4). More parallel batches lower latency at light load; fewer make larger batches.
    */
   maxBatchesInFlight?: number;
+  /**
+   * Turns of the event loop a batch gathers fetches before it is sent (default 3). Under load
+   * the requests of one wave of clients reach the gateway spread over consecutive polls for
+   * I/O, and with one turn each poll's share went out as its own call; further turns let them
+   * join (at 3,000 requests/s offered: 13 callers per department call instead of 9–11, and a
+   * department call costs its department about the same whatever it asks). An idle loop runs
+   * the extra turns at once: light load waits microseconds, not a timer.
+   */
+  gatherTurns?: number;
   /**
    * Most representations (or listed ids) in one batch (default 1000): beyond that, merging saves
    * the department nothing and only grows every process's heap.
@@ -229,6 +238,7 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
   private readonly coalesce: boolean;
   private readonly maxInFlight: number;
   private readonly maxBatchSize: number;
+  private readonly gatherTurns: number;
   private readonly shapes = new Map<string, Shape>();
   private readonly mergedQueries = new Map<string, string>();
   /** Batches being filled, by operation text and other variables. */
@@ -243,6 +253,7 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
     this.coalesce = options.coalesce ?? true;
     this.maxInFlight = Math.max(1, options.maxBatchesInFlight ?? 4);
     this.maxBatchSize = Math.max(1, options.maxBatchSize ?? 1000);
+    this.gatherTurns = Math.max(1, options.gatherTurns ?? 3);
     const url = new URL(options.url);
     this.path = url.pathname + url.search;
     this.pool = new Pool(url.origin, {
@@ -338,11 +349,19 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
     return shape;
   }
 
-  /** Sends batches once the current turn of the event loop has added its fetches. */
+  /** Sends batches once `gatherTurns` turns of the event loop have added their fetches. */
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
+    this.gather(this.gatherTurns);
+  }
+
+  private gather(turns: number): void {
     setImmediate(() => {
+      if (turns > 1) {
+        this.gather(turns - 1);
+        return;
+      }
       this.flushScheduled = false;
       this.dispatch();
     });

@@ -178,6 +178,33 @@ describe("coalescing against a stand-in department", () => {
     expect(answers.every((answer) => answer.errors === undefined)).toBe(true);
   });
 
+  it("gathers fetches made in the next turns of the event loop into the same call", async () => {
+    const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
+    const gathered = async (turns: number) => {
+      department.received.length = 0;
+      const gathering = client(department.url, { gatherTurns: turns });
+      const first = gathering.process(fetchOf(ENTITIES, { representations: reps("a") }));
+      await nextTurn();
+      const second = gathering.process(fetchOf(ENTITIES, { representations: reps("b") }));
+      const answers = await Promise.all([first, second]);
+      await gathering.close();
+      expect(answers.map((answer) => answer.data)).toEqual([
+        { _entities: [{ echo: "a", day: null }] },
+        { _entities: [{ echo: "b", day: null }] },
+      ]);
+      return department.received.length;
+    };
+    // One turn: the second fetch comes too late for the first call; by default it joins it.
+    expect(await gathered(1)).toBe(2);
+    expect(await gathered(2)).toBe(1);
+    department.received.length = 0;
+    const first = traffic.process(fetchOf(ENTITIES, { representations: reps("c") }));
+    await nextTurn();
+    await nextTurn();
+    await Promise.all([first, traffic.process(fetchOf(ENTITIES, { representations: reps("d") }))]);
+    expect(department.received).toHaveLength(1);
+  });
+
   it("keeps fetches with different other variables apart", async () => {
     const answers = await Promise.all([
       traffic.process(fetchOf(ENTITIES_ON_DAY, { day: "2026-11-01", representations: reps("a") })),
