@@ -247,6 +247,7 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
   private readonly ready: Batch[] = [];
   private inFlight = 0;
   private flushScheduled = false;
+  private sendScheduled = false;
 
   constructor(private readonly options: DepartmentClientOptions) {
     this.department = options.department;
@@ -327,6 +328,7 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
         this.open.delete(key);
         this.ready.push(batch);
         batch = undefined;
+        this.sendSoon();
       }
       if (!batch) {
         batch = { key, query, operationName, shape, callers: [], size: 0 };
@@ -334,7 +336,15 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
       }
       batch.callers.push({ variables, requestId, resolve, reject });
       batch.size += weight;
-      this.scheduleFlush();
+      if (
+        batch.size >= this.maxBatchSize ||
+        (shape.kind === "root" && batch.callers.length >= MAX_ROOT_CALLERS)
+      ) {
+        // Full: waiting would gather nothing (a batch's 1,000 ids), so it goes at the next turn.
+        this.open.delete(key);
+        this.ready.push(batch);
+        this.sendSoon();
+      } else this.scheduleFlush();
     });
   }
 
@@ -363,27 +373,41 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
         return;
       }
       this.flushScheduled = false;
-      this.dispatch();
+      this.dispatch(true);
     });
   }
 
   /**
-   * Sends full batches, then the oldest open ones, while fewer than the limit are in flight. A
-   * batch that finds no slot stays open and keeps gathering fetches until one frees up.
+   * At the next turn: full batches, and open ones unless they are still gathering (those that
+   * have gathered and found no slot free).
    */
-  private dispatch(): void {
+  private sendSoon(): void {
+    if (this.sendScheduled) return;
+    this.sendScheduled = true;
+    setImmediate(() => {
+      this.sendScheduled = false;
+      this.dispatch(!this.flushScheduled);
+    });
+  }
+
+  /**
+   * Sends full batches, then (with `open`) the oldest open ones, while fewer than the limit are
+   * in flight. A batch that finds no slot stays open and keeps gathering fetches until one frees
+   * up.
+   */
+  private dispatch(open: boolean): void {
     while (this.inFlight < this.maxInFlight) {
       let batch = this.ready.shift();
       if (!batch) {
-        const oldest = this.open.values().next();
-        if (oldest.done) return;
+        const oldest = open ? this.open.values().next() : undefined;
+        if (!oldest || oldest.done) return;
         batch = oldest.value;
         this.open.delete(batch.key);
       }
       this.inFlight++;
       this.run(batch).finally(() => {
         this.inFlight--;
-        this.scheduleFlush();
+        if (this.ready.length > 0 || this.open.size > 0) this.sendSoon();
       });
     }
   }

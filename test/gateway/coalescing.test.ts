@@ -205,6 +205,21 @@ describe("coalescing against a stand-in department", () => {
     expect(department.received).toHaveLength(1);
   });
 
+  it("sends a full batch at once instead of gathering for it", async () => {
+    // Ten million turns would take seconds: a full batch (here two representations) must not
+    // wait for them, and no open batch is left behind to wait either.
+    const patient = client(department.url, { gatherTurns: 10_000_000, maxBatchSize: 2 });
+    const answer = await patient.process(fetchOf(ENTITIES, { representations: reps("a", "b") }));
+    await patient.close();
+    expect(answer.data).toEqual({
+      _entities: [
+        { echo: "a", day: null },
+        { echo: "b", day: null },
+      ],
+    });
+    expect(department.received).toHaveLength(1);
+  }, 2000);
+
   it("keeps fetches with different other variables apart", async () => {
     const answers = await Promise.all([
       traffic.process(fetchOf(ENTITIES_ON_DAY, { day: "2026-11-01", representations: reps("a") })),
