@@ -320,15 +320,10 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
       shape.kind === "entities" ? (representations as unknown[]).length : listedItems(variables);
     return new Promise((resolve, reject) => {
       let batch = this.open.get(key);
-      const full =
-        batch &&
-        (batch.size + weight > this.maxBatchSize ||
-          (shape.kind === "root" && batch.callers.length >= MAX_ROOT_CALLERS));
-      if (batch && full) {
-        this.open.delete(key);
-        this.ready.push(batch);
+      // An open batch is never full (it is sealed when it fills), but this fetch may not fit.
+      if (batch && batch.size + weight > this.maxBatchSize) {
+        this.seal(batch);
         batch = undefined;
-        this.sendSoon();
       }
       if (!batch) {
         batch = { key, query, operationName, shape, callers: [], size: 0 };
@@ -340,12 +335,16 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
         batch.size >= this.maxBatchSize ||
         (shape.kind === "root" && batch.callers.length >= MAX_ROOT_CALLERS)
       ) {
-        // Full: waiting would gather nothing (a batch's 1,000 ids), so it goes at the next turn.
-        this.open.delete(key);
-        this.ready.push(batch);
-        this.sendSoon();
+        this.seal(batch);
       } else this.scheduleFlush();
     });
+  }
+
+  /** A batch that takes no more callers: waiting would gather nothing, so it goes next turn. */
+  private seal(batch: Batch): void {
+    this.open.delete(batch.key);
+    this.ready.push(batch);
+    this.sendSoon();
   }
 
   private shape(query: string): Shape {
