@@ -39,10 +39,18 @@ import {
   sendRequestError,
 } from "./http.ts";
 import { registerLandingPage } from "./landing.ts";
+import type { AccessLedger } from "./ledger/ledger.ts";
 import { DocumentCache, selectOperation } from "./operations.ts";
 import { type LocalSubgraph, type PlatformServices, platformSubgraphs } from "./platform.ts";
 import { LedgerUnavailable, SecurityPipeline, sendAuditUnavailable } from "./security/pipeline.ts";
 import { readSupergraph, SUPERGRAPH_PATH } from "./supergraph.ts";
+
+declare module "fastify" {
+  interface FastifyInstance {
+    /** The audit ledger this gateway records accesses in (for its operators and tests). */
+    ledger: AccessLedger;
+  }
+}
 
 export interface GatewayOptions {
   config?: GatewayOverrides;
@@ -84,6 +92,7 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   // Desks, purposes, the audit ledger: refuses to start on a configuration production must not run.
   const security = await SecurityPipeline.create(config, app.log);
 
+  app.decorate("ledger", security.ledger);
   echoRequestId(app);
   const clients = Object.fromEntries(
     DEPARTMENTS.map((department) => [

@@ -1,5 +1,6 @@
 /**
- * `npm run audit -- <command>` reads the audit ledger `DATA_DIR/audit.db` (or `--data-dir`):
+ * `npm run audit -- <command>` reads the audit ledger `DATA_DIR/audit.db` (or `--data-dir`), after
+ * moving into it what the journal of a gateway that stopped without closing still holds:
  *
  *   subject <ID>   the accesses to one person or organisation, oldest first, one JSON object a line
  *   verify         walks the hash chain: exit 0 when intact, 1 naming the first broken entry
@@ -11,6 +12,7 @@ import { option } from "../common/serve.ts";
 import { dataDir } from "../common/sqlite.ts";
 import {
   auditDatabasePath,
+  moveAbandonedJournals,
   openAuditDatabase,
   subjectEntries,
   verifyChain,
@@ -33,6 +35,15 @@ if (!existsSync(auditDatabasePath(dir))) {
 }
 const sqlite = openAuditDatabase(dir, { existing: true });
 try {
+  // A gateway that stopped without closing left acknowledged accesses in its journal: move them
+  // first, so that what is printed or verified includes every access ever acknowledged.
+  const recovered = moveAbandonedJournals(sqlite, dir);
+  if (recovered.entries > 0) {
+    console.error(`audit: moved ${recovered.entries} entries from a stopped gateway's journal`);
+  }
+  for (const problem of recovered.problems) {
+    console.error(`audit: an abandoned journal stopped early: ${problem}`);
+  }
   if (command === "subject") {
     const subject = argument ? (normalizePersonId(argument) ?? normalizeUscc(argument)) : null;
     if (!subject) {

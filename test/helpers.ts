@@ -1,12 +1,24 @@
 /** Test helpers: temporary data directories, records written through the import contract. */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { FastifyInstance } from "fastify";
 import type { Department } from "../common/departments.ts";
 import { parseRecord } from "../common/records.ts";
 import { openDepartmentDatabase } from "../common/sqlite.ts";
+import { journalStart, readJournal, scanJournal } from "../gateway/ledger/journal.ts";
+import type { WireRecord } from "../gateway/ledger/wire.ts";
 import { departmentModules } from "../subgraphs/registry.ts";
+
+/**
+ * Every record in the audit journals of `dir`, as written: what the gateway has acknowledged,
+ * whether or not its writer has moved it into audit.db yet.
+ */
+export function journalRecords(dir: string): WireRecord[] {
+  return readdirSync(dir)
+    .filter((name) => name.endsWith(".journal"))
+    .flatMap((name) => scanJournal(readJournal(join(dir, name)), journalStart(name)).records);
+}
 
 /** A fresh data directory and its removal. */
 export function tempDataDir(prefix = "mianzheng-test-"): { dir: string; remove: () => void } {

@@ -16,6 +16,8 @@ export interface Platform {
   url: string;
   gateway: FastifyInstance;
   departments: Record<Department, FastifyInstance>;
+  /** Resolves once every access acknowledged so far is in audit.db (not only in the journal). */
+  ledgerMoved(): Promise<void>;
   /** Stops one department's server (as if it had died). */
   stopDepartment(department: Department): Promise<void>;
   close(): Promise<void>;
@@ -57,6 +59,7 @@ export async function startPlatform(
     url,
     gateway,
     departments,
+    ledgerMoved: () => gateway.ledger.moved(),
     async stopDepartment(department) {
       stopped.add(department);
       await departments[department].close();

@@ -2,30 +2,27 @@
  * The audit ledger as the gateway uses it: `append` a request's accesses and wait until they are
  * durable, `entriesFor` a subject.
  *
- * Guarantee: `append` resolves only after the transaction holding the record has committed —
- * with `AUDIT_SYNC=full` (the default) after the write-ahead log holding it reached the disk, so
- * an acknowledged access survives a process crash and a power loss; with `AUDIT_SYNC=normal`, a
- * process crash but not a power loss. The gateway sends a response only after `append` resolved,
- * so no data leaves without its access on disk. If the ledger cannot write, the request fails
- * and nothing is disclosed.
+ * Guarantee: `append` resolves only once the record is on disk in this process's journal (see
+ * `journal.ts`) — with `AUDIT_SYNC=full` (the default) after an `fdatasync`, so an acknowledged
+ * access survives a process crash and a power loss; with `AUDIT_SYNC=normal`, once written, so it
+ * survives a process crash but not a power loss. The gateway sends a response only after
+ * `append` resolved, so no data leaves without its access on disk. If the ledger cannot write,
+ * the request fails and nothing is disclosed. The writer thread (`writer.ts`) moves the journal
+ * into `audit.db` within `MOVE_MS`, and before it answers any read; after a crash, the next start
+ * moves what the journal still holds.
  *
- * Where records are written: a request about a few subjects (the interactive case) is committed
- * on the event loop at the end of its turn, together with the others of that turn, and the log
- * is flushed by `fdatasync` in libuv's thread pool — no hand-over to another JavaScript thread
- * on the request's path, which on a loaded machine costs more in waiting for that thread to be
- * scheduled than the commit itself. Large records (a 1,000-subject batch, a verification round)
- * and housekeeping go to the writer thread (`writer.ts`).
+ * How records are written: those of a few turns of the event loop are gathered, as the
+ * department batches are, and written as one group — one `pwrite` of their journal lines, then
+ * one `fdatasync`. The flush runs on the event loop while flushes are quick (a fraction of a
+ * millisecond): waiting for libuv's thread pool to flush, and then for the event loop to notice,
+ * took a loaded gateway 1–2 ms, during which the requests waited. A flush slower than
+ * `SLOW_FLUSH_MS` sends the next second's flushes to the thread pool, so that a slow disk does
+ * not stall the event loop.
  */
-import { closeSync, fdatasync, openSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import type { Principal } from "../principal.ts";
-import {
-  auditWalPath,
-  type LedgerEntry,
-  openAuditDatabase,
-  recordAppender,
-  type Sqlite,
-} from "./store.ts";
+import { JOURNAL_BYTES, JournalWriter, journalProgress } from "./journal.ts";
+import type { LedgerEntry } from "./store.ts";
 import {
   OUTCOME_LETTERS,
   type Selection,
@@ -55,6 +52,8 @@ export interface AccessLedger {
   append(record: AccessRecord): Promise<void>;
   /** A subject's entries, newest first. */
   entriesFor(subject: string, limit?: number): Promise<LedgerEntry[]>;
+  /** Resolves once every access acknowledged so far is in `audit.db` (not only in the journal). */
+  moved(): Promise<void>;
   readonly available: boolean;
   close(): Promise<void>;
 }
@@ -99,64 +98,64 @@ function compact(
 export const NO_LEDGER: AccessLedger = {
   append: async () => {},
   entriesFor: async () => [],
+  moved: async () => {},
   available: true,
   close: async () => {},
 };
 
-interface Waiting {
-  id: number;
-  resolve: () => void;
-  reject: (error: Error) => void;
-}
-
-/** A record the gateway writes itself, with the caller waiting for it. */
-interface Local {
+/** A record waiting to be durable, and its caller. */
+interface Pending {
   record: WireRecord;
   resolve: () => void;
   reject: (error: Error) => void;
 }
 
 /**
- * Records with fewer subjects than this are written on the event loop (a request about one
- * person costs ~20 µs there, less than handing it to a thread); larger ones go to the writer.
+ * Turns of the event loop whose records go out as one group (as the department clients gather
+ * their batches): under load the answers of one wave of requests complete over consecutive
+ * polls for I/O, and a group per turn made a flush per poll. An idle loop runs the turns at once.
  */
-const LOCAL_SUBJECTS = 64;
+const GATHER_TURNS = 3;
+
+/** A flush on the event loop slower than this sends the flushes of the next period to the pool. */
+const SLOW_FLUSH_MS = 2;
+const POOL_PERIOD_MS = 1_000;
 
 /**
- * Flushes of the log under way at once (libuv's pool has four threads). A flush covers the
- * commits made before it started; with one at a time, a commit made while one is under way
- * waits for it and then for its own, and each wait includes this thread finding time for the
- * completion. Measured (security on, interactive): one flush at a time 0.62–0.66 of security
- * off's throughput, three 0.71–0.73.
+ * Flushes in the thread pool under way at once (libuv's pool has four threads); each covers every
+ * group written before it started.
  */
 const MAX_FLUSHES = 3;
 
+export interface LedgerOptions {
+  /** Preallocated journal size (tests use a small one to exercise its starting over). */
+  journalBytes?: number;
+}
+
+/** Journals held open by ledgers of this process (another ledger on the same directory skips them). */
+const openJournals = new Set<string>();
+
 export class AuditLedger implements AccessLedger {
   private nextId = 1;
-  private waiting: Waiting[] = [];
-  private readonly reading = new Map<number, (message: WriterMessage) => void>();
+  private readonly requests = new Map<number, (message: WriterMessage) => void>();
   private failure: Error | null = null;
-  /**
-   * Records for the writer thread not yet handed over. One batch is in flight at a time: records
-   * arriving while the writer commits wait here and go together, one message per commit.
-   */
-  private outbox: WireRecord[] = [];
-  private inFlight = false;
-  /** Small records of this turn of the event loop, committed together at its end. */
-  private local: Local[] = [];
-  private localScheduled = false;
-  /** Committed on this thread, waiting for the write-ahead log to reach the disk. */
-  private unsynced: Local[] = [];
-  /** Flushes of the log under way. */
+  /** Records of the turns being gathered. */
+  private gathering: Pending[] = [];
+  private gatherScheduled = false;
+  /** Written to the journal, waiting for a flush in the thread pool. */
+  private unsynced: Pending[] = [];
+  /** Flushes in the thread pool under way. */
   private syncing = 0;
+  /** Until then (performance.now()), flushes go to the thread pool: one on the loop was slow. */
+  private poolUntil = 0;
   private closed: Promise<void> | null = null;
 
   private constructor(
     private readonly worker: Worker,
-    private readonly sqlite: Sqlite,
-    private readonly appendRecords: (records: readonly WireRecord[]) => number,
-    /** The write-ahead log, flushed to disk by `fdatasync` (null with AUDIT_SYNC=normal). */
-    private readonly wal: number | null,
+    private readonly journal: JournalWriter,
+    private readonly sync: "full" | "normal",
+    /** What opening moved from the journals of gateways no longer running. */
+    readonly recovered: { entries: number; problems: string[] },
   ) {
     worker.on("message", (message: WriterMessage) => this.receive(message));
     worker.on("error", (error) =>
@@ -166,39 +165,64 @@ export class AuditLedger implements AccessLedger {
   }
 
   /**
-   * Starts the writer over `dir/audit.db`, waits until it has opened the file, and opens the
-   * gateway's own connection.
+   * Creates this process's journal in `dir`, starts the writer over `dir/audit.db` (which first
+   * moves what the journals of stopped gateways hold) and waits until it is ready.
    */
-  static async open(dir: string, sync: "full" | "normal"): Promise<AuditLedger> {
+  static async open(
+    dir: string,
+    sync: "full" | "normal",
+    options: LedgerOptions = {},
+  ): Promise<AuditLedger> {
+    const progress = journalProgress();
+    let journal: JournalWriter;
+    try {
+      journal = JournalWriter.create(dir, progress, options.journalBytes ?? JOURNAL_BYTES);
+    } catch (error) {
+      throw new Error(
+        `the audit journal could not be created in ${dir}: ${(error as Error).message}`,
+      );
+    }
+    openJournals.add(journal.name);
     const worker = new Worker(new URL("./worker.mjs", import.meta.url), {
-      workerData: { module: new URL("./writer.ts", import.meta.url).href, dir, sync },
-      // Its messages are a few strings per record: a young generation of V8's default size
-      // (32 MB once a batch scenario has grown it) would only add to the gateway's footprint.
+      workerData: {
+        module: new URL("./writer.ts", import.meta.url).href,
+        dir,
+        sync,
+        journal: { path: journal.path, name: journal.name },
+        progress: progress.buffer,
+        own: [...openJournals],
+      },
+      // Its messages are a few strings per read: a young generation of V8's default size would
+      // only add to the gateway's footprint.
       resourceLimits: { maxYoungGenerationSizeMb: 8 },
     });
-    await new Promise<void>((resolve, reject) => {
-      const failed = (error: unknown) =>
-        reject(
-          new Error(
-            `the audit ledger ${dir}/audit.db could not be opened: ${(error as Error)?.message || JSON.stringify(error)}`,
-          ),
-        );
-      worker.once("message", (message: WriterMessage) => {
-        if (message.type !== "ready") return;
-        worker.off("error", failed);
-        resolve();
+    let recovered: AuditLedger["recovered"] = { entries: 0, problems: [] };
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const failed = (error: unknown) =>
+          reject(
+            new Error(
+              `the audit ledger ${dir}/audit.db could not be opened: ${(error as Error)?.message || JSON.stringify(error)}`,
+            ),
+          );
+        worker.once("message", (message: WriterMessage) => {
+          if (message.type !== "ready") return;
+          worker.off("error", failed);
+          recovered = { entries: message.recovered, problems: message.problems };
+          resolve();
+        });
+        worker.once("error", failed);
+        worker.once("exit", (code) => failed(new Error(`the ledger writer exited (${code})`)));
       });
-      worker.once("error", failed);
-      worker.once("exit", (code) => failed(new Error(`the ledger writer exited (${code})`)));
-    });
+    } catch (error) {
+      openJournals.delete(journal.name);
+      journal.close();
+      throw error;
+    }
     // Acknowledged records are on disk already; the writer must not keep a process alive that
     // failed to start or forgot to close the gateway.
     worker.unref();
-    // The writer created the file and its write-ahead log (WAL mode keeps the log while any
-    // connection is open, and this one stays open as long as the ledger).
-    const sqlite = openAuditDatabase(dir, { existing: true, sync: "normal", eventLoop: true });
-    const wal = sync === "full" ? openSync(auditWalPath(dir), "r+") : null;
-    return new AuditLedger(worker, sqlite, recordAppender(sqlite), wal);
+    return new AuditLedger(worker, journal, sync, recovered);
   }
 
   get available(): boolean {
@@ -215,9 +239,7 @@ export class AuditLedger implements AccessLedger {
     } catch (error) {
       return Promise.reject(error);
     }
-    const id = this.nextId++;
-    const message: WireRecord = {
-      id,
+    const wire: WireRecord = {
       at: (record.at ?? new Date()).toISOString(),
       requestId: record.requestId,
       deskId: principal.deskId,
@@ -231,163 +253,145 @@ export class AuditLedger implements AccessLedger {
       ...subjects,
     };
     return new Promise<void>((resolve, reject) => {
-      if (record.subjects.length < LOCAL_SUBJECTS) {
-        this.local.push({ record: message, resolve, reject });
-        if (!this.localScheduled) {
-          this.localScheduled = true;
-          setImmediate(() => this.commitLocal());
-        }
-        return;
+      this.gathering.push({ record: wire, resolve, reject });
+      if (!this.gatherScheduled) {
+        this.gatherScheduled = true;
+        this.gather(GATHER_TURNS);
       }
-      this.toWriter({ record: message, resolve, reject });
-      // Sent at once (when the writer is free), so that it is written while the gateway
-      // serialises the response.
-      this.post();
     });
   }
 
-  /**
-   * Commits this turn's small records in one transaction on this thread, then has the log
-   * flushed. The commit writes to the operating system's cache only (`synchronous = NORMAL`);
-   * `fdatasync` of the log, in libuv's thread pool, makes it durable, and the callers are
-   * answered after that: the same guarantee as `synchronous = FULL`, without blocking the event
-   * loop on the disk and with commits going on while a flush is under way (each flush covers
-   * every commit before it).
-   */
-  private commitLocal(): void {
-    this.localScheduled = false;
-    const batch = this.local;
-    this.local = [];
-    if (batch.length === 0) return;
-    if (this.failure) {
-      for (const local of batch) local.reject(this.failure);
-      return;
-    }
-    try {
-      this.appendRecords(batch.map((local) => local.record));
-    } catch (error) {
-      if ((error as { code?: string }).code === "SQLITE_BUSY") {
-        // The writer thread (or another process) holds the write lock: it writes these next.
-        for (const local of batch) this.toWriter(local);
-        this.post();
-        return;
-      }
-      const failure = new LedgerUnavailable(
-        `the access could not be recorded: ${(error as Error).message}`,
-      );
-      for (const local of batch) local.reject(failure);
-      return;
-    }
-    if (this.wal === null) {
-      for (const local of batch) local.resolve();
-      return;
-    }
-    for (const local of batch) this.unsynced.push(local);
-    this.flushLog();
+  private gather(turns: number): void {
+    setImmediate(() => (turns > 1 ? this.gather(turns - 1) : this.write()));
   }
 
-  private flushLog(): void {
-    if (this.syncing >= MAX_FLUSHES || this.unsynced.length === 0 || this.wal === null) return;
+  /** Writes the gathered records to the journal as one group, then has them flushed. */
+  private write(): void {
+    this.gatherScheduled = false;
+    const group = this.gathering;
+    this.gathering = [];
+    if (group.length === 0) return;
+    if (this.failure) {
+      for (const pending of group) pending.reject(this.failure);
+      return;
+    }
+    let end: number;
+    try {
+      end = this.journal.append(group.map((pending) => pending.record));
+    } catch (error) {
+      this.failGroup(group, `the access could not be recorded: ${(error as Error).message}`);
+      return;
+    }
+    if (this.sync === "normal") {
+      this.journal.markDurable(end);
+      for (const pending of group) pending.resolve();
+      return;
+    }
+    if (this.syncing === 0 && performance.now() >= this.poolUntil) {
+      const started = performance.now();
+      try {
+        this.journal.flushSync();
+      } catch (error) {
+        this.failGroup(
+          group,
+          `the audit journal could not be flushed: ${(error as Error).message}`,
+        );
+        return;
+      }
+      const finished = performance.now();
+      if (finished - started > SLOW_FLUSH_MS) this.poolUntil = finished + POOL_PERIOD_MS;
+      this.journal.markDurable(end);
+      for (const pending of group) pending.resolve();
+      return;
+    }
+    for (const pending of group) this.unsynced.push(pending);
+    this.flushInPool();
+  }
+
+  private flushInPool(): void {
+    if (this.syncing >= MAX_FLUSHES || this.unsynced.length === 0) return;
     const covered = this.unsynced;
     this.unsynced = [];
     this.syncing++;
-    fdatasync(this.wal, (error) => {
+    this.journal.flush((error, end) => {
       this.syncing--;
       if (error) {
-        // Whether anything reached the disk is unknown: nothing more can be promised.
-        const failure = new LedgerUnavailable(
-          `the audit log could not be flushed: ${error.message}`,
-        );
-        for (const local of covered) local.reject(failure);
-        this.fail(failure);
+        this.failGroup(covered, `the audit journal could not be flushed: ${error.message}`);
         return;
       }
-      for (const local of covered) local.resolve();
-      this.flushLog();
+      this.journal.markDurable(end);
+      for (const pending of covered) pending.resolve();
+      this.flushInPool();
     });
   }
 
-  private toWriter(local: Local): void {
-    this.waiting.push({ id: local.record.id, resolve: local.resolve, reject: local.reject });
-    this.outbox.push(local.record);
-  }
-
-  /** Hands the waiting records to the writer, unless a batch is still in flight (or `force`). */
-  private post(force = false): void {
-    if ((this.inFlight && !force) || this.outbox.length === 0 || this.failure) return;
-    const records = this.outbox;
-    this.outbox = [];
-    this.inFlight = true;
-    this.worker.postMessage({ type: "append", records });
+  /** Whether anything reached the disk is unknown: nothing more can be promised. */
+  private failGroup(group: readonly Pending[], message: string): void {
+    const failure = new LedgerUnavailable(message);
+    for (const pending of group) pending.reject(failure);
+    this.fail(failure);
   }
 
   entriesFor(subject: string, limit = 1000): Promise<LedgerEntry[]> {
+    return this.ask({ type: "entries", subject, limit }).then((message) => {
+      if (message.type !== "entries") return [];
+      if (message.error) throw new LedgerUnavailable(message.error);
+      return message.entries;
+    });
+  }
+
+  moved(): Promise<void> {
+    return this.ask({ type: "moved" }).then(() => undefined);
+  }
+
+  private ask(request: { type: "entries"; subject: string; limit: number } | { type: "moved" }) {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.reading.set(id, (message) => {
-        if (message.type !== "entries") return;
-        if (message.error) reject(new LedgerUnavailable(message.error));
-        else resolve(message.entries);
-      });
-      this.worker.postMessage({ type: "entries", id, subject, limit });
+    return new Promise<WriterMessage>((resolve, reject) => {
+      this.requests.set(id, (message) =>
+        message.type === "failed"
+          ? reject(new LedgerUnavailable(message.message))
+          : resolve(message),
+      );
+      this.worker.postMessage({ ...request, id });
     });
   }
 
   private receive(message: WriterMessage): void {
-    if (message.type === "committed" || message.type === "failed") {
-      this.inFlight = false;
-      // The writer commits in the order records were handed to it, which is not the order of
-      // their ids (a record that found the lock taken is handed over after later large ones):
-      // what it acknowledges is everything handed over up to the record `upTo`.
-      const done = this.waiting.findIndex((waiting) => waiting.id === message.upTo) + 1;
-      const settled = this.waiting.slice(0, done);
-      this.waiting = this.waiting.slice(done);
-      for (const waiting of settled) {
-        if (message.type === "committed") waiting.resolve();
-        else
-          waiting.reject(
-            new LedgerUnavailable(`the access could not be recorded: ${message.message}`),
-          );
-      }
-      this.post(); // what gathered meanwhile goes as the next batch
-    } else if (message.type === "entries") {
-      const reader = this.reading.get(message.id);
-      this.reading.delete(message.id);
-      reader?.(message);
+    if (message.type === "entries" || message.type === "moved") {
+      const answer = this.requests.get(message.id);
+      this.requests.delete(message.id);
+      answer?.(message);
+    } else if (message.type === "failed") {
+      this.fail(new LedgerUnavailable(message.message));
     }
   }
 
   private fail(error: Error): void {
     if (this.closed) return;
     this.failure = error;
-    this.outbox = [];
-    for (const waiting of this.waiting) waiting.reject(error);
-    this.waiting = [];
-    for (const local of [...this.local, ...this.unsynced]) local.reject(error);
-    this.local = [];
+    for (const pending of [...this.gathering, ...this.unsynced]) pending.reject(error);
+    this.gathering = [];
     this.unsynced = [];
-    for (const reader of this.reading.values()) {
-      reader({ type: "entries", id: 0, entries: [], error: error.message });
-    }
-    this.reading.clear();
+    for (const answer of this.requests.values()) answer({ type: "failed", message: error.message });
+    this.requests.clear();
   }
 
-  /** Writes what is pending, waits until it is durable, then stops the writer. */
+  /** Writes what is gathered, waits until it is durable, then stops the writer. */
   close(): Promise<void> {
     if (!this.closed) {
-      this.commitLocal();
-      this.closed = this.logFlushed().then(() => this.stopWriter());
+      this.write();
+      this.closed = this.journalFlushed().then(() => this.stopWriter());
     }
     return this.closed;
   }
 
-  private async logFlushed(): Promise<void> {
+  private async journalFlushed(): Promise<void> {
     while ((this.syncing > 0 || this.unsynced.length > 0) && !this.failure) {
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
-    this.sqlite.close();
-    if (this.wal !== null) closeSync(this.wal);
+    this.journal.close();
+    openJournals.delete(this.journal.name);
   }
 
   private stopWriter(): Promise<void> {
@@ -396,8 +400,7 @@ export class AuditLedger implements AccessLedger {
         void this.worker.terminate().then(() => resolve());
         return;
       }
-      this.post(true);
-      this.worker.ref(); // keep the process alive until the writer has flushed and closed
+      this.worker.ref(); // keep the process alive until the writer has moved everything and closed
       this.worker.on("message", (message: WriterMessage) => {
         if (message.type === "closed") resolve();
       });

@@ -24,6 +24,15 @@ import { hash } from "node:crypto";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import {
+  abandonedJournals,
+  formatPosition,
+  journalStateKey,
+  parsePosition,
+  readJournal,
+  removeJournal,
+  scanJournal,
+} from "./journal.ts";
 import { OUTCOME_OF_LETTER, type Selection, type WireRecord } from "./wire.ts";
 
 export type Sqlite = Database.Database;
@@ -84,12 +93,6 @@ export interface OpenOptions {
   existing?: boolean;
   /** `full`: the WAL is fsynced at every commit; `normal`: at checkpoints only. */
   sync?: "full" | "normal";
-  /**
-   * A writer on the gateway's event loop: never waits for the file's write lock (a busy ledger
-   * throws SQLITE_BUSY at once) and never checkpoints (the writer thread does), so that no
-   * statement of it can block the event loop on another writer or on a disk flush.
-   */
-  eventLoop?: boolean;
 }
 
 export function openAuditDatabase(dir: string, options: OpenOptions = {}): Sqlite {
@@ -97,7 +100,7 @@ export function openAuditDatabase(dir: string, options: OpenOptions = {}): Sqlit
   // Not opened read-only even to read: a read-only connection cannot open a WAL file whose
   // shared-memory index is missing (the gateway stopped cleanly and removed it).
   const sqlite = new Database(auditDatabasePath(dir), { fileMustExist: options.existing ?? false });
-  sqlite.pragma(`busy_timeout = ${options.eventLoop ? 0 : 5000}`);
+  sqlite.pragma("busy_timeout = 5000");
   const format = sqlite.pragma("user_version", { simple: true }) as number;
   const empty =
     (sqlite.prepare("SELECT count(*) AS n FROM sqlite_master").get() as { n: number }).n === 0;
@@ -112,15 +115,8 @@ export function openAuditDatabase(dir: string, options: OpenOptions = {}): Sqlit
     sqlite.exec(SCHEMA);
     sqlite.pragma(`user_version = ${LEDGER_FORMAT}`);
   }
-  // Per connection: NORMAL leaves the commit's fsync to the caller (see `AuditLedger`).
   sqlite.pragma(`synchronous = ${options.sync === "normal" ? "NORMAL" : "FULL"}`);
-  if (options.eventLoop) sqlite.pragma("wal_autocheckpoint = 0");
   return sqlite;
-}
-
-/** The write-ahead log beside `audit.db`, which a commit appends to. */
-export function auditWalPath(dir: string): string {
-  return `${auditDatabasePath(dir)}-wal`;
 }
 
 /**
@@ -131,13 +127,19 @@ export function auditWalPath(dir: string): string {
  */
 const SET_STATE = "ON CONFLICT (name) DO UPDATE SET value = excluded.value";
 
+/** A `ledger_state` row written in the same transaction as the entries. */
+export type StateUpdate = readonly [name: string, value: string];
+
 /**
  * Appends records to the ledger, each in the chain after the current head, all in one
  * transaction (BEGIN IMMEDIATE: the head is read under the write lock, so writers on other
- * connections — the gateway's writer thread, another gateway process — chain after it too).
+ * connections — another gateway process, `npm run audit` moving an abandoned journal — chain
+ * after it too), with `state` (how far a journal has been moved) in the same transaction.
  * Returns the number of entries written.
  */
-export function recordAppender(sqlite: Sqlite): (records: readonly WireRecord[]) => number {
+export function recordAppender(
+  sqlite: Sqlite,
+): (records: readonly WireRecord[], state?: StateUpdate) => number {
   const insertRequest = sqlite.prepare(
     `INSERT INTO requests (seq, at, request_id, desk_id, desk_name, purpose, legal_basis, case_id,
        operation_name, operation_hash, departments, selections, hash)
@@ -168,8 +170,11 @@ export function recordAppender(sqlite: Sqlite): (records: readonly WireRecord[])
   const setHead = sqlite.prepare(
     `INSERT INTO ledger_state (name, value) VALUES ('head_seq', ?), ('head_hash', ?) ${SET_STATE}`,
   );
+  const setState = sqlite.prepare(
+    `INSERT INTO ledger_state (name, value) VALUES (?, ?) ${SET_STATE}`,
+  );
   const encoder = new RequestEncoder();
-  const append = sqlite.transaction((records: readonly WireRecord[]) => {
+  const append = sqlite.transaction((records: readonly WireRecord[], state?: StateUpdate) => {
     const head = lastEntry.get() as { seq: number; hash: string } | undefined;
     let seq = head?.seq ?? 0;
     let prev = head?.hash ?? GENESIS_HASH;
@@ -223,10 +228,42 @@ export function recordAppender(sqlite: Sqlite): (records: readonly WireRecord[])
       written += subjects.length;
     }
     if (pending.length > 0) insertRows(pending);
-    setHead.run(String(seq), prev);
+    if (written > 0) setHead.run(String(seq), prev);
+    if (state) setState.run(state[0], state[1]);
     return written;
   });
-  return (records) => append.immediate(records);
+  return (records, state) => append.immediate(records, state);
+}
+
+/**
+ * Moves into the ledger what the journals of processes no longer running still hold (a gateway
+ * that crashed or was killed: every access it acknowledged is in its journal), then deletes
+ * them. Exactly once: how far each journal was moved is read and written in the transaction
+ * that inserts its entries. Returns the entries moved and what stopped a scan early.
+ */
+export function moveAbandonedJournals(
+  sqlite: Sqlite,
+  dir: string,
+  own: ReadonlySet<string> = new Set(),
+): { entries: number; problems: string[] } {
+  const append = recordAppender(sqlite);
+  let entries = 0;
+  const problems: string[] = [];
+  for (const name of abandonedJournals(dir, own)) {
+    const path = join(dir, name);
+    const key = journalStateKey(name);
+    sqlite
+      .transaction(() => {
+        const scanned = scanJournal(readJournal(path), parsePosition(readState(sqlite, key), name));
+        if (scanned.problem) problems.push(`${name}: ${scanned.problem}`);
+        if (scanned.records.length > 0) {
+          entries += append(scanned.records, [key, formatPosition(scanned.last)]);
+        }
+      })
+      .immediate();
+    removeJournal(path);
+  }
+  return { entries, problems };
 }
 
 export interface RequestRow {

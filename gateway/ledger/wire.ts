@@ -1,4 +1,4 @@
-/** Messages between the gateway and its ledger writer thread. */
+/** Records as the ledger carries them, and messages between the gateway and its writer thread. */
 import type { LedgerEntry } from "./store.ts";
 
 export type AccessOutcome = "answered" | "partial" | "not-found" | "failed";
@@ -21,11 +21,10 @@ export interface Selection {
 }
 
 /**
- * A request's accesses as they cross to the writer thread: compact, so that structured cloning a
- * 1,000-subject record costs a few strings, not a thousand objects.
+ * A request's accesses as the journal and the writer thread carry them: compact, so that a
+ * 1,000-subject record is a few strings, not a thousand objects.
  */
 export interface WireRecord {
-  id: number;
   at: string;
   requestId: string;
   deskId: string | null;
@@ -59,12 +58,6 @@ export const OUTCOME_OF_LETTER: Record<string, AccessOutcome> = {
   f: "failed",
 };
 
-/** Records appended in one turn of the gateway's event loop. */
-export interface AppendMessage {
-  type: "append";
-  records: WireRecord[];
-}
-
 export interface LedgerRequest {
   type: "entries";
   id: number;
@@ -73,8 +66,11 @@ export interface LedgerRequest {
 }
 
 export type WriterMessage =
-  | { type: "ready" }
-  | { type: "committed"; upTo: number }
-  | { type: "failed"; upTo: number; message: string }
+  /** Opened; `recovered` entries moved from the journals of gateways no longer running. */
+  | { type: "ready"; recovered: number; problems: string[] }
+  /** Everything made durable before the request `id` is in audit.db. */
+  | { type: "moved"; id: number }
+  /** The journal cannot be moved into audit.db: the ledger must stop acknowledging. */
+  | { type: "failed"; message: string }
   | { type: "entries"; id: number; entries: LedgerEntry[]; error?: string }
   | { type: "closed" };

@@ -1,33 +1,57 @@
 /**
- * The ledger writer, a worker thread. It owns the ledger's housekeeping and its large writes, so
- * that none of them runs on the gateway's event loop:
+ * The ledger writer, a worker thread. It owns `audit.db`, so that no statement on it runs on the
+ * gateway's event loop:
  *
- * - records too large to hash and insert on the event loop (a batch of 1,000 subjects, a
- *   verification round), written with `synchronous = FULL` and acknowledged after the commit;
- *   records arriving while a commit is in progress are written together in the next transaction
- *   (group commit: one fsync per batch, not per request);
- * - records the gateway could not commit itself because this thread held the write lock;
- * - checkpoints of the write-ahead log (the gateway's own connection never checkpoints);
- * - the subject index, built in bulk when the ledger is quiet;
- * - reads of a subject's entries.
+ * - at start, moves what the journals of gateways no longer running still hold;
+ * - every `MOVE_MS`, moves what the event loop has made durable in its journal into `audit.db`,
+ *   in one transaction (the entries chained after the head, how far the journal is moved in
+ *   `ledger_state`), and tells the event loop through the shared progress, so that the journal
+ *   can start over at its beginning;
+ * - checkpoints the write-ahead log, and builds the subject index in bulk when the ledger is quiet;
+ * - answers reads of a subject's entries, after moving everything acknowledged before the read.
  */
 import { parentPort, workerData } from "node:worker_threads";
 import {
+  JournalReader,
+  journalStateKey,
+  parsePosition,
+  removeJournal,
+  scanJournal,
+} from "./journal.ts";
+import {
   indexSubjects,
+  moveAbandonedJournals,
   openAuditDatabase,
   readState,
   recordAppender,
   subjectEntries,
 } from "./store.ts";
-import type { AppendMessage, LedgerRequest, WireRecord, WriterMessage } from "./wire.ts";
+import type { LedgerRequest, WriterMessage } from "./wire.ts";
 
-const { dir, sync } = workerData as { dir: string; sync: "full" | "normal" };
+const { dir, sync, journal, progress, own } = workerData as {
+  dir: string;
+  sync: "full" | "normal";
+  /** This process's journal: its path and file name. */
+  journal: { path: string; name: string };
+  progress: SharedArrayBuffer;
+  /** Journals this process holds open (other ledgers on the same directory): not abandoned. */
+  own: string[];
+};
 const port = parentPort;
 if (!port) throw new Error("the ledger writer runs as a worker thread");
 
 const sqlite = openAuditDatabase(dir, { sync });
 const appendRecords = recordAppender(sqlite);
+const recovered = moveAbandonedJournals(sqlite, dir, new Set(own));
+const journalKey = journalStateKey(journal.name);
+const reader = new JournalReader(
+  journal.path,
+  new Int32Array(progress),
+  parsePosition(readState(sqlite, journalKey), journal.name),
+);
 
+/** How often durable journal lines are moved into audit.db. */
+const MOVE_MS = 100;
 /** Entries past which the index is built even under load, so that queries stay quick. */
 const INDEX_BACKLOG = 500_000;
 /** Entries indexed at a time: a write arriving meanwhile waits for one chunk at most. */
@@ -35,30 +59,41 @@ const INDEX_CHUNK = 5_000;
 /** How often the writer looks after the file: checkpoint, index when quiet. */
 const TICK_MS = 1_000;
 
-let queue: WireRecord[] = [];
-let scheduled = false;
 /** SQLite's count of commits by other connections: unchanged over a tick means quiet. */
 let lastVersion = -1;
 /** This thread wrote since the last tick. */
 let wrote = false;
+let failed = false;
 
 function post(message: WriterMessage): void {
   port?.postMessage(message);
 }
 
-function flush(): void {
-  scheduled = false;
-  if (queue.length === 0) return;
-  const batch = queue;
-  queue = [];
-  const upTo = batch[batch.length - 1]?.id ?? 0;
-  wrote = true;
-  try {
-    appendRecords(batch);
-    post({ type: "committed", upTo });
-  } catch (error) {
-    post({ type: "failed", upTo, message: (error as Error).message });
+/**
+ * Moves the journal lines made durable since the last move into audit.db. A failure (the file
+ * locked for longer than the busy timeout, a full disk) leaves them in the journal for the next
+ * attempt; a journal that does not read back as written stops the ledger.
+ */
+function move(): void {
+  if (failed) return;
+  const { text, round, end } = reader.read();
+  if (text === "") return;
+  const scanned = scanJournal(text, reader.position);
+  if (scanned.problem || scanned.end !== text.length) {
+    failed = true;
+    post({
+      type: "failed",
+      message: `the audit journal ${journal.name} does not read back as written: ${scanned.problem ?? "a line is incomplete"}`,
+    });
+    return;
   }
+  try {
+    appendRecords(scanned.records, [journalKey, `${scanned.last.seq} ${scanned.last.hash}`]);
+  } catch {
+    return; // SQLITE_BUSY (another process writes) or a transient error: the next move retries
+  }
+  wrote = true;
+  reader.moved(round, end, scanned.last);
 }
 
 function backlog(): number {
@@ -76,11 +111,11 @@ function tick(): void {
   try {
     sqlite.pragma("wal_checkpoint(PASSIVE)");
     const version = sqlite.pragma("data_version", { simple: true }) as number;
-    const quiet = version === lastVersion && !wrote && queue.length === 0;
+    const quiet = version === lastVersion && !wrote;
     lastVersion = version;
     wrote = false;
     if (quiet || backlog() >= INDEX_BACKLOG) indexSubjects(sqlite, INDEX_CHUNK);
-    // Quiet with more to index: go on at once, a chunk at a time so that writes interleave.
+    // Quiet with more to index: go on at once, a chunk at a time so that moves interleave.
     if (quiet && backlog() > 0) {
       timer = setTimeout(tick, 0);
       return;
@@ -100,19 +135,22 @@ function answer(request: LedgerRequest): void {
   }
 }
 
-port.on("message", (message: AppendMessage | LedgerRequest | { type: "close" }) => {
-  if (message.type === "append") {
-    for (const record of message.records) queue.push(record);
-    if (!scheduled) {
-      scheduled = true;
-      setImmediate(flush);
-    }
-  } else if (message.type === "entries") {
-    flush(); // a reader sees every access acknowledged before it asked
+port.on("message", (message: LedgerRequest | { type: "moved"; id: number } | { type: "close" }) => {
+  if (message.type === "entries") {
+    move(); // a reader sees every access acknowledged before it asked
     answer(message);
+  } else if (message.type === "moved") {
+    move();
+    post({ type: "moved", id: message.id });
   } else if (message.type === "close") {
-    flush();
+    move();
+    clearInterval(mover);
     clearTimeout(timer);
+    // Everything the event loop wrote is durable by now (it flushes before closing): once it is
+    // all in audit.db the journal has nothing left to recover.
+    const { text } = reader.read();
+    reader.close();
+    if (!failed && text === "") removeJournal(journal.path);
     sqlite.pragma("wal_checkpoint(TRUNCATE)");
     sqlite.close();
     post({ type: "closed" });
@@ -120,5 +158,6 @@ port.on("message", (message: AppendMessage | LedgerRequest | { type: "close" }) 
   }
 });
 
+const mover = setInterval(move, MOVE_MS);
 let timer = setTimeout(tick, TICK_MS);
-post({ type: "ready" });
+post({ type: "ready", recovered: recovered.entries, problems: recovered.problems });

@@ -111,6 +111,16 @@ export class SecurityPipeline {
     }
     const authenticator = new Authenticator(registry, security);
     const ledger = await AuditLedger.open(config.dataDir, security.auditSync);
+    const { recovered } = ledger;
+    if (recovered.entries > 0) {
+      log.warn(
+        { entries: recovered.entries },
+        "audit ledger: moved the accesses a stopped gateway had acknowledged in its journal into audit.db",
+      );
+    }
+    for (const problem of recovered.problems) {
+      log.error({ problem }, "audit ledger: an abandoned journal stopped before its end");
+    }
     return new SecurityPipeline(config, true, registry, authenticator, ledger, persisted);
   }
 

@@ -22,7 +22,9 @@ afterAll(async () => {
   data.remove();
 });
 
-function entriesOf(subject: string) {
+/** A subject's entries as audit.db holds them, once everything acknowledged has been moved there. */
+async function entriesOf(subject: string) {
+  await platform.ledgerMoved();
   const sqlite = openAuditDatabase(data.dir, { existing: true });
   try {
     return subjectEntries(sqlite, subject);
@@ -100,7 +102,7 @@ describe("the lottery desk", () => {
       {},
       LOTTERY_DESK,
     );
-    const [entry] = entriesOf(LI_NA).filter((e) => e.operationName === "Marital");
+    const [entry] = (await entriesOf(LI_NA)).filter((e) => e.operationName === "Marital");
     expect(entry?.departments).toEqual(["hukou"]);
     expect(entry?.denied).toEqual(["Person.maritalStatus"]);
     expect(entry?.fields).toEqual(["Person.alive"]);
@@ -168,15 +170,19 @@ describe("nested subjects", () => {
         },
       },
     });
-    const spouse = entriesOf(LI_NA).find((entry) => entry.operationName === "Relations");
+    const spouse = (await entriesOf(LI_NA)).find((entry) => entry.operationName === "Relations");
     expect(spouse).toMatchObject({
       deskId: "dev-desk",
       fields: ["Person.name"],
       outcome: "answered",
     });
-    const company = entriesOf(ZHANG_COMPANY).find((entry) => entry.operationName === "Relations");
+    const company = (await entriesOf(ZHANG_COMPANY)).find(
+      (entry) => entry.operationName === "Relations",
+    );
     expect(company?.fields).toEqual(["Organization.name"]);
-    const person = entriesOf(ZHANG_WEI).find((entry) => entry.operationName === "Relations");
+    const person = (await entriesOf(ZHANG_WEI)).find(
+      (entry) => entry.operationName === "Relations",
+    );
     expect(person?.fields).toEqual(["Person.spouse", "Person.legalRepresentativeOf"]);
   });
 });

@@ -10,7 +10,7 @@ import { makePersonId } from "../../common/ids.ts";
 import { openAuditDatabase, subjectEntries, verifyChain } from "../../gateway/ledger/store.ts";
 import { developmentCitizenToken } from "../../gateway/security/citizen-token.ts";
 import { LI_NA, WANG_QIANG, writeFixtures, ZHANG_WEI } from "../fixtures.ts";
-import { tempDataDir, writeRecords } from "../helpers.ts";
+import { journalRecords, tempDataDir, writeRecords } from "../helpers.ts";
 import { LOTTERY_DESK, type Platform, startPlatform } from "../platform.ts";
 
 const run = promisify(execFile);
@@ -88,7 +88,14 @@ describe("a 1,000-id people query", () => {
     );
     expect(body.errors).toBeUndefined();
     expect(body.data?.people).toHaveLength(1000);
-    // Read the file the moment the response is in: the entries are already committed.
+    // Read the journal the moment the response is in: every subject is already on disk.
+    const acknowledged = journalRecords(data.dir).filter(
+      (record) => record.operationName === "LotteryBatch",
+    );
+    expect(acknowledged).toHaveLength(1);
+    expect(acknowledged[0]?.subjects.split("\n")).toEqual(ids);
+    // Then in audit.db, chained, once the writer has moved it.
+    await platform.ledgerMoved();
     const rows = withLedger(data.dir, (sqlite) =>
       sqlite
         .prepare(
@@ -115,12 +122,14 @@ describe("a 1,000-id people query", () => {
   });
 
   it("keeps every acknowledged entry when many requests commit together", async () => {
+    await platform.ledgerMoved();
     const before = withLedger(data.dir, (sqlite) => verifyChain(sqlite));
     await Promise.all(
       REGISTERED.slice(0, 40).map((id) =>
         platform.query(`query One { person(id: "${id}") { alive } }`, {}, LOTTERY_DESK),
       ),
     );
+    await platform.ledgerMoved();
     const after = withLedger(data.dir, (sqlite) => verifyChain(sqlite));
     expect(after.ok).toBe(true);
     expect(after.entries - before.entries).toBe(40);

@@ -14,7 +14,7 @@ import { maskPersonId } from "../../common/masking.ts";
 import { databasePath } from "../../common/sqlite.ts";
 import { formatResultLine, type ResultLine } from "../../gateway/verification/batch.ts";
 import { seedPopulation } from "../../scripts/population.ts";
-import { tempDataDir } from "../helpers.ts";
+import { journalRecords, tempDataDir } from "../helpers.ts";
 import { type Platform, startPlatform } from "../platform.ts";
 import { D } from "./records.ts";
 
@@ -251,6 +251,10 @@ describe("POST /verify/batch", { timeout: 60_000 }, () => {
     const subjects = [ids[1200] as string, ids[1201] as string, "not an id"];
     const answer = await batch({ policy: POLICY, subjects, on: D }, LOTTERY);
     expect(answer.status).toBe(200);
+    // On disk the moment the answer is in: in the gateway's journal, moved into audit.db later.
+    const acknowledged = journalRecords(data.dir).flatMap((record) => record.subjects.split("\n"));
+    expect(acknowledged).toEqual(expect.arrayContaining(subjects.slice(0, 2)));
+    await platform.ledgerMoved();
     const ledger = new Database(join(data.dir, "audit.db"), { readonly: true });
     const rows = ledger
       .prepare(

@@ -318,6 +318,7 @@ describe("who may verify, and what a proof shows", () => {
 
   it("every verification is in the audit ledger: desk, purpose, policy and the facts consulted", async () => {
     await proofFor(applicant, LOTTERY_DESK);
+    await platform.ledgerMoved();
     const ledger = new Database(join(data.dir, "audit.db"), { readonly: true });
     const rows = ledger
       .prepare(

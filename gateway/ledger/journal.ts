@@ -1,0 +1,417 @@
+/**
+ * The audit ledger's journal: where a request's accesses become durable before its response is
+ * sent, without SQLite on the gateway's event loop. The writer thread moves them into `audit.db`
+ * (chained there with every other entry) a few times a second, off the request's path.
+ *
+ * Why a journal: committing to `audit.db` on the event loop cost a request ≈ 24 µs of the loop
+ * (SQLite's transaction, a dozen `pwrite`s and lock calls per commit) and, handed to a thread
+ * instead, more in waiting for that thread. A journal costs the loop one JSON line and one
+ * SHA-256 per record, and one `pwrite` and one `fdatasync` per group of records (see
+ * docs/performance.md, "The audit journal").
+ *
+ * One file per gateway process, `DATA_DIR/audit-<pid>-<random>.journal`, of lines
+ *
+ *     <seq> TAB <hash> TAB <record as JSON> LF
+ *
+ * where seq counts from 1 and hash = sha256(<previous line's hash> LF <record JSON>), the first
+ * line's previous hash being the file's name: the journal is a hash chain of its own, so that a
+ * record is tamper-evident from the moment it is acknowledged, not only once it is in `audit.db`.
+ * The writer records how far it has moved a journal (`ledger_state`, `journal:<file>` = "<seq>
+ * <hash>") in the transaction that inserts the entries, so a line is moved exactly once — also
+ * after a crash: the next gateway to open the ledger, or `npm run audit`, moves what the journal
+ * of a process that is no longer running still holds, then deletes the file.
+ *
+ * The file is preallocated (zeros written and flushed once) so that a flush writes data only: a
+ * file that grows makes every `fdatasync` commit the filesystem's own journal as well. Once every
+ * line written has been moved and the file is past its preallocated size, writing starts again
+ * at its beginning; a scan stops where the sequence or the chain breaks (a line of an earlier
+ * round, a line torn by a crash, zeros).
+ */
+import { hash } from "node:crypto";
+import {
+  closeSync,
+  fdatasync,
+  fdatasyncSync,
+  fsyncSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
+import { join } from "node:path";
+import type { WireRecord } from "./wire.ts";
+
+/** Preallocated size: writing starts over past it once everything written has been moved. */
+export const JOURNAL_BYTES = 8 << 20;
+/**
+ * Past this the ledger refuses new records: the writer thread has not moved anything for a long
+ * time, and a journal must not grow without bound.
+ */
+export const MAX_JOURNAL_BYTES = 1 << 30;
+
+const NAME = /^audit-(\d+)-[0-9a-f]{12}\.journal$/;
+
+/**
+ * How far the journal is written and moved, shared by the event loop and the writer thread
+ * (`Int32Array` over a `SharedArrayBuffer`, read and written with `Atomics`): no message, and no
+ * wake-up of the other thread, per record.
+ */
+export const Progress = {
+  /** Bytes of the current round that are durable (a line boundary). */
+  DurableEnd: 0,
+  /** Rounds: times writing has started over at the file's beginning. */
+  Round: 1,
+  /** Bytes of the round `MovedRound` that the writer has moved into `audit.db`. */
+  MovedEnd: 2,
+  MovedRound: 3,
+} as const;
+
+export function journalProgress(): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(4 * Int32Array.BYTES_PER_ELEMENT));
+}
+
+/** The last line moved (or read): its number and hash. */
+export interface JournalPosition {
+  seq: number;
+  hash: string;
+}
+
+/** Where a journal file starts: before its first line. */
+export function journalStart(name: string): JournalPosition {
+  return { seq: 0, hash: name };
+}
+
+/** The `ledger_state` key recording how far a journal has been moved. */
+export function journalStateKey(name: string): string {
+  return `journal:${name}`;
+}
+
+export function formatPosition(position: JournalPosition): string {
+  return `${position.seq} ${position.hash}`;
+}
+
+export function parsePosition(value: string | null, name: string): JournalPosition {
+  if (value === null) return journalStart(name);
+  const [seq, at] = value.split(" ");
+  return { seq: Number(seq), hash: at ?? "" };
+}
+
+function lineHash(previous: string, json: string): string {
+  return hash("sha256", `${previous}\n${json}`, "hex");
+}
+
+/** A record as a journal line carries it. */
+function encodeRecord(record: WireRecord): string {
+  return JSON.stringify({
+    at: record.at,
+    requestId: record.requestId,
+    deskId: record.deskId,
+    deskName: record.deskName,
+    purpose: record.purpose,
+    legalBasis: record.legalBasis,
+    caseId: record.caseId,
+    operationName: record.operationName,
+    operationHash: record.operationHash,
+    departments: record.departments,
+    selections: record.selections,
+    subjects: record.subjects,
+    picks: Array.from(record.picks),
+    outcomes: record.outcomes,
+  });
+}
+
+function decodeRecord(json: string): WireRecord {
+  const parsed = JSON.parse(json) as Omit<WireRecord, "picks"> & { picks: number[] };
+  return { ...parsed, picks: Uint16Array.from(parsed.picks) };
+}
+
+/** The lines of a journal after `from`, verified, and where and why a scan stopped early. */
+export interface ScannedJournal {
+  records: WireRecord[];
+  /** The last line read (`from` when none). */
+  last: JournalPosition;
+  /** Characters of the text up to the end of the last line read. */
+  end: number;
+  /** Why the scan stopped before the end of the text, if it did at a line that is not a tail. */
+  problem: string | null;
+}
+
+/**
+ * Reads journal lines from `text` (a whole file, or the bytes written since the last read):
+ * lines numbered up to `from.seq` are skipped (moved already), the next must carry `from`'s hash,
+ * and the scan stops at the first line that does not continue the sequence and the chain — a
+ * torn last line, zeros, a line of an earlier round, or an edited line (reported in `problem`).
+ */
+export function scanJournal(text: string, from: JournalPosition): ScannedJournal {
+  const records: WireRecord[] = [];
+  let last = from;
+  let end = 0;
+  let previousSeq: number | null = null;
+  let offset = 0;
+  const stop = (problem: string | null): ScannedJournal => ({ records, last, end, problem });
+  while (offset < text.length) {
+    const newline = text.indexOf("\n", offset);
+    if (newline < 0) return stop(null); // a line torn by a crash: never acknowledged
+    const line = text.slice(offset, newline);
+    const lineEnd = newline + 1;
+    offset = lineEnd;
+    const firstTab = line.indexOf("\t");
+    const secondTab = line.indexOf("\t", firstTab + 1);
+    const seq = Number(line.slice(0, firstTab));
+    if (firstTab < 1 || secondTab < 0 || !Number.isSafeInteger(seq) || seq < 1) return stop(null);
+    if (previousSeq !== null && seq !== previousSeq + 1) return stop(null); // an earlier round
+    previousSeq = seq;
+    const lineHashText = line.slice(firstTab + 1, secondTab);
+    if (seq <= from.seq) {
+      if (seq === from.seq && lineHashText !== from.hash) {
+        return stop(`line ${seq} differs from the line moved into audit.db`);
+      }
+      end = lineEnd;
+      continue;
+    }
+    if (seq !== last.seq + 1) {
+      return stop(`lines ${last.seq + 1}…${seq - 1} are missing`);
+    }
+    const json = line.slice(secondTab + 1);
+    if (lineHash(last.hash, json) !== lineHashText) {
+      return stop(`line ${seq} does not match its hash (edited, or torn by a crash)`);
+    }
+    let record: WireRecord;
+    try {
+      record = decodeRecord(json);
+    } catch {
+      return stop(`line ${seq} is not a record`);
+    }
+    records.push(record);
+    last = { seq, hash: lineHashText };
+    end = lineEnd;
+  }
+  return stop(null);
+}
+
+/** Journal files of `dir` whose process is not running (their lines are moved, then deleted). */
+export function abandonedJournals(dir: string, own: ReadonlySet<string> = new Set()): string[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  return names.filter((name) => {
+    const match = NAME.exec(name);
+    if (!match || own.has(name)) return false;
+    const pid = Number(match[1]);
+    // A journal of this very process that it does not hold open was left by a ledger that failed.
+    return pid === process.pid || !isRunning(pid);
+  });
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** Reads a whole journal file as text (empty when it is gone). */
+export function readJournal(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return "";
+    throw error;
+  }
+}
+
+export function removeJournal(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+  }
+}
+
+/**
+ * The event loop's side: appends groups of records and flushes them. Not thread-safe: one writer.
+ */
+export class JournalWriter {
+  private position = 0;
+  private round = 0;
+  private last: JournalPosition;
+
+  private constructor(
+    readonly path: string,
+    readonly name: string,
+    private readonly fd: number,
+    private readonly progress: Int32Array,
+    private readonly preallocated: number,
+  ) {
+    this.last = journalStart(name);
+  }
+
+  /** Creates this process's journal in `dir`, preallocated and on disk (directory entry too). */
+  static create(dir: string, progress: Int32Array, bytes = JOURNAL_BYTES): JournalWriter {
+    const random = hash("sha256", `${process.pid} ${Date.now()} ${Math.random()}`, "hex");
+    const name = `audit-${process.pid}-${random.slice(0, 12)}.journal`;
+    const path = join(dir, name);
+    const fd = openSync(path, "wx+");
+    try {
+      const zeros = Buffer.alloc(Math.min(bytes, 1 << 20));
+      for (let at = 0; at < bytes; at += zeros.length) {
+        writeSync(fd, zeros, 0, Math.min(zeros.length, bytes - at), at);
+      }
+      fsyncSync(fd);
+      const directory = openSync(dir, "r");
+      try {
+        fsyncSync(directory);
+      } finally {
+        closeSync(directory);
+      }
+    } catch (error) {
+      closeSync(fd);
+      removeJournal(path);
+      throw error;
+    }
+    return new JournalWriter(path, name, fd, progress, bytes);
+  }
+
+  /**
+   * Writes the records as lines after the last one (one `pwrite`); returns the end offset, to
+   * be passed to `markDurable` once a flush covering it has finished. Throws when it cannot write.
+   */
+  append(records: readonly WireRecord[]): number {
+    if (this.position >= this.preallocated && this.allMoved()) {
+      // Everything written is in audit.db: start over at the beginning of the file.
+      this.position = 0;
+      this.round++;
+      Atomics.store(this.progress, Progress.DurableEnd, 0);
+      Atomics.store(this.progress, Progress.Round, this.round);
+    }
+    let text = "";
+    let last = this.last;
+    for (const record of records) {
+      const json = encodeRecord(record);
+      const seq = last.seq + 1;
+      const lineHashText = lineHash(last.hash, json);
+      text += `${seq}\t${lineHashText}\t${json}\n`;
+      last = { seq, hash: lineHashText };
+    }
+    const bytes = Buffer.from(text, "utf8");
+    if (this.position + bytes.length > MAX_JOURNAL_BYTES) {
+      throw new Error(
+        `the audit journal holds ${this.position} bytes not moved into audit.db: the ledger writer is not keeping up`,
+      );
+    }
+    let written = 0;
+    while (written < bytes.length) {
+      written += writeSync(
+        this.fd,
+        bytes,
+        written,
+        bytes.length - written,
+        this.position + written,
+      );
+    }
+    this.position += bytes.length;
+    this.last = last;
+    return this.position;
+  }
+
+  private allMoved(): boolean {
+    return (
+      Atomics.load(this.progress, Progress.MovedRound) === this.round &&
+      Atomics.load(this.progress, Progress.MovedEnd) === this.position
+    );
+  }
+
+  /** Makes every line written so far durable, on this thread. */
+  flushSync(): number {
+    fdatasyncSync(this.fd);
+    return this.position;
+  }
+
+  /** Makes every line written so far durable, in libuv's thread pool. */
+  flush(done: (error: Error | null, end: number) => void): void {
+    const end = this.position;
+    fdatasync(this.fd, (error) => done(error, end));
+  }
+
+  /** Lets the writer thread move the lines up to `end` (of the current round). */
+  markDurable(end: number): void {
+    if (end > Atomics.load(this.progress, Progress.DurableEnd)) {
+      Atomics.store(this.progress, Progress.DurableEnd, end);
+    }
+  }
+
+  /** The end of what has been written. */
+  get written(): number {
+    return this.position;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+/**
+ * The writer thread's side: reads what the event loop made durable since the last read (the
+ * round and the end from `progress`), and reports what it has moved.
+ */
+export class JournalReader {
+  private readonly fd: number;
+  private offset = 0;
+  private round = 0;
+  private buffer = Buffer.alloc(1 << 20);
+
+  constructor(
+    path: string,
+    private readonly progress: Int32Array,
+    /** The last line moved into audit.db. */
+    public position: JournalPosition,
+  ) {
+    this.fd = openSync(path, "r");
+  }
+
+  /** Lines made durable and not yet read, with the offset to report once they are moved. */
+  read(): { text: string; round: number; end: number } {
+    let round: number;
+    let end: number;
+    // The event loop starts a new round (end back to 0) only once everything is moved: read the
+    // round on both sides of the end so that the pair belongs to one round.
+    do {
+      round = Atomics.load(this.progress, Progress.Round);
+      end = Atomics.load(this.progress, Progress.DurableEnd);
+    } while (round !== Atomics.load(this.progress, Progress.Round));
+    if (round !== this.round) {
+      this.round = round;
+      this.offset = 0;
+    }
+    if (end <= this.offset) return { text: "", round, end: this.offset };
+    const length = end - this.offset;
+    if (this.buffer.length < length) this.buffer = Buffer.alloc(length);
+    let read = 0;
+    while (read < length) {
+      const got = readSync(this.fd, this.buffer, read, length - read, this.offset + read);
+      if (got === 0) break;
+      read += got;
+    }
+    // Durable ends fall on line boundaries, so the bytes read decode whole.
+    return { text: this.buffer.toString("utf8", 0, read), round, end: this.offset + read };
+  }
+
+  /** Records that the lines read up to `end` (and `position`) are in audit.db. */
+  moved(round: number, end: number, position: JournalPosition): void {
+    this.offset = end;
+    this.position = position;
+    Atomics.store(this.progress, Progress.MovedEnd, end);
+    Atomics.store(this.progress, Progress.MovedRound, round);
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}

@@ -1,0 +1,235 @@
+/**
+ * The audit journal: what the gateway acknowledged survives the gateway being killed — moved into
+ * audit.db exactly once by the next gateway or by `npm run audit` — a journal that starts over at
+ * its beginning is read correctly across rounds, and a torn or edited journal is read up to where
+ * it still holds.
+ */
+import { execFile, spawn } from "node:child_process";
+import { closeSync, existsSync, openSync, readdirSync, writeSync } from "node:fs";
+import { join } from "node:path";
+import { promisify } from "node:util";
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  JournalWriter,
+  journalProgress,
+  journalStart,
+  readJournal,
+  scanJournal,
+} from "../../gateway/ledger/journal.ts";
+import { AuditLedger } from "../../gateway/ledger/ledger.ts";
+import { openAuditDatabase, subjectEntries, verifyChain } from "../../gateway/ledger/store.ts";
+import type { WireRecord } from "../../gateway/ledger/wire.ts";
+import { tempDataDir } from "../helpers.ts";
+
+const run = promisify(execFile);
+const CHILD = new URL("./fixtures/journal-child.ts", import.meta.url).pathname;
+
+let data: ReturnType<typeof tempDataDir>;
+afterEach(() => data?.remove());
+
+/** Runs a ledger in a child process, lets it acknowledge, and kills it (SIGKILL). */
+async function killedAfterAcknowledging(
+  dir: string,
+  options: { journalBytes: number; moved: number; held: number },
+): Promise<void> {
+  const child = spawn(
+    process.execPath,
+    [
+      "--import",
+      "tsx",
+      CHILD,
+      dir,
+      String(options.journalBytes),
+      String(options.moved),
+      String(options.held),
+    ],
+    { stdio: ["ignore", "pipe", "pipe"] },
+  );
+  let errors = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    errors += chunk.toString();
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on("data", (chunk: Buffer) => {
+      if (chunk.toString().includes("acknowledged")) resolve();
+    });
+    child.once("exit", (code) => reject(new Error(`the child exited (${code}): ${errors}`)));
+  });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  child.kill("SIGKILL");
+  await exited;
+}
+
+function journals(dir: string): string[] {
+  return readdirSync(dir).filter((name) => name.endsWith(".journal"));
+}
+
+function ledgerFile<T>(dir: string, read: (sqlite: ReturnType<typeof openAuditDatabase>) => T): T {
+  const sqlite = openAuditDatabase(dir, { existing: true });
+  try {
+    return read(sqlite);
+  } finally {
+    sqlite.close();
+  }
+}
+
+function record(index: number): WireRecord {
+  return {
+    at: "2026-12-05T00:00:00.000Z",
+    requestId: `r-${index}`,
+    deskId: "d",
+    deskName: "Desk",
+    purpose: "p",
+    legalBasis: null,
+    caseId: null,
+    operationName: "One",
+    operationHash: "0".repeat(64),
+    departments: ["hukou"],
+    selections: [{ fields: ["Person.alive"], denied: [] }],
+    subjects: `110105199001${String(index).padStart(6, "0")}`,
+    picks: new Uint16Array(1),
+    outcomes: "a",
+  };
+}
+
+describe("a gateway killed after acknowledging", () => {
+  it("loses no acknowledged access: the next gateway moves its journal into audit.db, once", async () => {
+    data = tempDataDir();
+    await killedAfterAcknowledging(data.dir, { journalBytes: 1 << 20, moved: 30, held: 25 });
+    // The 25 held back by the lock are only in the dead process's journal.
+    expect(ledgerFile(data.dir, verifyChain)).toMatchObject({ ok: true, entries: 30 });
+    expect(journals(data.dir)).toHaveLength(1);
+
+    const ledger = await AuditLedger.open(data.dir, "full");
+    try {
+      expect(ledger.recovered).toEqual({ entries: 25, problems: [] });
+      const held = await ledger.entriesFor("110105199001000007");
+      expect(held.map((entry) => entry.requestId).sort()).toEqual(["held-7", "moved-7"]);
+    } finally {
+      await ledger.close();
+    }
+    expect(ledgerFile(data.dir, verifyChain)).toMatchObject({ ok: true, entries: 55 });
+    expect(journals(data.dir)).toEqual([]);
+  });
+
+  it("is moved by npm run audit too, and across a journal that had started over", async () => {
+    data = tempDataDir();
+    // A journal of 4 KiB starts over every dozen records: 300 records make many rounds.
+    await killedAfterAcknowledging(data.dir, { journalBytes: 4096, moved: 300, held: 20 });
+    const { stdout, stderr } = await run(process.execPath, [
+      "--import",
+      "tsx",
+      "scripts/audit.ts",
+      "verify",
+      "--data-dir",
+      data.dir,
+    ]);
+    expect(stderr).toMatch(/moved 20 entries from a stopped gateway's journal/);
+    expect(stdout).toMatch(/chain intact: 320 entries/);
+    expect(journals(data.dir)).toEqual([]);
+    const entries = ledgerFile(data.dir, (sqlite) => subjectEntries(sqlite, "110105199001000019"));
+    expect(entries.map((entry) => entry.requestId).sort()).toEqual(["held-19", "moved-19"]);
+    expect(entries[0]?.desk).toBe("崩溃测试");
+  });
+});
+
+describe("a journal read back", () => {
+  it("stops at a line torn by a crash, which was never acknowledged", async () => {
+    data = tempDataDir();
+    const journal = JournalWriter.create(data.dir, journalProgress(), 1 << 16);
+    const end = journal.append([record(1), record(2), record(3)]);
+    journal.flushSync();
+    journal.close();
+    const fd = openSync(journal.path, "r+");
+    const torn = Buffer.from('4\tabc\t{"at":"2026');
+    writeSync(fd, torn, 0, torn.length, end);
+    closeSync(fd);
+
+    const scanned = scanJournal(readJournal(journal.path), journalStart(journal.name));
+    expect(scanned.records.map((r) => r.requestId)).toEqual(["r-1", "r-2", "r-3"]);
+    expect(scanned.problem).toBeNull();
+
+    const ledger = await AuditLedger.open(data.dir, "full");
+    await ledger.close();
+    expect(ledger.recovered).toEqual({ entries: 3, problems: [] });
+    expect(existsSync(journal.path)).toBe(false);
+  });
+
+  it("names the line where an edited journal stops holding, and moves what comes before it", async () => {
+    data = tempDataDir();
+    const journal = JournalWriter.create(data.dir, journalProgress(), 1 << 16);
+    journal.append([record(1), record(2), record(3), record(4)]);
+    journal.flushSync();
+    journal.close();
+    const text = readJournal(journal.path);
+    const at = text.indexOf("r-3");
+    const fd = openSync(journal.path, "r+");
+    writeSync(fd, Buffer.from("r-9"), 0, 3, Buffer.byteLength(text.slice(0, at)));
+    closeSync(fd);
+
+    const ledger = await AuditLedger.open(data.dir, "full");
+    await ledger.close();
+    expect(ledger.recovered.entries).toBe(2);
+    expect(ledger.recovered.problems).toEqual([
+      expect.stringMatching(/line 3 does not match its hash/),
+    ]);
+  });
+
+  it("leaves the journal of a ledger still open in this process alone", async () => {
+    data = tempDataDir();
+    const first = await AuditLedger.open(data.dir, "full");
+    try {
+      const second = await AuditLedger.open(data.dir, "full");
+      await second.close();
+      expect(second.recovered.entries).toBe(0);
+      expect(journals(data.dir)).toHaveLength(1);
+    } finally {
+      await first.close();
+    }
+    expect(journals(data.dir)).toEqual([]);
+  });
+});
+
+describe("a journal that starts over", () => {
+  it("writes in place once everything is moved, and chains every record in audit.db", async () => {
+    data = tempDataDir();
+    const ledger = await AuditLedger.open(data.dir, "full", { journalBytes: 4096 });
+    try {
+      for (let i = 0; i < 200; i++) {
+        await ledger.append({
+          principal: {
+            kind: "desk",
+            deskId: "d",
+            deskName: "Desk",
+            purpose: "p",
+            legalBasis: null,
+            caseId: null,
+            scopes: new Set(),
+            citizenId: null,
+          },
+          requestId: `r-${i}`,
+          operationName: "One",
+          operationHash: "0".repeat(64),
+          departments: ["hukou"],
+          subjects: [
+            {
+              subject: `110105199001${String(i).padStart(6, "0")}`,
+              fields: ["Person.alive"],
+              denied: [],
+              outcome: "answered",
+            },
+          ],
+        });
+        if (i % 20 === 19) await ledger.moved();
+      }
+      await ledger.moved();
+      // 200 records of ≈ 600 bytes in a file of 4 KiB: it started over many times.
+      const [name] = journals(data.dir);
+      const size = readJournal(join(data.dir, name as string)).length;
+      expect(size).toBeLessThan(4096 + 20 * 1024);
+    } finally {
+      await ledger.close();
+    }
+    expect(ledgerFile(data.dir, verifyChain)).toMatchObject({ ok: true, entries: 200 });
+  });
+});
