@@ -33,7 +33,7 @@ import {
   removeJournal,
   scanJournal,
 } from "./journal.ts";
-import { OUTCOME_OF_LETTER, type Selection, type WireRecord } from "./wire.ts";
+import { JsonFragments, OUTCOME_OF_LETTER, type Selection, type WireRecord } from "./wire.ts";
 
 export type Sqlite = Database.Database;
 type Statement = Database.Statement;
@@ -340,29 +340,11 @@ const REPEATED_COLUMNS: ReadonlySet<(typeof REQUEST_COLUMNS)[number]> = new Set(
  * columns were most of a small record's cost of hashing.
  */
 export class RequestEncoder {
-  private readonly bySelection = new WeakMap<
-    readonly string[],
-    WeakMap<readonly string[], string>
-  >();
-  private readonly literals = new Map<string, string>();
+  private readonly fragments = new JsonFragments();
 
   /** `JSON.stringify(selections)`, once per plan's pair of field arrays. */
   selections(selections: readonly Selection[]): string {
-    const only = selections[0];
-    if (selections.length !== 1 || !only || Object.keys(only).length !== 2) {
-      return JSON.stringify(selections);
-    }
-    let byDenied = this.bySelection.get(only.fields);
-    if (!byDenied) {
-      byDenied = new WeakMap();
-      this.bySelection.set(only.fields, byDenied);
-    }
-    let json = byDenied.get(only.denied);
-    if (json === undefined) {
-      json = JSON.stringify([{ fields: only.fields, denied: only.denied }]);
-      byDenied.set(only.denied, json);
-    }
-    return json;
+    return this.fragments.selections(selections);
   }
 
   /** `JSON.stringify(requestColumns(row))`. */
@@ -371,22 +353,10 @@ export class RequestEncoder {
     for (const column of REQUEST_COLUMNS) {
       if (text.length > 1) text += ",";
       text += REPEATED_COLUMNS.has(column)
-        ? this.literal(row[column] as string | null)
+        ? this.fragments.literal(row[column] as string | null)
         : JSON.stringify(row[column]);
     }
     return `${text}]`;
-  }
-
-  private literal(value: string | null): string {
-    if (value === null) return "null";
-    let literal = this.literals.get(value);
-    if (literal === undefined) {
-      // Values repeat across requests (a few desks, purposes, plans): the bound only guards memory.
-      if (this.literals.size >= 10_000) this.literals.clear();
-      literal = JSON.stringify(value);
-      this.literals.set(value, literal);
-    }
-    return literal;
   }
 }
 

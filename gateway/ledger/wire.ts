@@ -74,3 +74,61 @@ export type WriterMessage =
   | { type: "failed"; message: string }
   | { type: "entries"; id: number; entries: LedgerEntry[]; error?: string }
   | { type: "closed" };
+
+/**
+ * JSON of the parts of a record that repeat from request to request — a plan's selections (one
+ * text per plan, found by the plan's own field arrays), a desk's names, a purpose's legal basis,
+ * an operation — encoded once and remembered: they are most of a small record's text.
+ */
+export class JsonFragments {
+  private readonly bySelection = new WeakMap<
+    readonly string[],
+    WeakMap<readonly string[], string>
+  >();
+  private readonly literals = new Map<string, string>();
+  private readonly lists = new Map<string, string>();
+
+  /** `JSON.stringify(selections)`. */
+  selections(selections: readonly Selection[]): string {
+    const only = selections[0];
+    if (selections.length !== 1 || !only || Object.keys(only).length !== 2) {
+      return JSON.stringify(selections);
+    }
+    let byDenied = this.bySelection.get(only.fields);
+    if (!byDenied) {
+      byDenied = new WeakMap();
+      this.bySelection.set(only.fields, byDenied);
+    }
+    let json = byDenied.get(only.denied);
+    if (json === undefined) {
+      json = JSON.stringify([{ fields: only.fields, denied: only.denied }]);
+      byDenied.set(only.denied, json);
+    }
+    return json;
+  }
+
+  /** `JSON.stringify(value)` of a string that recurs. */
+  literal(value: string | null): string {
+    if (value === null) return "null";
+    let literal = this.literals.get(value);
+    if (literal === undefined) {
+      // Values repeat across requests (a few desks, purposes, plans): the bound only guards memory.
+      if (this.literals.size >= 10_000) this.literals.clear();
+      literal = JSON.stringify(value);
+      this.literals.set(value, literal);
+    }
+    return literal;
+  }
+
+  /** `JSON.stringify(list)` of a short list of strings that recurs (departments). */
+  list(list: readonly string[]): string {
+    const key = list.join("\u0000");
+    let json = this.lists.get(key);
+    if (json === undefined) {
+      if (this.lists.size >= 1_000) this.lists.clear();
+      json = JSON.stringify(list);
+      this.lists.set(key, json);
+    }
+    return json;
+  }
+}
