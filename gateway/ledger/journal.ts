@@ -41,7 +41,7 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import { JsonFragments, type WireRecord } from "./wire.ts";
+import { JsonFragments, type Selection, type WireRecord } from "./wire.ts";
 
 /** Preallocated size: writing starts over past it once everything written has been moved. */
 export const JOURNAL_BYTES = 8 << 20;
@@ -121,9 +121,32 @@ export class RecordEncoder {
   }
 }
 
+/**
+ * Selections read back, one object per distinct value: the records of one plan then share their
+ * arrays, as they did when written, and audit.db's encoder finds their JSON remembered instead of
+ * writing it again for every record.
+ */
+const readSelections = new Map<string, readonly Selection[]>();
+
+function shared(selections: readonly Selection[]): readonly Selection[] {
+  let key = "";
+  for (const { fields, denied } of selections) {
+    key += `${fields.join("\u0001")}\u0002${denied.join("\u0001")}\u0003`;
+  }
+  const known = readSelections.get(key);
+  if (known) return known;
+  if (readSelections.size >= 1_000) readSelections.clear();
+  readSelections.set(key, selections);
+  return selections;
+}
+
 function decodeRecord(json: string): WireRecord {
   const parsed = JSON.parse(json) as Omit<WireRecord, "picks"> & { picks: number[] };
-  return { ...parsed, picks: Uint16Array.from(parsed.picks) };
+  return {
+    ...parsed,
+    selections: shared(parsed.selections),
+    picks: Uint16Array.from(parsed.picks),
+  };
 }
 
 /** The lines of a journal after `from`, verified, and where and why a scan stopped early. */

@@ -194,7 +194,7 @@ export function recordAppender(
         case_id: record.caseId,
         operation_name: record.operationName,
         operation_hash: record.operationHash,
-        departments: JSON.stringify(record.departments),
+        departments: encoder.departments(record.departments),
         selections: encoder.selections(record.selections),
       };
       const ofRequest = sha256(encoder.columns(row));
@@ -345,6 +345,11 @@ export class RequestEncoder {
   /** `JSON.stringify(selections)`, once per plan's pair of field arrays. */
   selections(selections: readonly Selection[]): string {
     return this.fragments.selections(selections);
+  }
+
+  /** `JSON.stringify(departments)`, remembered. */
+  departments(departments: readonly string[]): string {
+    return this.fragments.list(departments);
   }
 
   /** `JSON.stringify(requestColumns(row))`. */
