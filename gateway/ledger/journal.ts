@@ -226,6 +226,8 @@ export function abandonedJournals(dir: string, own: ReadonlySet<string> = new Se
     if (!match || own.has(name)) return false;
     const pid = Number(match[1]);
     // A journal of this very process that it does not hold open was left by a ledger that failed.
+    // A running process of that number may be another program that reused it after a reboot:
+    // the journal then waits until that process has ended; its records are late, not lost.
     return pid === process.pid || !isRunning(pid);
   });
 }
