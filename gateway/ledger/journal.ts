@@ -11,10 +11,11 @@
  *
  * One file per gateway process, `DATA_DIR/audit-<pid>-<random>.journal`, of lines
  *
- *     <seq> TAB <hash> TAB <record as JSON> LF
+ *     <seq> TAB <hash> TAB <JSON> LF
  *
- * where seq counts from 1 and hash = sha256(<previous line's hash> LF <record JSON>), the first
- * line's previous hash being the file's name: the journal is a hash chain of its own, so that a
+ * where the JSON is a record, or a context that records name (what the requests of one desk,
+ * purpose and plan share: see `RecordEncoder`), seq counts from 1 and hash = sha256(<previous
+ * line's hash> LF <JSON>), the first line's previous hash being the file's name: the journal is a hash chain of its own, so that a
  * record is tamper-evident from the moment it is acknowledged, not only once it is in `audit.db`.
  * The writer records how far it has moved a journal (`ledger_state`, `journal:<file>` = "<seq>
  * <hash>") in the transaction that inserts the entries, so a line is moved exactly once — also
@@ -105,19 +106,48 @@ function lineHash(previous: string, json: string): string {
 /** Subjects are upper-case letters and digits, outcomes letters: nothing in them needs escaping. */
 const PLAIN = /^[0-9A-Z\n]*$/;
 
+/** Characters of a context's SHA-256 (hex) that name it: 128 bits, no collision to be found. */
+const CONTEXT_ID_LENGTH = 32;
+
+function contextId(json: string): string {
+  return hash("sha256", json, "hex").slice(0, CONTEXT_ID_LENGTH);
+}
+
+/** What the requests of one desk, purpose and plan have in common: written once per journal round. */
+export type RecordContext = Pick<
+  WireRecord,
+  | "deskId"
+  | "deskName"
+  | "purpose"
+  | "legalBasis"
+  | "operationName"
+  | "operationHash"
+  | "departments"
+  | "selections"
+>;
+
 /**
- * A record as a journal line carries it: `JSON.stringify` of its fields in this order, the text
- * built from remembered fragments for what repeats from request to request.
+ * Records as journal lines carry them, the text built from remembered fragments. What repeats
+ * from request to request (desk, purpose, operation, the plan's selections: most of a small
+ * record's text) is a context line `{"context":{…}}`, written once per round of the journal; a
+ * record line `{"at":…,"requestId":…,"context":"<id>",…}` names it by the first 32 hex digits of
+ * its SHA-256. A line is then a third of the text to hash, write, read back and parse.
  */
 export class RecordEncoder {
   private readonly fragments = new JsonFragments();
 
-  encode(record: WireRecord): string {
+  /** `JSON.stringify` of the record's context, fields in `RecordContext`'s order. */
+  context(record: WireRecord): string {
     const f = this.fragments;
+    return `{"deskId":${f.literal(record.deskId)},"deskName":${f.literal(record.deskName)},"purpose":${f.literal(record.purpose)},"legalBasis":${f.literal(record.legalBasis)},"operationName":${f.literal(record.operationName)},"operationHash":${f.literal(record.operationHash)},"departments":${f.list(record.departments)},"selections":${f.selections(record.selections)}}`;
+  }
+
+  /** The record's own fields as JSON, its context named by `context`. */
+  record(record: WireRecord, context: string): string {
     const subjects = PLAIN.test(record.subjects)
       ? `"${record.subjects.replaceAll("\n", "\\n")}"`
       : JSON.stringify(record.subjects);
-    return `{"at":${JSON.stringify(record.at)},"requestId":${JSON.stringify(record.requestId)},"deskId":${f.literal(record.deskId)},"deskName":${f.literal(record.deskName)},"purpose":${f.literal(record.purpose)},"legalBasis":${f.literal(record.legalBasis)},"caseId":${JSON.stringify(record.caseId)},"operationName":${f.literal(record.operationName)},"operationHash":${f.literal(record.operationHash)},"departments":${f.list(record.departments)},"selections":${f.selections(record.selections)},"subjects":${subjects},"picks":[${record.picks.join(",")}],"outcomes":${JSON.stringify(record.outcomes)}}`;
+    return `{"at":${JSON.stringify(record.at)},"requestId":${JSON.stringify(record.requestId)},"context":"${context}","caseId":${JSON.stringify(record.caseId)},"subjects":${subjects},"picks":[${record.picks.join(",")}],"outcomes":${JSON.stringify(record.outcomes)}}`;
   }
 }
 
@@ -140,12 +170,50 @@ function shared(selections: readonly Selection[]): readonly Selection[] {
   return selections;
 }
 
-function decodeRecord(json: string): WireRecord {
-  const parsed = JSON.parse(json) as Omit<WireRecord, "picks"> & { picks: number[] };
+const CONTEXT_PREFIX = '{"context":{';
+
+/** Contexts read back, by id: kept by a reader from one read to the next within a round. */
+export type JournalContexts = Map<string, RecordContext>;
+
+/** A context line's context and id, or null when the line is a record. */
+function decodeContext(json: string): { id: string; context: RecordContext } | null {
+  if (!json.startsWith(CONTEXT_PREFIX)) return null;
+  const text = json.slice(CONTEXT_PREFIX.length - 1, -1);
+  const context = JSON.parse(text) as RecordContext;
+  return { id: contextId(text), context: { ...context, selections: shared(context.selections) } };
+}
+
+type RecordLine = Omit<WireRecord, "picks" | keyof RecordContext> & {
+  picks: number[];
+  /** Absent in the lines of journals written before contexts (whole records). */
+  context?: string;
+} & Partial<RecordContext>;
+
+function decodeRecord(json: string, contexts: JournalContexts): WireRecord | string {
+  const line = JSON.parse(json) as RecordLine;
+  let context: RecordContext;
+  if (line.context === undefined) {
+    context = line as RecordContext;
+  } else {
+    const known = contexts.get(line.context);
+    if (!known) return `its context ${line.context} is not in the journal`;
+    context = known;
+  }
   return {
-    ...parsed,
-    selections: shared(parsed.selections),
-    picks: Uint16Array.from(parsed.picks),
+    at: line.at,
+    requestId: line.requestId,
+    deskId: context.deskId,
+    deskName: context.deskName,
+    purpose: context.purpose,
+    legalBasis: context.legalBasis,
+    caseId: line.caseId,
+    operationName: context.operationName,
+    operationHash: context.operationHash,
+    departments: context.departments,
+    selections: line.context === undefined ? shared(context.selections) : context.selections,
+    subjects: line.subjects,
+    picks: Uint16Array.from(line.picks),
+    outcomes: line.outcomes,
   };
 }
 
@@ -161,12 +229,18 @@ export interface ScannedJournal {
 }
 
 /**
- * Reads journal lines from `text` (a whole file, or the bytes written since the last read):
- * lines numbered up to `from.seq` are skipped (moved already), the next must carry `from`'s hash,
- * and the scan stops at the first line that does not continue the sequence and the chain — a
- * torn last line, zeros, a line of an earlier round, or an edited line (reported in `problem`).
+ * Reads journal lines from `text` (a whole round of a file, or the bytes written since the last
+ * read, with the contexts that earlier reads of the round found): lines numbered up to
+ * `from.seq` are skipped (moved already) but for the contexts they define, the next must carry
+ * `from`'s hash, and the scan stops at the first line that does not continue the sequence and
+ * the chain — a torn last line, zeros, a line of an earlier round, or an edited line (reported
+ * in `problem`). A context is trusted by its id, the hash of its text, which the chain covers.
  */
-export function scanJournal(text: string, from: JournalPosition): ScannedJournal {
+export function scanJournal(
+  text: string,
+  from: JournalPosition,
+  contexts: JournalContexts = new Map(),
+): ScannedJournal {
   const records: WireRecord[] = [];
   let last = from;
   let end = 0;
@@ -186,9 +260,16 @@ export function scanJournal(text: string, from: JournalPosition): ScannedJournal
     if (previousSeq !== null && seq !== previousSeq + 1) return stop(null); // an earlier round
     previousSeq = seq;
     const lineHashText = line.slice(firstTab + 1, secondTab);
+    const json = line.slice(secondTab + 1);
     if (seq <= from.seq) {
       if (seq === from.seq && lineHashText !== from.hash) {
         return stop(`line ${seq} differs from the line moved into audit.db`);
+      }
+      try {
+        const defined = decodeContext(json);
+        if (defined) contexts.set(defined.id, defined.context);
+      } catch {
+        return stop(`line ${seq} is not a context`);
       }
       end = lineEnd;
       continue;
@@ -196,17 +277,21 @@ export function scanJournal(text: string, from: JournalPosition): ScannedJournal
     if (seq !== last.seq + 1) {
       return stop(`lines ${last.seq + 1}…${seq - 1} are missing`);
     }
-    const json = line.slice(secondTab + 1);
     if (lineHash(last.hash, json) !== lineHashText) {
       return stop(`line ${seq} does not match its hash (edited, or torn by a crash)`);
     }
-    let record: WireRecord;
     try {
-      record = decodeRecord(json);
+      const defined = decodeContext(json);
+      if (defined) {
+        contexts.set(defined.id, defined.context);
+      } else {
+        const record = decodeRecord(json, contexts);
+        if (typeof record === "string") return stop(`line ${seq}: ${record}`);
+        records.push(record);
+      }
     } catch {
       return stop(`line ${seq} is not a record`);
     }
-    records.push(record);
     last = { seq, hash: lineHashText };
     end = lineEnd;
   }
@@ -267,6 +352,8 @@ export class JournalWriter {
   private round = 0;
   private last: JournalPosition;
   private readonly encoder = new RecordEncoder();
+  /** Contexts defined in this round of the file: context JSON → id. */
+  private readonly contexts = new Map<string, string>();
 
   private constructor(
     readonly path: string,
@@ -313,17 +400,29 @@ export class JournalWriter {
       // Everything written is in audit.db: start over at the beginning of the file.
       this.position = 0;
       this.round++;
+      this.contexts.clear(); // the new round writes over the lines that defined them
       Atomics.store(this.progress, Progress.DurableEnd, 0);
       Atomics.store(this.progress, Progress.Round, this.round);
     }
     let text = "";
     let last = this.last;
-    for (const record of records) {
-      const json = this.encoder.encode(record);
+    const line = (json: string): void => {
       const seq = last.seq + 1;
       const lineHashText = lineHash(last.hash, json);
       text += `${seq}\t${lineHashText}\t${json}\n`;
       last = { seq, hash: lineHashText };
+    };
+    let defined: Map<string, string> | null = null;
+    for (const record of records) {
+      const context = this.encoder.context(record);
+      let id = this.contexts.get(context) ?? defined?.get(context);
+      if (id === undefined) {
+        id = contextId(context);
+        line(`{"context":${context}}`);
+        defined ??= new Map();
+        defined.set(context, id);
+      }
+      line(this.encoder.record(record, id));
     }
     const bytes = Buffer.from(text, "utf8");
     if (this.position + bytes.length > MAX_JOURNAL_BYTES) {
@@ -343,6 +442,12 @@ export class JournalWriter {
     }
     this.position += bytes.length;
     this.last = last;
+    if (defined) {
+      // A few desks, purposes and plans: the bound only guards memory (a context forgotten is
+      // written again).
+      if (this.contexts.size + defined.size > 10_000) this.contexts.clear();
+      for (const [context, id] of defined) this.contexts.set(context, id);
+    }
     return this.position;
   }
 
@@ -391,6 +496,8 @@ export class JournalReader {
   private offset = 0;
   private round = 0;
   private buffer = Buffer.alloc(1 << 20);
+  /** Contexts defined by the lines of this round read so far. */
+  readonly contexts: JournalContexts = new Map();
 
   constructor(
     path: string,
@@ -414,6 +521,7 @@ export class JournalReader {
     if (round !== this.round) {
       this.round = round;
       this.offset = 0;
+      this.contexts.clear();
     }
     if (end <= this.offset) return { text: "", round, end: this.offset };
     const length = end - this.offset;

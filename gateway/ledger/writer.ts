@@ -78,7 +78,7 @@ function move(): void {
   if (failed) return;
   const { text, round, end } = reader.read();
   if (text === "") return;
-  const scanned = scanJournal(text, reader.position);
+  const scanned = scanJournal(text, reader.position, reader.contexts);
   if (scanned.problem || scanned.end !== text.length) {
     failed = true;
     post({

@@ -96,7 +96,7 @@ describe("RequestEncoder", () => {
 });
 
 describe("RecordEncoder (journal lines)", () => {
-  it("encodes every record as JSON.stringify does, and reads back as written", () => {
+  it("encodes every record and its context as JSON.stringify does", () => {
     const encoder = new RecordEncoder();
     for (let index = 0; index < 200; index++) {
       const value = row(index);
@@ -118,9 +118,29 @@ describe("RecordEncoder (journal lines)", () => {
         picks: Uint16Array.from([0, index % 3]),
         outcomes: "ap",
       };
-      const expected = JSON.stringify({ ...record, picks: Array.from(record.picks) });
-      expect(encoder.encode(record)).toBe(expected);
-      expect(encoder.encode(record)).toBe(expected);
+      const context = {
+        deskId: record.deskId,
+        deskName: record.deskName,
+        purpose: record.purpose,
+        legalBasis: record.legalBasis,
+        operationName: record.operationName,
+        operationHash: record.operationHash,
+        departments: record.departments,
+        selections: record.selections,
+      };
+      const own = {
+        at: record.at,
+        requestId: record.requestId,
+        context: "c0ffee",
+        caseId: record.caseId,
+        subjects: record.subjects,
+        picks: Array.from(record.picks),
+        outcomes: record.outcomes,
+      };
+      for (let twice = 0; twice < 2; twice++) {
+        expect(encoder.context(record)).toBe(JSON.stringify(context));
+        expect(encoder.record(record, "c0ffee")).toBe(JSON.stringify(own));
+      }
     }
   });
 });

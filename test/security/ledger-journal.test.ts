@@ -5,6 +5,7 @@
  * it still holds.
  */
 import { execFile, spawn } from "node:child_process";
+import { hash } from "node:crypto";
 import { closeSync, existsSync, openSync, readdirSync, writeSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -171,8 +172,77 @@ describe("a journal read back", () => {
     await ledger.close();
     expect(ledger.recovered.entries).toBe(2);
     expect(ledger.recovered.problems).toEqual([
-      expect.stringMatching(/line 3 does not match its hash/),
+      // Line 1 is the records' context: r-3 is on line 4.
+      expect.stringMatching(/line 4 does not match its hash/),
     ]);
+  });
+
+  it("writes a context once per round and names it in each record", () => {
+    data = tempDataDir();
+    const journal = JournalWriter.create(data.dir, journalProgress(), 1 << 16);
+    const other = { ...record(4), deskId: "e", deskName: "Other desk" };
+    journal.append([record(1), record(2)]);
+    journal.append([record(3), other]);
+    journal.flushSync();
+    journal.close();
+    const text = readJournal(journal.path);
+    const lines = text.slice(0, text.indexOf("\0")).trimEnd().split("\n");
+    // A context line for "d", three records, a context line for "e", one record.
+    expect(lines.map((line) => line.split("\t")[2]?.slice(0, 12))).toEqual([
+      '{"context":{',
+      '{"at":"2026-',
+      '{"at":"2026-',
+      '{"at":"2026-',
+      '{"context":{',
+      '{"at":"2026-',
+    ]);
+    const scanned = scanJournal(text, journalStart(journal.name));
+    expect(scanned.problem).toBeNull();
+    expect(scanned.records).toEqual([record(1), record(2), record(3), other]);
+  });
+
+  it("refuses a record whose context was edited, also among the lines already moved", () => {
+    data = tempDataDir();
+    const journal = JournalWriter.create(data.dir, journalProgress(), 1 << 16);
+    journal.append([record(1), record(2), record(3)]);
+    journal.flushSync();
+    journal.close();
+    const text = readJournal(journal.path);
+    const [seq, movedHash] = text.split("\n")[1]?.split("\t") ?? [];
+    const fd = openSync(journal.path, "r+");
+    writeSync(
+      fd,
+      Buffer.from("Dusk"),
+      0,
+      4,
+      Buffer.byteLength(text.slice(0, text.indexOf("Desk"))),
+    );
+    closeSync(fd);
+
+    // Lines 1 (the context) and 2 are in audit.db already: line 3 names a context no longer there.
+    const edited = readJournal(journal.path);
+    const scanned = scanJournal(edited, { seq: Number(seq), hash: movedHash ?? "" });
+    expect(scanned.records).toEqual([]);
+    expect(scanned.problem).toMatch(/^line 3: its context [0-9a-f]{32} is not in the journal$/);
+    // Read from its start, the journal breaks at the edited line itself.
+    expect(scanJournal(edited, journalStart(journal.name)).problem).toMatch(
+      /line 1 does not match its hash/,
+    );
+  });
+
+  it("reads the whole-record lines of journals written before contexts", () => {
+    data = tempDataDir();
+    const name = "audit-1-000000000000.journal";
+    let previous = name;
+    let text = "";
+    for (let index = 1; index <= 2; index++) {
+      const json = JSON.stringify({ ...record(index), picks: [0] });
+      previous = hash("sha256", `${previous}\n${json}`, "hex");
+      text += `${index}\t${previous}\t${json}\n`;
+    }
+    const scanned = scanJournal(text, journalStart(name));
+    expect(scanned.problem).toBeNull();
+    expect(scanned.records).toEqual([record(1), record(2)]);
   });
 
   it("leaves the journal of a ledger still open in this process alone", async () => {
