@@ -130,6 +130,61 @@ const SET_STATE = "ON CONFLICT (name) DO UPDATE SET value = excluded.value";
 /** A `ledger_state` row written in the same transaction as the entries. */
 export type StateUpdate = readonly [name: string, value: string];
 
+/** Rows per INSERT statement: one statement per 64 rows costs far less than 64 statements. */
+const ROWS_PER_INSERT = 64;
+
+const ENTRY_COLUMNS = [
+  "seq",
+  "request",
+  "subject",
+  "selection",
+  "outcome",
+  "prev_hash",
+  "hash",
+] as const;
+
+interface RowInserter {
+  /** The values of one row, in the inserter's column order. */
+  add(...values: unknown[]): void;
+  /** Inserts the rows added and not yet inserted. */
+  flush(): void;
+  /** Forgets rows added and not inserted (a transaction that failed). */
+  reset(): void;
+}
+
+/**
+ * Inserts rows into `table` a statement of up to `ROWS_PER_INSERT` rows at a time. One statement
+ * per row count, prepared when first needed, so a transaction runs at most two shapes per table.
+ */
+function rowInserter(sqlite: Sqlite, table: string, columns: readonly string[]): RowInserter {
+  const statements = new Map<number, Statement>();
+  const pending: unknown[] = [];
+  const flush = (): void => {
+    const rows = pending.length / columns.length;
+    if (rows === 0) return;
+    let statement = statements.get(rows);
+    if (!statement) {
+      const row = `(${columns.map(() => "?").join(", ")})`;
+      statement = sqlite.prepare(
+        `INSERT INTO ${table} (${columns.join(", ")}) VALUES ${Array(rows).fill(row).join(", ")}`,
+      );
+      statements.set(rows, statement);
+    }
+    statement.run(pending);
+    pending.length = 0;
+  };
+  return {
+    add(...values) {
+      pending.push(...values);
+      if (pending.length === ROWS_PER_INSERT * columns.length) flush();
+    },
+    flush,
+    reset() {
+      pending.length = 0;
+    },
+  };
+}
+
 /**
  * Appends records to the ledger, each in the chain after the current head, all in one
  * transaction (BEGIN IMMEDIATE: the head is read under the write lock, so writers on other
@@ -140,31 +195,8 @@ export type StateUpdate = readonly [name: string, value: string];
 export function recordAppender(
   sqlite: Sqlite,
 ): (records: readonly WireRecord[], state?: StateUpdate) => number {
-  const insertRequest = sqlite.prepare(
-    `INSERT INTO requests (seq, at, request_id, desk_id, desk_name, purpose, legal_basis, case_id,
-       operation_name, operation_hash, departments, selections, hash)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
-  const ENTRY_COLUMNS = 7;
-  /** Entries per INSERT statement: one statement per 64 rows costs far less than 64 statements. */
-  const ROWS_PER_INSERT = 64;
-  /** One statement per row count, prepared when first needed: a batch is at most two statements. */
-  const inserts = new Map<number, Statement>();
-  const insertRows = (values: unknown[]): void => {
-    const rows = values.length / ENTRY_COLUMNS;
-    let statement = inserts.get(rows);
-    if (!statement) {
-      statement = sqlite.prepare(
-        `INSERT INTO entries (seq, request, subject, selection, outcome, prev_hash, hash) VALUES ${Array(
-          rows,
-        )
-          .fill("(?, ?, ?, ?, ?, ?, ?)")
-          .join(", ")}`,
-      );
-      inserts.set(rows, statement);
-    }
-    statement.run(values);
-  };
+  const insertRequests = rowInserter(sqlite, "requests", [...REQUEST_COLUMNS, "hash"]);
+  const insertEntries = rowInserter(sqlite, "entries", ENTRY_COLUMNS);
   const lastEntry = sqlite.prepare("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1");
   const lastRequest = sqlite.prepare("SELECT max(seq) AS seq FROM requests");
   const setHead = sqlite.prepare(
@@ -175,12 +207,13 @@ export function recordAppender(
   );
   const encoder = new RequestEncoder();
   const append = sqlite.transaction((records: readonly WireRecord[], state?: StateUpdate) => {
+    insertRequests.reset();
+    insertEntries.reset();
     const head = lastEntry.get() as { seq: number; hash: string } | undefined;
     let seq = head?.seq ?? 0;
     let prev = head?.hash ?? GENESIS_HASH;
     let requestSeq = (lastRequest.get() as { seq: number | null }).seq ?? 0;
     let written = 0;
-    const pending: unknown[] = [];
     for (const record of records) {
       requestSeq++;
       const row: RequestRow = {
@@ -198,7 +231,7 @@ export function recordAppender(
         selections: encoder.selections(record.selections),
       };
       const ofRequest = sha256(encoder.columns(row));
-      insertRequest.run(...requestColumns(row), ofRequest);
+      insertRequests.add(...requestColumns(row), ofRequest);
       const subjects = record.subjects.split("\n");
       for (let index = 0; index < subjects.length; index++) {
         seq++;
@@ -210,7 +243,7 @@ export function recordAppender(
           outcome: OUTCOME_OF_LETTER[record.outcomes[index] ?? "f"] ?? "failed",
         };
         const hash = entryHash(prev, entry, ofRequest);
-        pending.push(
+        insertEntries.add(
           entry.seq,
           entry.request,
           entry.subject,
@@ -219,15 +252,12 @@ export function recordAppender(
           prev,
           hash,
         );
-        if (pending.length === ROWS_PER_INSERT * ENTRY_COLUMNS) {
-          insertRows(pending);
-          pending.length = 0;
-        }
         prev = hash;
       }
       written += subjects.length;
     }
-    if (pending.length > 0) insertRows(pending);
+    insertRequests.flush();
+    insertEntries.flush();
     if (written > 0) setHead.run(String(seq), prev);
     if (state) setState.run(state[0], state[1]);
     return written;

@@ -48,9 +48,10 @@ afterAll(async () => {
 
 describe("the ledger file", () => {
   it("chains concurrent appends and answers a subject from the tail and from the index alike", async () => {
+    // 150 requests of two subjects: more rows than one INSERT statement takes, for both tables.
     const subjects = Array.from(
-      { length: 50 },
-      (_, i) => `1101051990010100${String(i).padStart(2, "0")}`,
+      { length: 150 },
+      (_, i) => `110105199001010${String(i).padStart(3, "0")}`,
     );
     const shared = "11010519850312101X";
     await Promise.all(
@@ -66,7 +67,7 @@ describe("the ledger file", () => {
       ),
     );
     const fromTail = await ledger.entriesFor(shared);
-    expect(fromTail).toHaveLength(50);
+    expect(fromTail).toHaveLength(150);
     expect(fromTail[0]).toMatchObject({
       deskId: "d1",
       desk: "Desk one",
@@ -76,8 +77,8 @@ describe("the ledger file", () => {
 
     const sqlite = openAuditDatabase(data.dir, { existing: true });
     try {
-      expect(verifyChain(sqlite)).toMatchObject({ ok: true, entries: 100 });
-      expect(indexSubjects(sqlite, 1_000_000)).toBe(100);
+      expect(verifyChain(sqlite)).toMatchObject({ ok: true, entries: 300 });
+      expect(indexSubjects(sqlite, 1_000_000)).toBe(300);
       expect(subjectEntries(sqlite, shared)).toEqual(fromTail);
       expect(subjectEntries(sqlite, subjects[7] as string)).toEqual([
         expect.objectContaining({ caseId: "case-7", outcome: "partial" }),
@@ -95,7 +96,7 @@ describe("the ledger file", () => {
       subjects: accesses([shared]),
     });
     const both = await ledger.entriesFor(shared);
-    expect(both).toHaveLength(51);
+    expect(both).toHaveLength(151);
     expect(both[0]?.operationName).toBe("Late");
   });
 
