@@ -33,7 +33,13 @@ if (!existsSync(auditDatabasePath(dir))) {
   console.error(`audit: no audit ledger at ${auditDatabasePath(dir)}`);
   process.exit(2);
 }
-const sqlite = openAuditDatabase(dir, { existing: true });
+const sqlite = openAuditDatabase(dir, {
+  existing: true,
+  migrated: ({ requests, contexts }) =>
+    console.error(
+      `audit: migrated audit.db from format 1 to 2: ${requests} requests, ${contexts} contexts stored once; every hash unchanged`,
+    ),
+});
 try {
   // A gateway that stopped without closing left acknowledged accesses in its journal: move them
   // first, so that what is printed or verified includes every access ever acknowledged.

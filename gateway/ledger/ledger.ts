@@ -22,7 +22,7 @@
 import { Worker } from "node:worker_threads";
 import type { Principal } from "../principal.ts";
 import { JOURNAL_BYTES, JournalWriter, journalProgress } from "./journal.ts";
-import type { LedgerEntry } from "./store.ts";
+import type { LedgerEntry, Migration } from "./store.ts";
 import {
   OUTCOME_LETTERS,
   type Selection,
@@ -162,8 +162,11 @@ export class AuditLedger implements AccessLedger {
     private readonly worker: Worker,
     private readonly journal: JournalWriter,
     private readonly sync: "full" | "normal",
-    /** What opening moved from the journals of gateways no longer running. */
-    readonly recovered: { entries: number; problems: string[] },
+    /**
+     * What opening did: moved what the journals of gateways no longer running held, migrated a
+     * format-1 file.
+     */
+    readonly recovered: { entries: number; problems: string[]; migrated: Migration | null },
   ) {
     worker.on("message", (message: WriterMessage) => this.receive(message));
     worker.on("error", (error) =>
@@ -204,7 +207,7 @@ export class AuditLedger implements AccessLedger {
       // only add to the gateway's footprint.
       resourceLimits: { maxYoungGenerationSizeMb: 8 },
     });
-    let recovered: AuditLedger["recovered"] = { entries: 0, problems: [] };
+    let recovered: AuditLedger["recovered"] = { entries: 0, problems: [], migrated: null };
     try {
       await new Promise<void>((resolve, reject) => {
         const failed = (error: unknown) =>
@@ -216,7 +219,11 @@ export class AuditLedger implements AccessLedger {
         worker.once("message", (message: WriterMessage) => {
           if (message.type !== "ready") return;
           worker.off("error", failed);
-          recovered = { entries: message.recovered, problems: message.problems };
+          recovered = {
+            entries: message.recovered,
+            problems: message.problems,
+            migrated: message.migrated,
+          };
           resolve();
         });
         worker.once("error", failed);

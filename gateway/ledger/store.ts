@@ -1,17 +1,22 @@
 /**
  * The audit ledger's file, `DATA_DIR/audit.db`: append-only SQLite with a hash chain.
  *
- * - `requests`: one row per request that touched personal or organisational data — when, which
- *   desk, purpose and legal basis, case id, operation name and hash, departments that answered,
- *   and its selections: the lists of facts disclosed and withheld (`Type.field`) that its subjects
- *   share (usually one for the whole request), stored once rather than once per subject.
+ * - `contexts`: what the requests of one desk, purpose and plan share — desk, purpose and legal
+ *   basis, operation name and hash, the departments that answered, and its selections: the lists
+ *   of facts disclosed and withheld (`Type.field`) that its subjects share — stored once, found by
+ *   `digest` (the SHA-256 of its columns as JSON). Those were ≈ 450 of a request row's ≈ 600
+ *   bytes, written again for every request (format 1).
+ * - `requests`: one row per request that touched personal or organisational data — when, its id,
+ *   case id, its context — and `hash`, the SHA-256 of the request's whole content: the JSON of
+ *   `requestColumns`, its own columns and its context's, as format 1 stored them in one row, so a
+ *   format-1 ledger migrates (`migrateFromFormat1`) without changing a hash of its chain. The view
+ *   `request_details` shows requests with their contexts' columns.
  * - `entries`: one row per subject touched by that request — the subject, which of the request's
  *   selections applies to it, the outcome — each carrying `prev_hash` (the previous entry's hash)
  *   and `hash = sha256(prev_hash "\n" seq TAB request TAB request-hash TAB subject TAB selection
- *   TAB outcome)`, where the request hash is the sha256 of the request row's content (JSON).
- *   Editing any row (entry or request), deleting or reordering entries breaks the chain from that
- *   entry on; `verifyChain` names the first broken entry. (Subjects are upper-case letters and
- *   digits, so the tab-separated form is unambiguous.)
+ *   TAB outcome)`. Editing any row (entry, request or context), deleting or reordering entries
+ *   breaks the chain from the first entry it touches on; `verifyChain` names that entry. (Subjects
+ *   are upper-case letters and digits, so the tab-separated form is unambiguous.)
  * - Triggers refuse UPDATE and DELETE, so no code path of the platform can rewrite history; the
  *   chain catches whoever edits the file around them.
  * - `ledger_state.head_*` records the last entry; a truncated tail shows as a head mismatch, and
@@ -45,19 +50,24 @@ export function auditDatabasePath(dir: string): string {
 }
 
 const SCHEMA = `
-CREATE TABLE IF NOT EXISTS requests (
+CREATE TABLE IF NOT EXISTS contexts (
   seq INTEGER PRIMARY KEY,
-  at TEXT NOT NULL,
-  request_id TEXT NOT NULL,
+  digest TEXT NOT NULL UNIQUE,
   desk_id TEXT,
   desk_name TEXT,
   purpose TEXT,
   legal_basis TEXT,
-  case_id TEXT,
   operation_name TEXT,
   operation_hash TEXT NOT NULL,
   departments TEXT NOT NULL,
-  selections TEXT NOT NULL,
+  selections TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS requests (
+  seq INTEGER PRIMARY KEY,
+  at TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  case_id TEXT,
+  context INTEGER NOT NULL,
   hash TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS entries (
@@ -75,24 +85,34 @@ CREATE TABLE IF NOT EXISTS subject_index (
   PRIMARY KEY (subject, entry)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS ledger_state (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TRIGGER IF NOT EXISTS entries_no_update BEFORE UPDATE ON entries
+CREATE VIEW IF NOT EXISTS request_details AS
+  SELECT r.seq, r.at, r.request_id, c.desk_id, c.desk_name, c.purpose, c.legal_basis, r.case_id,
+         c.operation_name, c.operation_hash, c.departments, c.selections, r.context, r.hash
+  FROM requests r JOIN contexts c ON c.seq = r.context;
+${["entries", "requests", "contexts"]
+  .map(
+    (table) => `
+CREATE TRIGGER IF NOT EXISTS ${table}_no_update BEFORE UPDATE ON ${table}
   BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS entries_no_delete BEFORE DELETE ON entries
-  BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS requests_no_update BEFORE UPDATE ON requests
-  BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only'); END;
-CREATE TRIGGER IF NOT EXISTS requests_no_delete BEFORE DELETE ON requests
-  BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS ${table}_no_delete BEFORE DELETE ON ${table}
+  BEGIN SELECT RAISE(ABORT, 'the audit ledger is append-only'); END;`,
+  )
+  .join("")}
 `;
 
-/** The layout of `audit.db` (SQLite `user_version`); a file of another layout is refused. */
-export const LEDGER_FORMAT = 1;
+/**
+ * The layout of `audit.db` (SQLite `user_version`). Format 1 (a request's context in its own row)
+ * is migrated when opened; a file of another layout is refused.
+ */
+export const LEDGER_FORMAT = 2;
 
 export interface OpenOptions {
   /** Open an existing ledger to read it (the CLI): no schema changes, no new file. */
   existing?: boolean;
   /** `full`: the WAL is fsynced at every commit; `normal`: at checkpoints only. */
   sync?: "full" | "normal";
+  /** Told when a format-1 file was migrated to this format. */
+  migrated?: (report: Migration) => void;
 }
 
 export function openAuditDatabase(dir: string, options: OpenOptions = {}): Sqlite {
@@ -104,14 +124,17 @@ export function openAuditDatabase(dir: string, options: OpenOptions = {}): Sqlit
   const format = sqlite.pragma("user_version", { simple: true }) as number;
   const empty =
     (sqlite.prepare("SELECT count(*) AS n FROM sqlite_master").get() as { n: number }).n === 0;
-  if (!empty && format !== LEDGER_FORMAT) {
+  if (!empty && format !== LEDGER_FORMAT && format !== 1) {
     sqlite.close();
     throw new Error(
-      `${auditDatabasePath(dir)} has ledger format ${format}, this gateway writes format ${LEDGER_FORMAT}: archive the file (and verify it with the version that wrote it) before starting a new ledger`,
+      `${auditDatabasePath(dir)} has ledger format ${format}, this gateway reads formats 1 and ${LEDGER_FORMAT}: archive the file (and verify it with the version that wrote it) before starting a new ledger`,
     );
   }
-  if (!options.existing) {
-    sqlite.pragma("journal_mode = WAL");
+  if (!options.existing) sqlite.pragma("journal_mode = WAL");
+  if (!empty && format === 1) {
+    const report = migrateFromFormat1(sqlite);
+    options.migrated?.(report);
+  } else if (!options.existing) {
     sqlite.exec(SCHEMA);
     sqlite.pragma(`user_version = ${LEDGER_FORMAT}`);
   }
@@ -185,6 +208,64 @@ function rowInserter(sqlite: Sqlite, table: string, columns: readonly string[]):
   };
 }
 
+/** A request's columns as `requests` stores them. */
+const STORED_REQUEST_COLUMNS = ["seq", "at", "request_id", "case_id", "context", "hash"] as const;
+
+/**
+ * Finds or adds the `contexts` row of a request's context, for the appender and the migration.
+ * Consecutive requests mostly share their context (one desk's load): it is compared column by
+ * column with the previous one (the same string objects, so each comparison is one pointer),
+ * then looked up by its JSON text, then by its digest in the file (written by another process,
+ * or before a restart), and only then inserted. `forget` after a transaction that failed: the
+ * contexts it inserted are gone.
+ */
+class ContextRows {
+  private readonly known = new Map<string, number>();
+  private last: { row: ContextColumns; seq: number } | null = null;
+  private readonly find: Statement;
+  private readonly insert: Statement;
+
+  constructor(
+    sqlite: Sqlite,
+    private readonly encoder: RequestEncoder,
+  ) {
+    this.find = sqlite.prepare("SELECT seq FROM contexts WHERE digest = ?").pluck();
+    this.insert = sqlite.prepare(
+      `INSERT INTO contexts (digest, ${CONTEXT_COLUMNS.join(", ")}) VALUES (?${", ?".repeat(CONTEXT_COLUMNS.length)})`,
+    );
+  }
+
+  seqOf(row: ContextColumns): number {
+    const last = this.last;
+    if (last && sameContext(last.row, row)) return last.seq;
+    const text = this.encoder.context(row);
+    let seq = this.known.get(text);
+    if (seq === undefined) {
+      const digest = sha256(text);
+      seq =
+        (this.find.get(digest) as number | undefined) ??
+        Number(
+          this.insert.run(digest, ...CONTEXT_COLUMNS.map((column) => row[column])).lastInsertRowid,
+        );
+      // A few desks, purposes and plans: the bound only guards memory.
+      if (this.known.size >= 10_000) this.known.clear();
+      this.known.set(text, seq);
+    }
+    this.last = { row, seq };
+    return seq;
+  }
+
+  forget(): void {
+    this.known.clear();
+    this.last = null;
+  }
+}
+
+function sameContext(a: ContextColumns, b: ContextColumns): boolean {
+  for (const column of CONTEXT_COLUMNS) if (a[column] !== b[column]) return false;
+  return true;
+}
+
 /**
  * Appends records to the ledger, each in the chain after the current head, all in one
  * transaction (BEGIN IMMEDIATE: the head is read under the write lock, so writers on other
@@ -195,7 +276,7 @@ function rowInserter(sqlite: Sqlite, table: string, columns: readonly string[]):
 export function recordAppender(
   sqlite: Sqlite,
 ): (records: readonly WireRecord[], state?: StateUpdate) => number {
-  const insertRequests = rowInserter(sqlite, "requests", [...REQUEST_COLUMNS, "hash"]);
+  const insertRequests = rowInserter(sqlite, "requests", STORED_REQUEST_COLUMNS);
   const insertEntries = rowInserter(sqlite, "entries", ENTRY_COLUMNS);
   const lastEntry = sqlite.prepare("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1");
   const lastRequest = sqlite.prepare("SELECT max(seq) AS seq FROM requests");
@@ -206,6 +287,7 @@ export function recordAppender(
     `INSERT INTO ledger_state (name, value) VALUES (?, ?) ${SET_STATE}`,
   );
   const encoder = new RequestEncoder();
+  const contexts = new ContextRows(sqlite, encoder);
   const append = sqlite.transaction((records: readonly WireRecord[], state?: StateUpdate) => {
     insertRequests.reset();
     insertEntries.reset();
@@ -231,7 +313,14 @@ export function recordAppender(
         selections: encoder.selections(record.selections),
       };
       const ofRequest = sha256(encoder.columns(row));
-      insertRequests.add(...requestColumns(row), ofRequest);
+      insertRequests.add(
+        row.seq,
+        row.at,
+        row.request_id,
+        row.case_id,
+        contexts.seqOf(row),
+        ofRequest,
+      );
       const subjects = record.subjects.split("\n");
       for (let index = 0; index < subjects.length; index++) {
         seq++;
@@ -262,7 +351,61 @@ export function recordAppender(
     if (state) setState.run(state[0], state[1]);
     return written;
   });
-  return (records, state) => append.immediate(records, state);
+  return (records, state) => {
+    try {
+      return append.immediate(records, state);
+    } catch (error) {
+      contexts.forget(); // rolled back: the contexts it added are not in the file
+      throw error;
+    }
+  };
+}
+
+export interface Migration {
+  requests: number;
+  contexts: number;
+}
+
+/** Requests copied at a time by the migration: a read must not be open while rows are inserted. */
+const MIGRATION_CHUNK = 10_000;
+
+/**
+ * Migrates a format-1 ledger (each request row carrying its context) to this format, in one
+ * transaction: each distinct context becomes a `contexts` row, each request keeps its number,
+ * time, ids and stored hash and names its context. The hash is copied, not recomputed, and
+ * `requestColumns` of the migrated row are the format-1 row's columns, so the chain verifies
+ * exactly as before — and a row edited before the migration is still caught after it.
+ */
+export function migrateFromFormat1(sqlite: Sqlite): Migration {
+  return sqlite
+    .transaction((): Migration => {
+      sqlite.exec(`
+        DROP TRIGGER IF EXISTS requests_no_update;
+        DROP TRIGGER IF EXISTS requests_no_delete;
+        ALTER TABLE requests RENAME TO requests_format1;`);
+      sqlite.exec(SCHEMA);
+      const contexts = new ContextRows(sqlite, new RequestEncoder());
+      const insert = rowInserter(sqlite, "requests", STORED_REQUEST_COLUMNS);
+      const chunk = sqlite.prepare(
+        "SELECT * FROM requests_format1 WHERE seq > ? ORDER BY seq LIMIT ?",
+      );
+      let requests = 0;
+      for (let after = 0; ; ) {
+        const rows = chunk.all(after, MIGRATION_CHUNK) as Array<RequestRow & { hash: string }>;
+        if (rows.length === 0) break;
+        for (const row of rows) {
+          insert.add(row.seq, row.at, row.request_id, row.case_id, contexts.seqOf(row), row.hash);
+        }
+        insert.flush();
+        requests += rows.length;
+        after = (rows[rows.length - 1] as RequestRow).seq;
+      }
+      sqlite.exec("DROP TABLE requests_format1");
+      sqlite.pragma(`user_version = ${LEDGER_FORMAT}`);
+      const count = sqlite.prepare("SELECT count(*) FROM contexts").pluck().get() as number;
+      return { requests, contexts: count };
+    })
+    .immediate();
 }
 
 /**
@@ -326,7 +469,7 @@ function sha256(text: string): string {
   return hash("sha256", text, "hex");
 }
 
-/** A request row's columns in table order, as hashed and as inserted. */
+/** A request's columns in the order its hash covers them (format 1's table order). */
 const REQUEST_COLUMNS = [
   "seq",
   "at",
@@ -342,16 +485,16 @@ const REQUEST_COLUMNS = [
   "selections",
 ] as const satisfies readonly (keyof RequestRow)[];
 
-/**
- * A request row's columns in table order, as hashed and as inserted: one list, so that what is
- * written and what its hash covers cannot drift apart.
- */
+/** A request's columns in the order its hash covers them. */
 export function requestColumns(row: RequestRow): unknown[] {
   return REQUEST_COLUMNS.map((column) => row[column]);
 }
 
-/** Columns whose values repeat from request to request (the rest differ every time). */
-const REPEATED_COLUMNS: ReadonlySet<(typeof REQUEST_COLUMNS)[number]> = new Set([
+/**
+ * A request's context: the columns that repeat from request to request (the rest differ every
+ * time), stored once in `contexts`, in that table's order.
+ */
+const CONTEXT_COLUMNS = [
   "desk_id",
   "desk_name",
   "purpose",
@@ -360,7 +503,11 @@ const REPEATED_COLUMNS: ReadonlySet<(typeof REQUEST_COLUMNS)[number]> = new Set(
   "operation_hash",
   "departments",
   "selections",
-]);
+] as const satisfies readonly (keyof RequestRow)[];
+
+type ContextColumns = Pick<RequestRow, (typeof CONTEXT_COLUMNS)[number]>;
+
+const REPEATED_COLUMNS: ReadonlySet<string> = new Set(CONTEXT_COLUMNS);
 
 /**
  * Encodes request rows for `recordAppender` as `requestHash` does — the same text, byte for byte
@@ -382,6 +529,16 @@ export class RequestEncoder {
     return this.fragments.list(departments);
   }
 
+  /** `JSON.stringify` of the context's columns: what its digest is taken of. */
+  context(row: ContextColumns): string {
+    let text = "[";
+    for (const column of CONTEXT_COLUMNS) {
+      if (text.length > 1) text += ",";
+      text += this.fragments.literal(row[column]);
+    }
+    return `${text}]`;
+  }
+
   /** `JSON.stringify(requestColumns(row))`. */
   columns(row: RequestRow): string {
     let text = "[";
@@ -397,6 +554,11 @@ export class RequestEncoder {
 
 export function requestHash(row: RequestRow): string {
   return sha256(JSON.stringify(requestColumns(row)));
+}
+
+/** A context's digest, as `contexts.digest` holds it. */
+export function contextDigest(row: ContextColumns): string {
+  return sha256(JSON.stringify(CONTEXT_COLUMNS.map((column) => row[column])));
 }
 
 export function entryHash(
@@ -449,7 +611,7 @@ FROM (
     AND subject = :subject
 ) AS found
 JOIN entries e ON e.seq = found.seq
-JOIN requests r ON r.seq = e.request
+JOIN request_details r ON r.seq = e.request
 ORDER BY e.seq DESC
 LIMIT :limit`;
 
@@ -514,15 +676,39 @@ export type ChainVerdict =
 
 /** Walks the whole chain in order and names the first entry that does not hold. */
 export function verifyChain(sqlite: Sqlite): ChainVerdict {
+  const contexts = new Map<number, ContextColumns>();
+  const badContexts = new Set<number>();
+  const contextRows = sqlite.prepare("SELECT * FROM contexts ORDER BY seq").iterate() as Iterable<
+    ContextColumns & { seq: number; digest: string }
+  >;
+  for (const row of contextRows) {
+    contexts.set(row.seq, row);
+    if (contextDigest(row) !== row.digest) badContexts.add(row.seq);
+  }
   const requests = new Map<number, string>();
-  const requestRows = sqlite.prepare("SELECT * FROM requests ORDER BY seq").iterate() as Iterable<
-    RequestRow & { hash: string }
+  const requestRows = sqlite
+    .prepare("SELECT seq, at, request_id, case_id, context, hash FROM requests ORDER BY seq")
+    .iterate() as Iterable<
+    Pick<RequestRow, "seq" | "at" | "request_id" | "case_id"> & {
+      context: number;
+      hash: string;
+    }
   >;
   const badRequests = new Map<number, string>();
   for (const row of requestRows) {
-    const computed = requestHash(row);
+    const context = contexts.get(row.context);
+    if (!context) {
+      requests.set(row.seq, row.hash);
+      badRequests.set(row.seq, `its context ${row.context} is missing`);
+      continue;
+    }
+    const computed = requestHash({ ...context, ...row });
     requests.set(row.seq, computed);
-    if (computed !== row.hash) badRequests.set(row.seq, "its content does not match its hash");
+    if (badContexts.has(row.context)) {
+      badRequests.set(row.seq, `its context ${row.context} was edited`);
+    } else if (computed !== row.hash) {
+      badRequests.set(row.seq, "its content does not match its hash");
+    }
   }
   let expectedSeq = 1;
   let prev = GENESIS_HASH;

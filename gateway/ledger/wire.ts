@@ -1,5 +1,5 @@
 /** Records as the ledger carries them, and messages between the gateway and its writer thread. */
-import type { LedgerEntry } from "./store.ts";
+import type { LedgerEntry, Migration } from "./store.ts";
 
 export type AccessOutcome = "answered" | "partial" | "not-found" | "failed";
 
@@ -66,8 +66,11 @@ export interface LedgerRequest {
 }
 
 export type WriterMessage =
-  /** Opened; `recovered` entries moved from the journals of gateways no longer running. */
-  | { type: "ready"; recovered: number; problems: string[] }
+  /**
+   * Opened; `recovered` entries moved from the journals of gateways no longer running; a format-1
+   * file `migrated`.
+   */
+  | { type: "ready"; recovered: number; problems: string[]; migrated: Migration | null }
   /** Everything made durable before the request `id` is in audit.db. */
   | { type: "moved"; id: number }
   /** The journal cannot be moved into audit.db: the ledger must stop acknowledging. */

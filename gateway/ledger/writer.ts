@@ -18,6 +18,7 @@ import {
   removeJournal,
   scanJournal,
 } from "./journal.ts";
+import type { Migration } from "./store.ts";
 import {
   indexSubjects,
   moveAbandonedJournals,
@@ -40,7 +41,8 @@ const { dir, sync, journal, progress, own } = workerData as {
 const port = parentPort;
 if (!port) throw new Error("the ledger writer runs as a worker thread");
 
-const sqlite = openAuditDatabase(dir, { sync });
+let migrated: Migration | null = null;
+const sqlite = openAuditDatabase(dir, { sync, migrated: (report) => (migrated = report) });
 const appendRecords = recordAppender(sqlite);
 const recovered = moveAbandonedJournals(sqlite, dir, new Set(own));
 const journalKey = journalStateKey(journal.name);
@@ -160,4 +162,4 @@ port.on("message", (message: LedgerRequest | { type: "moved"; id: number } | { t
 
 const mover = setInterval(move, MOVE_MS);
 let timer = setTimeout(tick, TICK_MS);
-post({ type: "ready", recovered: recovered.entries, problems: recovered.problems });
+post({ type: "ready", recovered: recovered.entries, problems: recovered.problems, migrated });

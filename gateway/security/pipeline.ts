@@ -112,6 +112,12 @@ export class SecurityPipeline {
     const authenticator = new Authenticator(registry, security);
     const ledger = await AuditLedger.open(config.dataDir, security.auditSync);
     const { recovered } = ledger;
+    if (recovered.migrated) {
+      log.info(
+        recovered.migrated,
+        "audit ledger: migrated audit.db from format 1 to 2 (each context stored once; every hash unchanged)",
+      );
+    }
     if (recovered.entries > 0) {
       log.warn(
         { entries: recovered.entries },

@@ -4,15 +4,20 @@
  * so a ledger written with them verifies, and a change of any column changes the text. The same
  * for the journal's lines.
  */
+
+import { hash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { RecordEncoder } from "../../gateway/ledger/journal.ts";
 import {
+  contextDigest,
   RequestEncoder,
   type RequestRow,
   requestColumns,
   requestHash,
 } from "../../gateway/ledger/store.ts";
 import type { WireRecord } from "../../gateway/ledger/wire.ts";
+
+const sha256 = (text: string) => hash("sha256", text, "hex");
 
 /** Strings JSON must escape, or that look like what they are not. */
 const AWKWARD = [
@@ -55,6 +60,20 @@ describe("RequestEncoder", () => {
       // Twice: the second encoding uses the remembered literals.
       expect(encoder.columns(value)).toBe(JSON.stringify(requestColumns(value)));
       expect(encoder.columns(value)).toBe(JSON.stringify(requestColumns(value)));
+    }
+  });
+
+  it("encodes a context as its digest takes it, and the digest changes with any context column", () => {
+    const encoder = new RequestEncoder();
+    const value = row(5);
+    const digest = contextDigest(value);
+    expect(sha256(encoder.context(value))).toBe(digest);
+    for (const column of Object.keys(value) as (keyof RequestRow)[]) {
+      const changed = { ...value, [column]: column === "seq" ? 0 : `${value[column] ?? ""}x` };
+      const own = ["seq", "at", "request_id", "case_id"].includes(column);
+      // A request's own columns are not its context's.
+      expect(contextDigest(changed) === digest, column).toBe(own);
+      expect(sha256(encoder.context(changed))).toBe(contextDigest(changed));
     }
   });
 

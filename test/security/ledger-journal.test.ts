@@ -103,7 +103,7 @@ describe("a gateway killed after acknowledging", () => {
 
     const ledger = await AuditLedger.open(data.dir, "full");
     try {
-      expect(ledger.recovered).toEqual({ entries: 25, problems: [] });
+      expect(ledger.recovered).toEqual({ entries: 25, problems: [], migrated: null });
       const held = await ledger.entriesFor("110105199001000007");
       expect(held.map((entry) => entry.requestId).sort()).toEqual(["held-7", "moved-7"]);
     } finally {
@@ -152,7 +152,7 @@ describe("a journal read back", () => {
 
     const ledger = await AuditLedger.open(data.dir, "full");
     await ledger.close();
-    expect(ledger.recovered).toEqual({ entries: 3, problems: [] });
+    expect(ledger.recovered).toEqual({ entries: 3, problems: [], migrated: null });
     expect(existsSync(journal.path)).toBe(false);
   });
 

@@ -78,6 +78,9 @@ describe("the ledger file", () => {
     const sqlite = openAuditDatabase(data.dir, { existing: true });
     try {
       expect(verifyChain(sqlite)).toMatchObject({ ok: true, entries: 300 });
+      // One desk, purpose and plan: 150 requests (each its own case), one context row.
+      expect(sqlite.prepare("SELECT count(*) FROM requests").pluck().get()).toBe(150);
+      expect(sqlite.prepare("SELECT count(*) FROM contexts").pluck().get()).toBe(1);
       expect(indexSubjects(sqlite, 1_000_000)).toBe(300);
       expect(subjectEntries(sqlite, shared)).toEqual(fromTail);
       expect(subjectEntries(sqlite, subjects[7] as string)).toEqual([

@@ -100,7 +100,7 @@ describe("a 1,000-id people query", () => {
       sqlite
         .prepare(
           `SELECT e.subject, e.outcome, e.selection, r.selections, r.desk_id, r.purpose, r.case_id, r.departments
-           FROM entries e JOIN requests r ON r.seq = e.request WHERE r.operation_name = 'LotteryBatch'
+           FROM entries e JOIN request_details r ON r.seq = e.request WHERE r.operation_name = 'LotteryBatch'
            ORDER BY e.seq`,
         )
         .all(),

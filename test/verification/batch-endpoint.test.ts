@@ -259,7 +259,7 @@ describe("POST /verify/batch", { timeout: 60_000 }, () => {
     const rows = ledger
       .prepare(
         `SELECT e.subject, r.desk_id AS desk, r.purpose, r.operation_name AS operation, e.outcome
-         FROM entries e JOIN requests r ON r.seq = e.request
+         FROM entries e JOIN request_details r ON r.seq = e.request
          WHERE r.desk_id = 'dev-lottery' AND e.subject IN (?, ?, ?)`,
       )
       .all(...subjects) as Array<{ subject: string; operation: string; outcome: string }>;

@@ -323,7 +323,7 @@ describe("who may verify, and what a proof shows", () => {
     const rows = ledger
       .prepare(
         `SELECT r.desk_id AS desk, r.purpose, r.operation_name AS operation, r.selections, e.outcome
-         FROM entries e JOIN requests r ON r.seq = e.request WHERE e.subject = ?`,
+         FROM entries e JOIN request_details r ON r.seq = e.request WHERE e.subject = ?`,
       )
       .all(applicant) as Array<{
       desk: string;
