@@ -5,6 +5,8 @@
  * the same head, answers a subject as before, and a row edited before the migration is still
  * caught after it. An edited context breaks the chain at the first entry whose request uses it.
  */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { AuditLedger } from "../../gateway/ledger/ledger.ts";
@@ -155,6 +157,23 @@ describe("ledger format 2", () => {
     } finally {
       sqlite.close();
     }
+  });
+
+  it("is migrated by npm run audit too, which says so and verifies the same head", async () => {
+    const dir = dataDir();
+    const head = writeFormat1(dir);
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [
+      "--import",
+      "tsx",
+      "scripts/audit.ts",
+      "verify",
+      "--data-dir",
+      dir,
+    ]);
+    expect(stderr).toContain(
+      "migrated audit.db from format 1 to 2: 5 requests, 2 contexts stored once; every hash unchanged",
+    );
+    expect(stdout).toContain(`chain intact: 10 entries, head entry 10 ${head.hash}`);
   });
 
   it("still catches, after the migration, a request edited before it", () => {
