@@ -107,7 +107,10 @@ CREATE TRIGGER IF NOT EXISTS ${table}_no_delete BEFORE DELETE ON ${table}
 export const LEDGER_FORMAT = 2;
 
 export interface OpenOptions {
-  /** Open an existing ledger to read it (the CLI): no schema changes, no new file. */
+  /**
+   * Open an existing ledger (the CLI): no new file, no schema created — but a format-1 file is
+   * migrated, as the CLI also moves abandoned journals into it.
+   */
   existing?: boolean;
   /** `full`: the WAL is fsynced at every commit; `normal`: at checkpoints only. */
   sync?: "full" | "normal";
@@ -132,7 +135,15 @@ export function openAuditDatabase(dir: string, options: OpenOptions = {}): Sqlit
   }
   if (!options.existing) sqlite.pragma("journal_mode = WAL");
   if (!empty && format === 1) {
-    const report = migrateFromFormat1(sqlite);
+    let report: Migration;
+    try {
+      report = migrateFromFormat1(sqlite); // rolled back whole if it fails
+    } catch (error) {
+      sqlite.close();
+      throw new Error(
+        `${auditDatabasePath(dir)}: migrating ledger format 1 to ${LEDGER_FORMAT} failed, the file is unchanged: ${(error as Error).message}`,
+      );
+    }
     options.migrated?.(report);
   } else if (!options.existing) {
     sqlite.exec(SCHEMA);
