@@ -1,8 +1,8 @@
 /**
  * `npm run bench [-- --persons N] [--seed S] [--json PATH] [--quick] [--seconds S]
  * [--gateways a,b] [--scenarios a,b] [--profile] [--subgraph-processes N] [--rounds N]
- * [--rate interactive:N,batch:M] [--security-pairs N]`: the gateways side by side against the
- * same six subgraphs over the same seeded population.
+ * [--rate interactive:N,batch:M] [--security-pairs N [--pair-env NAME=VALUE,…]]`: the gateways
+ * side by side against the same six subgraphs over the same seeded population.
  *
  * Seeds the population once per (N, S) into `.bench/` (reruns reuse it), builds the bundles, starts
  * the six subgraphs once from theirs (as `npm start` does), each on a free port, dealt over one
@@ -23,7 +23,8 @@
  * measured in alternation, every gateway sees the same drift).
  *
  * `--security-pairs N` then measures what security costs more closely: mianzheng with security on
- * and off side by side, loaded in turn in N pairs of slices per scenario (`securityInPairs`).
+ * and off side by side, loaded in turn in N pairs of slices per scenario (`securityInPairs`);
+ * with `--pair-env`, security on against security on with other settings (an A/B of a setting).
  *
  * `--profile` runs mianzheng and the subgraphs under `node --cpu-prof` and keeps the profiles
  * (summarise one with `npx tsx scripts/bench/profile-summary.ts <file> [top] [skip-seconds]`);
@@ -57,7 +58,7 @@ import { idsOf, type ScenarioName, scenario } from "./bench/scenarios.ts";
 const USAGE = `usage: npm run bench -- [--persons N] [--seed S] [--json PATH] [--quick] [--seconds S]
   [--warmup S] [--gateways apollo,hive,mianzheng,mianzheng-open] [--scenarios interactive,batch]
   [--profile] [--subgraph-processes N] [--rounds N] [--rate interactive:N,batch:M]
-  [--security-pairs N]`;
+  [--security-pairs N [--pair-env NAME=VALUE,…]]`;
 
 const { values } = parseArgs({
   options: {
@@ -74,6 +75,7 @@ const { values } = parseArgs({
     rounds: { type: "string" },
     rate: { type: "string" },
     "security-pairs": { type: "string" },
+    "pair-env": { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
 });
@@ -108,6 +110,25 @@ const rounds = Number(values.rounds ?? 1);
  */
 const securityPairs = Number(values["security-pairs"] ?? 0);
 /**
+ * `--pair-env AUDIT_SYNC=normal,…`: the pairs compare mianzheng with security on against itself
+ * with these settings (security still on) instead of against security off — an A/B of one
+ * setting, measured the same way as security's cost.
+ */
+const pairEnv: Record<string, string> | null = values["pair-env"]
+  ? Object.fromEntries(
+      values["pair-env"].split(",").map((setting) => {
+        const at = setting.indexOf("=");
+        return at > 0 ? [setting.slice(0, at), setting.slice(at + 1)] : ["", setting];
+      }),
+    )
+  : null;
+/** What the pairs compare security on with, as the log and the JSON name it. */
+const pairedWith = pairEnv
+  ? `on with ${Object.entries(pairEnv)
+      .map(([name, value]) => `${name}=${value}`)
+      .join(" ")}`
+  : "off";
+/**
  * A fixed offered rate per scenario (requests/s, open loop), e.g. `interactive:2000`: every
  * configuration then serves the same load, so its CPU per request compares directly (closed
  * loop, a slower configuration also gets smaller coalesced batches, which costs it more per
@@ -123,6 +144,10 @@ if (
   ![persons, seed, seconds, warmupSeconds].every((n) => Number.isInteger(n) && n >= 0) ||
   !(Number.isInteger(rounds) && rounds >= 1) ||
   !(Number.isInteger(securityPairs) && securityPairs >= 0) ||
+  (pairEnv !== null &&
+    (securityPairs === 0 ||
+      Object.keys(pairEnv).some((name) => !/^[A-Z][A-Z0-9_]*$/.test(name)) ||
+      "SECURITY" in pairEnv)) ||
   [...rates].some(
     ([name, rate]) =>
       !["interactive", "batch"].includes(name) || !(Number.isInteger(rate) && rate > 0),
@@ -295,6 +320,8 @@ async function startGateway(
   urls: Record<Department, string>,
   supergraphFile: string,
   round: number,
+  /** Settings of a variant (`--pair-env`), which also gets a data directory of its own. */
+  variant: Record<string, string> | null = null,
 ): Promise<GatewayProcess> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}/graphql`;
@@ -323,8 +350,9 @@ async function startGateway(
   } else {
     // A fresh data directory (audit ledger) per start: every round measures the same gateway, not
     // one whose ledger holds the previous rounds' million entries still being indexed.
-    const gatewayData = join(runDir, `${name}-data-${round}`);
-    rmSync(join(runDir, `${name}-data-${round - 1}`), { recursive: true, force: true });
+    const dataName = variant ? `${name}-variant` : name;
+    const gatewayData = join(runDir, `${dataName}-data-${round}`);
+    rmSync(join(runDir, `${dataName}-data-${round - 1}`), { recursive: true, force: true });
     mkdirSync(gatewayData, { recursive: true });
     // As `npm start` runs it: the bundle, built by `main` before anything starts.
     running = startNode(name, "dist/gateway.mjs", [], {
@@ -335,6 +363,7 @@ async function startGateway(
         LOG_LEVEL: "warn",
         SECURITY: name === "mianzheng-open" ? "off" : "on",
         ...Object.fromEntries(DEPARTMENTS.map((d) => [urlVariable(d), urls[d]])),
+        ...variant,
       },
       nodeFlags: [
         ...(process.env.BENCH_GATEWAY_FLAGS?.split(" ").filter(Boolean) ?? []),
@@ -608,7 +637,10 @@ async function securityInPairs(
   offset: number,
 ): Promise<Partial<Record<ScenarioName, PairedCost>>> {
   const on = await startGateway("mianzheng", urls, supergraphFile, rounds + 1);
-  const off = await startGateway("mianzheng-open", urls, supergraphFile, rounds + 1);
+  // The other side: security off, or (`--pair-env`) security on with other settings.
+  const off = pairEnv
+    ? await startGateway("mianzheng", urls, supergraphFile, rounds + 1, pairEnv)
+    : await startGateway("mianzheng-open", urls, supergraphFile, rounds + 1);
   const costs: Partial<Record<ScenarioName, PairedCost>> = {};
   try {
     for (const scenarioName of scenarioNames) {
@@ -629,7 +661,7 @@ async function securityInPairs(
         }
         const [a, b] = [slices.on[pair] as Slice, slices.off[pair] as Slice];
         log(
-          `  ${scenarioName} pair ${pair + 1}: on ${Math.round(a.result.requestsPerSecond)}, off ${Math.round(b.result.requestsPerSecond)} requests/s`,
+          `  ${scenarioName} pair ${pair + 1}: on ${Math.round(a.result.requestsPerSecond)}, ${pairedWith} ${Math.round(b.result.requestsPerSecond)} requests/s`,
         );
       }
       const cpu = (slice: Slice) => totalCpu(slice.cpuPerRequest);
@@ -837,7 +869,7 @@ async function main(): Promise<number> {
     rows,
     ratios,
     securityCost: security,
-    securityInPairs: paired,
+    securityInPairs: paired ? { against: pairedWith, ...paired } : null,
     elapsedSeconds: Math.round((Date.now() - started) / 1000),
   };
   if (values.json) writeFileSync(values.json, `${JSON.stringify(report, null, 2)}\n`);
@@ -880,7 +912,9 @@ async function main(): Promise<number> {
         `${name}${rates.has(name as ScenarioName) ? " (CPU per request, fixed rate)" : ""} ${percent(cost.median)} (${cost.perPair.map(percent).join(" / ")}${cost.errors > 0 ? `; ${cost.errors} errors` : ""})`,
     );
     console.log(
-      `security on costs, in ${securityPairs} pairs of ${seconds} s slices side by side: ${line.join(", ")}`,
+      pairEnv
+        ? `security on costs, against ${pairedWith}, in ${securityPairs} pairs of ${seconds} s slices side by side: ${line.join(", ")}`
+        : `security on costs, in ${securityPairs} pairs of ${seconds} s slices side by side: ${line.join(", ")}`,
     );
   }
   const show = (value: number | null) => (value === null ? "n/a" : `${value.toFixed(2)}`);
