@@ -912,9 +912,7 @@ async function main(): Promise<number> {
         `${name}${rates.has(name as ScenarioName) ? " (CPU per request, fixed rate)" : ""} ${percent(cost.median)} (${cost.perPair.map(percent).join(" / ")}${cost.errors > 0 ? `; ${cost.errors} errors` : ""})`,
     );
     console.log(
-      pairEnv
-        ? `security on costs, against ${pairedWith}, in ${securityPairs} pairs of ${seconds} s slices side by side: ${line.join(", ")}`
-        : `security on costs, in ${securityPairs} pairs of ${seconds} s slices side by side: ${line.join(", ")}`,
+      `security on costs, ${pairEnv ? `against ${pairedWith}, ` : ""}in ${securityPairs} pairs of ${seconds} s slices side by side: ${line.join(", ")}`,
     );
   }
   const show = (value: number | null) => (value === null ? "n/a" : `${value.toFixed(2)}`);
