@@ -73,6 +73,12 @@ export function journalProgress(): Int32Array {
   return new Int32Array(new SharedArrayBuffer(4 * Int32Array.BYTES_PER_ELEMENT));
 }
 
+/** Where a journal's lines end: an offset in one round of the file. */
+export interface JournalEnd {
+  round: number;
+  end: number;
+}
+
 /** The last line moved (or read): its number and hash. */
 export interface JournalPosition {
   seq: number;
@@ -392,10 +398,10 @@ export class JournalWriter {
   }
 
   /**
-   * Writes the records as lines after the last one (one `pwrite`); returns the end offset, to
+   * Writes the records as lines after the last one (one `pwrite`); returns where they end, to
    * be passed to `markDurable` once a flush covering it has finished. Throws when it cannot write.
    */
-  append(records: readonly WireRecord[]): number {
+  append(records: readonly WireRecord[]): JournalEnd {
     if (this.position >= this.preallocated && this.allMoved()) {
       // Everything written is in audit.db: start over at the beginning of the file.
       this.position = 0;
@@ -448,7 +454,7 @@ export class JournalWriter {
       if (this.contexts.size + defined.size > 10_000) this.contexts.clear();
       for (const [context, id] of defined) this.contexts.set(context, id);
     }
-    return this.position;
+    return { round: this.round, end: this.position };
   }
 
   private allMoved(): boolean {
@@ -459,20 +465,25 @@ export class JournalWriter {
   }
 
   /** Makes every line written so far durable, on this thread. */
-  flushSync(): number {
+  flushSync(): JournalEnd {
     fdatasyncSync(this.fd);
-    return this.position;
+    return { round: this.round, end: this.position };
   }
 
   /** Makes every line written so far durable, in libuv's thread pool. */
-  flush(done: (error: Error | null, end: number) => void): void {
-    const end = this.position;
+  flush(done: (error: Error | null, end: JournalEnd) => void): void {
+    const end = { round: this.round, end: this.position };
     fdatasync(this.fd, (error) => done(error, end));
   }
 
-  /** Lets the writer thread move the lines up to `end` (of the current round). */
-  markDurable(end: number): void {
-    if (end > Atomics.load(this.progress, Progress.DurableEnd)) {
+  /**
+   * Lets the writer thread move the lines up to `end`. Flushes in the thread pool can finish out
+   * of order: one that finishes after writing has started over covered the previous round only,
+   * and marking its end in the new round would hand the writer lines not yet flushed (or not
+   * yet written: it would then stop the ledger as unreadable).
+   */
+  markDurable({ round, end }: JournalEnd): void {
+    if (round === this.round && end > Atomics.load(this.progress, Progress.DurableEnd)) {
       Atomics.store(this.progress, Progress.DurableEnd, end);
     }
   }

@@ -21,7 +21,7 @@
  */
 import { Worker } from "node:worker_threads";
 import type { Principal } from "../principal.ts";
-import { JOURNAL_BYTES, JournalWriter, journalProgress } from "./journal.ts";
+import { JOURNAL_BYTES, type JournalEnd, JournalWriter, journalProgress } from "./journal.ts";
 import type { LedgerEntry, Migration } from "./store.ts";
 import {
   OUTCOME_LETTERS,
@@ -290,7 +290,7 @@ export class AuditLedger implements AccessLedger {
       for (const pending of group) pending.reject(this.failure);
       return;
     }
-    let end: number;
+    let end: JournalEnd;
     try {
       end = this.journal.append(group.map((pending) => pending.record));
     } catch (error) {

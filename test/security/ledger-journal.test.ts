@@ -11,8 +11,10 @@ import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  type JournalEnd,
   JournalWriter,
   journalProgress,
+  Progress,
   journalStart,
   readJournal,
   scanJournal,
@@ -143,7 +145,7 @@ describe("a journal read back", () => {
     journal.close();
     const fd = openSync(journal.path, "r+");
     const torn = Buffer.from('4\tabc\t{"at":"2026');
-    writeSync(fd, torn, 0, torn.length, end);
+    writeSync(fd, torn, 0, torn.length, end.end);
     closeSync(fd);
 
     const scanned = scanJournal(readJournal(journal.path), journalStart(journal.name));
@@ -261,6 +263,35 @@ describe("a journal read back", () => {
 });
 
 describe("a journal that starts over", () => {
+  it("does not let a flush of the previous round mark lines of the new one durable", async () => {
+    data = tempDataDir();
+    const progress = journalProgress();
+    const journal = JournalWriter.create(data.dir, progress, 1024);
+    try {
+      const durable = () => Atomics.load(progress, Progress.DurableEnd);
+      const first = journal.append([record(1), record(2), record(3)]);
+      // A flush in the thread pool starts, and another covering the same lines finishes first;
+      // the writer moves everything, so the next write starts the file over.
+      const late = await new Promise<JournalEnd>((resolve, reject) =>
+        journal.flush((error, end) => (error ? reject(error) : resolve(end))),
+      );
+      journal.markDurable(journal.flushSync());
+      expect(durable()).toBe(first.end);
+      Atomics.store(progress, Progress.MovedEnd, first.end);
+      Atomics.store(progress, Progress.MovedRound, first.round);
+      const second = journal.append([record(4)]);
+      expect(second.round).toBe(first.round + 1);
+      expect(second.end).toBeLessThan(first.end);
+      // The first flush's completion arrives now: it says nothing about the new round.
+      journal.markDurable(late);
+      expect(durable()).toBe(0);
+      journal.markDurable(journal.flushSync());
+      expect(durable()).toBe(second.end);
+    } finally {
+      journal.close();
+    }
+  });
+
   it("writes in place once everything is moved, and chains every record in audit.db", async () => {
     data = tempDataDir();
     const ledger = await AuditLedger.open(data.dir, "full", { journalBytes: 4096 });
