@@ -14,8 +14,8 @@ import {
   type JournalEnd,
   JournalWriter,
   journalProgress,
-  Progress,
   journalStart,
+  Progress,
   readJournal,
   scanJournal,
 } from "../../gateway/ledger/journal.ts";
