@@ -454,6 +454,11 @@ export class JournalWriter {
       if (this.contexts.size + defined.size > 10_000) this.contexts.clear();
       for (const [context, id] of defined) this.contexts.set(context, id);
     }
+    return this.end();
+  }
+
+  /** The end of what has been written, in its round. */
+  private end(): JournalEnd {
     return { round: this.round, end: this.position };
   }
 
@@ -467,12 +472,12 @@ export class JournalWriter {
   /** Makes every line written so far durable, on this thread. */
   flushSync(): JournalEnd {
     fdatasyncSync(this.fd);
-    return { round: this.round, end: this.position };
+    return this.end();
   }
 
   /** Makes every line written so far durable, in libuv's thread pool. */
   flush(done: (error: Error | null, end: JournalEnd) => void): void {
-    const end = { round: this.round, end: this.position };
+    const end = this.end();
     fdatasync(this.fd, (error) => done(error, end));
   }
 
@@ -488,10 +493,6 @@ export class JournalWriter {
     }
   }
 
-  /** The end of what has been written. */
-  get written(): number {
-    return this.position;
-  }
 
   close(): void {
     closeSync(this.fd);
