@@ -493,7 +493,6 @@ export class JournalWriter {
     }
   }
 
-
   close(): void {
     closeSync(this.fd);
   }
