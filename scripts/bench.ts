@@ -618,6 +618,8 @@ interface PairedCost {
   perPair: number[];
   /** Mean CPU per request over every slice of each mode, ms (gateway + subgraphs + load). */
   cpuMsPerRequest: { on: number; off: number };
+  /** p99 latency of each pair's slices, ms: what the setting does to the tail. */
+  p99PerPair: { on: number[]; off: number[] };
   errors: number;
 }
 
@@ -661,7 +663,7 @@ async function securityInPairs(
         }
         const [a, b] = [slices.on[pair] as Slice, slices.off[pair] as Slice];
         log(
-          `  ${scenarioName} pair ${pair + 1}: on ${Math.round(a.result.requestsPerSecond)}, ${pairedWith} ${Math.round(b.result.requestsPerSecond)} requests/s`,
+          `  ${scenarioName} pair ${pair + 1}: on ${Math.round(a.result.requestsPerSecond)}, ${pairedWith} ${Math.round(b.result.requestsPerSecond)} requests/s; p99 ${a.result.latencyMs.p99} against ${b.result.latencyMs.p99} ms`,
         );
       }
       const cpu = (slice: Slice) => totalCpu(slice.cpuPerRequest);
@@ -682,6 +684,10 @@ async function securityInPairs(
         median: middle(perPair),
         perPair,
         cpuMsPerRequest: { on: mean(slices.on), off: mean(slices.off) },
+        p99PerPair: {
+          on: slices.on.map((slice) => slice.result.latencyMs.p99),
+          off: slices.off.map((slice) => slice.result.latencyMs.p99),
+        },
         errors,
       };
     }
@@ -909,7 +915,7 @@ async function main(): Promise<number> {
   if (paired) {
     const line = Object.entries(paired).map(
       ([name, cost]) =>
-        `${name}${rates.has(name as ScenarioName) ? " (CPU per request, fixed rate)" : ""} ${percent(cost.median)} (${cost.perPair.map(percent).join(" / ")}${cost.errors > 0 ? `; ${cost.errors} errors` : ""})`,
+        `${name}${rates.has(name as ScenarioName) ? " (CPU per request, fixed rate)" : ""} ${percent(cost.median)} (${cost.perPair.map(percent).join(" / ")}${cost.errors > 0 ? `; ${cost.errors} errors` : ""}; p99 ${middle(cost.p99PerPair.on)} against ${middle(cost.p99PerPair.off)} ms)`,
     );
     console.log(
       `security on costs, ${pairEnv ? `against ${pairedWith}, ` : ""}in ${securityPairs} pairs of ${seconds} s slices side by side: ${line.join(", ")}`,
