@@ -662,8 +662,10 @@ async function securityInPairs(
           slices[mode].push(await measureLoad(gateway, jobOf(gateway), at));
         }
         const [a, b] = [slices.on[pair] as Slice, slices.off[pair] as Slice];
+        /** One figure of both slices, security on's first. */
+        const both = (figure: (slice: Slice) => string) => `${figure(a)} against ${figure(b)}`;
         log(
-          `  ${scenarioName} pair ${pair + 1}: on ${Math.round(a.result.requestsPerSecond)}, ${pairedWith} ${Math.round(b.result.requestsPerSecond)} requests/s; p99 ${a.result.latencyMs.p99} against ${b.result.latencyMs.p99} ms; CPU per request: gateway ${a.cpuPerRequest.gateway.toFixed(3)} against ${b.cpuPerRequest.gateway.toFixed(3)}, departments ${a.cpuPerRequest.subgraphs.toFixed(3)} against ${b.cpuPerRequest.subgraphs.toFixed(3)} ms; other processes ${(100 * a.foreignCpuShare).toFixed(0)}% and ${(100 * b.foreignCpuShare).toFixed(0)}% of the machine`,
+          `  ${scenarioName} pair ${pair + 1}: on ${Math.round(a.result.requestsPerSecond)}, ${pairedWith} ${Math.round(b.result.requestsPerSecond)} requests/s; p99 ${both((s) => `${s.result.latencyMs.p99}`)} ms; CPU per request: gateway ${both((s) => s.cpuPerRequest.gateway.toFixed(3))}, departments ${both((s) => s.cpuPerRequest.subgraphs.toFixed(3))} ms; other processes ${both((s) => `${(100 * s.foreignCpuShare).toFixed(0)}%`)} of the machine`,
         );
       }
       const cpu = (slice: Slice) => totalCpu(slice.cpuPerRequest);
