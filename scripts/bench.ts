@@ -1,7 +1,8 @@
 /**
  * `npm run bench [-- --persons N] [--seed S] [--json PATH] [--quick] [--seconds S]
  * [--gateways a,b] [--scenarios a,b] [--profile] [--subgraph-processes N] [--rounds N]
- * [--rate interactive:N,batch:M] [--security-pairs N [--pair-env NAME=VALUE,…]]`: the gateways
+ * [--rate interactive:N,batch:M]
+ * [--security-pairs N [--pair-seconds S] [--pair-env NAME=VALUE,…]]`: the gateways
  * side by side against the same six subgraphs over the same seeded population.
  *
  * Seeds the population once per (N, S) into `.bench/` (reruns reuse it), builds the bundles, starts
@@ -23,8 +24,9 @@
  * measured in alternation, every gateway sees the same drift).
  *
  * `--security-pairs N` then measures what security costs more closely: mianzheng with security on
- * and off side by side, loaded in turn in N pairs of slices per scenario (`securityInPairs`);
- * with `--pair-env`, security on against security on with other settings (an A/B of a setting).
+ * and off side by side, loaded in turn in N pairs of slices of `--pair-seconds` per scenario
+ * (`securityInPairs`); with `--pair-env`, security on against security on with other settings
+ * (an A/B of a setting).
  *
  * `--profile` runs mianzheng and the subgraphs under `node --cpu-prof` and keeps the profiles
  * (summarise one with `npx tsx scripts/bench/profile-summary.ts <file> [top] [skip-seconds]`);
@@ -58,7 +60,7 @@ import { idsOf, type ScenarioName, scenario } from "./bench/scenarios.ts";
 const USAGE = `usage: npm run bench -- [--persons N] [--seed S] [--json PATH] [--quick] [--seconds S]
   [--warmup S] [--gateways apollo,hive,mianzheng,mianzheng-open] [--scenarios interactive,batch]
   [--profile] [--subgraph-processes N] [--rounds N] [--rate interactive:N,batch:M]
-  [--security-pairs N [--pair-env NAME=VALUE,…]]`;
+  [--security-pairs N [--pair-seconds S] [--pair-env NAME=VALUE,…]]`;
 
 const { values } = parseArgs({
   options: {
@@ -75,6 +77,7 @@ const { values } = parseArgs({
     rounds: { type: "string" },
     rate: { type: "string" },
     "security-pairs": { type: "string" },
+    "pair-seconds": { type: "string" },
     "pair-env": { type: "string" },
     help: { type: "boolean", short: "h", default: false },
   },
@@ -106,9 +109,16 @@ const subgraphProcesses = Number(
 const rounds = Number(values.rounds ?? 1);
 /**
  * Pairs of slices measuring what security costs (see `securityInPairs`); 0: only the rounds'
- * figure. Slices last `--seconds`.
+ * figure.
  */
 const securityPairs = Number(values["security-pairs"] ?? 0);
+/**
+ * How long each slice of a pair lasts; `--seconds` unless given. Many short pairs resolve a
+ * cost more closely than a few long ones: slices seconds apart meet the same machine, and
+ * the median of twenty pairs of 3 s scattered less than that of five of 20 s in the same time
+ * (docs/performance.md, "Twenty pairs of three seconds").
+ */
+const pairSeconds = Number(values["pair-seconds"] ?? seconds);
 /**
  * `--pair-env AUDIT_SYNC=normal,…`: the pairs compare mianzheng with security on against itself
  * with these settings (security still on) instead of against security off — an A/B of one
@@ -141,7 +151,9 @@ const rates = new Map(
   }),
 );
 if (
-  ![persons, seed, seconds, warmupSeconds].every((n) => Number.isInteger(n) && n >= 0) ||
+  ![persons, seed, seconds, warmupSeconds, pairSeconds].every(
+    (n) => Number.isInteger(n) && n >= 0,
+  ) ||
   !(Number.isInteger(rounds) && rounds >= 1) ||
   !(Number.isInteger(securityPairs) && securityPairs >= 0) ||
   (pairEnv !== null &&
@@ -443,11 +455,12 @@ function totalCpu(perRequest: Row["cpuMsPerRequest"]): number {
   return perRequest.gateway + perRequest.subgraphs + perRequest.loadGenerator;
 }
 
-/** One measurement of a running gateway: `seconds` of load, and the CPU every process used. */
+/** One measurement of a running gateway: `length` s of load, and the CPU every process used. */
 async function measureLoad(
   gateway: GatewayProcess,
   job: Omit<LoadJob, "seconds" | "offset">,
   offset: number,
+  length = seconds,
 ): Promise<{
   result: LoadResult;
   cpuPerRequest: Row["cpuMsPerRequest"];
@@ -462,7 +475,7 @@ async function measureLoad(
     self: process.cpuUsage(),
     at: performance.now(),
   };
-  const result = await runLoad({ ...job, seconds, offset });
+  const result = await runLoad({ ...job, seconds: length, offset });
   const self = process.cpuUsage(before.self);
   const used = {
     gateway: treeCpuMs(gatewayPid) - before.gateway,
@@ -625,7 +638,7 @@ interface PairedCost {
 
 /**
  * What security costs, measured in pairs (`--security-pairs N`): mianzheng with security on and
- * off both running, each loaded in turn for `--seconds` — on then off, then off then on, and so
+ * off both running, each loaded in turn for `--pair-seconds` — on then off, then off then on, and so
  * on — N pairs per scenario after a warm-up of each. Slices seconds apart meet the same machine,
  * where rounds minutes apart do not (this machine's speed drifts by tens of percent over minutes,
  * so the rounds' figure swung between 4 and 42 % over runs). Each pair's cost is 1 − on/off of
@@ -659,7 +672,7 @@ async function securityInPairs(
         for (const mode of order) {
           const gateway = mode === "on" ? on : off;
           await settle();
-          slices[mode].push(await measureLoad(gateway, jobOf(gateway), at));
+          slices[mode].push(await measureLoad(gateway, jobOf(gateway), at, pairSeconds));
         }
         const [a, b] = [slices.on[pair] as Slice, slices.off[pair] as Slice];
         /** One figure of both slices, security on's first. */
@@ -851,6 +864,7 @@ async function main(): Promise<number> {
     seconds,
     warmupSeconds,
     rounds,
+    pairSeconds,
     quick,
     security:
       securityEnforced === null
@@ -920,7 +934,7 @@ async function main(): Promise<number> {
         `${name}${rates.has(name as ScenarioName) ? " (CPU per request, fixed rate)" : ""} ${percent(cost.median)} (${cost.perPair.map(percent).join(" / ")}${cost.errors > 0 ? `; ${cost.errors} errors` : ""}; p99 ${middle(cost.p99PerPair.on)} against ${middle(cost.p99PerPair.off)} ms)`,
     );
     console.log(
-      `security on costs, ${pairEnv ? `against ${pairedWith}, ` : ""}in ${securityPairs} pairs of ${seconds} s slices side by side: ${line.join(", ")}`,
+      `security on costs, ${pairEnv ? `against ${pairedWith}, ` : ""}in ${securityPairs} pairs of ${pairSeconds} s slices side by side: ${line.join(", ")}`,
     );
   }
   const show = (value: number | null) => (value === null ? "n/a" : `${value.toFixed(2)}`);
