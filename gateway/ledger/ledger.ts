@@ -270,7 +270,8 @@ export class AuditLedger implements AccessLedger {
         // event loop goes on to the next event. Waiting for the end of the loop's turn instead
         // (`setImmediate`, then three turns) made the same groups (≈ 20 records) but held the
         // wave's answers while the rest of the turn's events ran: 5–7 % of the interactive
-        // throughput (docs/performance.md, "Gathering a wave").
+        // throughput (docs/performance.md, "Twenty pairs of three seconds, and gathering a
+        // wave").
         process.nextTick(() => this.write());
       }
     });
