@@ -113,10 +113,10 @@ const rounds = Number(values.rounds ?? 1);
  */
 const securityPairs = Number(values["security-pairs"] ?? 0);
 /**
- * How long each slice of a pair lasts; `--seconds` unless given. Many short pairs resolve a
- * cost more closely than a few long ones: slices seconds apart meet the same machine, and
- * the median of twenty pairs of 3 s scattered less than that of five of 20 s in the same time
- * (docs/performance.md, "Twenty pairs of three seconds").
+ * How long each slice of a pair lasts; `--seconds` unless given. Slices seconds apart meet the
+ * same machine: in steady phases the median of twenty pairs of 3 s scattered less than that of
+ * five of 20 s in the same time, though not in a noisy one (docs/performance.md, "Twenty pairs
+ * of three seconds, and gathering a wave").
  */
 const pairSeconds = Number(values["pair-seconds"] ?? seconds);
 /**
