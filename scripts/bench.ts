@@ -638,8 +638,8 @@ interface PairedCost {
 
 /**
  * What security costs, measured in pairs (`--security-pairs N`): mianzheng with security on and
- * off both running, each loaded in turn for `--pair-seconds` — on then off, then off then on, and so
- * on — N pairs per scenario after a warm-up of each. Slices seconds apart meet the same machine,
+ * off both running, each loaded in turn for `--pair-seconds` — on then off, then off then on,
+ * and so on — N pairs per scenario after a warm-up of each. Slices seconds apart meet the same machine,
  * where rounds minutes apart do not (this machine's speed drifts by tens of percent over minutes,
  * so the rounds' figure swung between 4 and 42 % over runs). Each pair's cost is 1 − on/off of
  * its throughput (its CPU per request, on/off − 1, at a fixed `--rate`). Before every slice the
