@@ -141,9 +141,24 @@ export type RecordContext = Pick<
  */
 export class RecordEncoder {
   private readonly fragments = new JsonFragments();
+  /** The last context encoded, and its text. */
+  private last: { context: RecordContext; text: string } | null = null;
 
-  /** `JSON.stringify` of the record's context, fields in `RecordContext`'s order. */
+  /**
+   * `JSON.stringify` of the record's context, fields in `RecordContext`'s order. A record of the
+   * same context as the one before (one desk's load) gets the same string object back: the
+   * journal looks contexts up by their text, and a string built anew (≈ 1 KB) would be
+   * flattened and hashed again for each record.
+   */
   context(record: WireRecord): string {
+    const last = this.last;
+    if (last && sameContext(last.context, record)) return last.text;
+    const text = this.encode(record);
+    this.last = { context: record, text };
+    return text;
+  }
+
+  private encode(record: RecordContext): string {
     const f = this.fragments;
     return `{"deskId":${f.literal(record.deskId)},"deskName":${f.literal(record.deskName)},"purpose":${f.literal(record.purpose)},"legalBasis":${f.literal(record.legalBasis)},"operationName":${f.literal(record.operationName)},"operationHash":${f.literal(record.operationHash)},"departments":${f.list(record.departments)},"selections":${f.selections(record.selections)}}`;
   }
@@ -155,6 +170,41 @@ export class RecordEncoder {
       : JSON.stringify(record.subjects);
     return `{"at":${JSON.stringify(record.at)},"requestId":${JSON.stringify(record.requestId)},"context":"${context}","caseId":${JSON.stringify(record.caseId)},"subjects":${subjects},"picks":[${record.picks.join(",")}],"outcomes":${JSON.stringify(record.outcomes)}}`;
   }
+}
+
+/**
+ * Whether two records share their context. Compared value by value: the plan's field lists are
+ * the same arrays from request to request, the departments a new array of the same strings.
+ */
+function sameContext(a: RecordContext, b: RecordContext): boolean {
+  if (
+    a.deskId !== b.deskId ||
+    a.deskName !== b.deskName ||
+    a.purpose !== b.purpose ||
+    a.legalBasis !== b.legalBasis ||
+    a.operationName !== b.operationName ||
+    a.operationHash !== b.operationHash ||
+    a.departments.length !== b.departments.length ||
+    a.selections.length !== b.selections.length
+  ) {
+    return false;
+  }
+  for (let i = 0; i < a.departments.length; i++) {
+    if (a.departments[i] !== b.departments[i]) return false;
+  }
+  for (let i = 0; i < a.selections.length; i++) {
+    const x = a.selections[i] as Selection;
+    const y = b.selections[i] as Selection;
+    if (!sameList(x.fields, y.fields) || !sameList(x.denied, y.denied)) return false;
+  }
+  return true;
+}
+
+function sameList(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /**

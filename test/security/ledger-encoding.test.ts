@@ -114,6 +114,20 @@ describe("RequestEncoder", () => {
   });
 });
 
+/** A record's context as `JSON.stringify` writes it, fields in `RecordContext`'s order. */
+function contextJson(record: WireRecord): string {
+  return JSON.stringify({
+    deskId: record.deskId,
+    deskName: record.deskName,
+    purpose: record.purpose,
+    legalBasis: record.legalBasis,
+    operationName: record.operationName,
+    operationHash: record.operationHash,
+    departments: record.departments,
+    selections: record.selections,
+  });
+}
+
 describe("RecordEncoder (journal lines)", () => {
   it("encodes every record and its context as JSON.stringify does", () => {
     const encoder = new RecordEncoder();
@@ -137,16 +151,6 @@ describe("RecordEncoder (journal lines)", () => {
         picks: Uint16Array.from([0, index % 3]),
         outcomes: "ap",
       };
-      const context = {
-        deskId: record.deskId,
-        deskName: record.deskName,
-        purpose: record.purpose,
-        legalBasis: record.legalBasis,
-        operationName: record.operationName,
-        operationHash: record.operationHash,
-        departments: record.departments,
-        selections: record.selections,
-      };
       const own = {
         at: record.at,
         requestId: record.requestId,
@@ -157,9 +161,63 @@ describe("RecordEncoder (journal lines)", () => {
         outcomes: record.outcomes,
       };
       for (let twice = 0; twice < 2; twice++) {
-        expect(encoder.context(record)).toBe(JSON.stringify(context));
+        expect(encoder.context(record)).toBe(contextJson(record));
         expect(encoder.record(record, "c0ffee")).toBe(JSON.stringify(own));
       }
+    }
+  });
+
+  it("gives a record the context text of the one before only when every context field is the same", () => {
+    const encoder = new RecordEncoder();
+    const fields = ["Person.name", "Person.hukou"];
+    const base: WireRecord = {
+      at: "2026-12-01T10:00:00.000Z",
+      requestId: "req-1",
+      deskId: "lottery",
+      deskName: "小客车指标",
+      purpose: "car-lottery",
+      legalBasis: "basis",
+      caseId: null,
+      operationName: "Check",
+      operationHash: "ab".repeat(32),
+      departments: ["hukou", "traffic"],
+      selections: [{ fields, denied: [] }],
+      subjects: "11010519900101001X",
+      picks: Uint16Array.from([0]),
+      outcomes: "a",
+    };
+    const first = encoder.context(base);
+    // Another request of the same desk and plan: new arrays of the same values, other own fields.
+    const again: WireRecord = {
+      ...base,
+      requestId: "req-2",
+      caseId: "case 7",
+      departments: ["hukou", "traffic"],
+      selections: [{ fields: [...fields], denied: [] }],
+    };
+    expect(encoder.context(again)).toBe(first);
+    const changes: Partial<WireRecord>[] = [
+      { deskId: "housing" },
+      { deskName: null },
+      { purpose: "demo" },
+      { legalBasis: "other basis" },
+      { operationName: null },
+      { operationHash: "cd".repeat(32) },
+      { departments: ["hukou", "tax"] },
+      { departments: ["hukou"] },
+      { selections: [{ fields, denied: ["Person.name"] }] },
+      { selections: [{ fields: ["Person.name", "Person.tax"], denied: [] }] },
+      {
+        selections: [
+          { fields, denied: [] },
+          { fields: ["Organization.name"], denied: [] },
+        ],
+      },
+    ];
+    for (const change of changes) {
+      const changed = { ...base, ...change };
+      expect(encoder.context(changed), JSON.stringify(change)).toBe(contextJson(changed));
+      expect(encoder.context(base)).toBe(contextJson(base));
     }
   });
 });
