@@ -126,14 +126,15 @@ export class Authenticator {
   ): Principal {
     const desk = this.registry.desk(deskId);
     if (!desk) throw unauthenticated("Unknown desk");
-    const codes = [...desk.purposes.keys()].join(", ");
+    // Only a refusal names the desk's purposes: every request of a desk comes through here.
+    const codes = () => [...desk.purposes.keys()].join(", ");
     if (!purpose) {
-      throw forbidden(`X-Purpose is required: desk ${desk.id} is registered for ${codes}`);
+      throw forbidden(`X-Purpose is required: desk ${desk.id} is registered for ${codes()}`);
     }
     const principal = this.registry.principal(desk, purpose);
     if (!principal) {
       throw forbidden(
-        `Desk ${desk.id} is not registered for purpose "${purpose}" (registered: ${codes})`,
+        `Desk ${desk.id} is not registered for purpose "${purpose}" (registered: ${codes()})`,
       );
     }
     const caseId = caseIdOf(header(headers, "x-case-id"));
