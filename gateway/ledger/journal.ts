@@ -184,13 +184,10 @@ function sameContext(a: RecordContext, b: RecordContext): boolean {
     a.legalBasis !== b.legalBasis ||
     a.operationName !== b.operationName ||
     a.operationHash !== b.operationHash ||
-    a.departments.length !== b.departments.length ||
-    a.selections.length !== b.selections.length
+    a.selections.length !== b.selections.length ||
+    !sameList(a.departments, b.departments)
   ) {
     return false;
-  }
-  for (let i = 0; i < a.departments.length; i++) {
-    if (a.departments[i] !== b.departments[i]) return false;
   }
   for (let i = 0; i < a.selections.length; i++) {
     const x = a.selections[i] as Selection;
