@@ -103,6 +103,59 @@ describe("the ledger file", () => {
     expect(both[0]?.operationName).toBe("Late");
   });
 
+  it("records each request's own departments, subject, outcome and time, however its accesses arrive", async () => {
+    // Consecutive records reuse what they share (the departments' sorted list, the time of one
+    // millisecond, a one-subject record's compact form): each must still carry its own.
+    const cases: Array<{ departments: Iterable<string>; subjects: string[]; at?: Date }> = [
+      { departments: new Set(["tax", "hukou"]), subjects: ["110105199203030011"] },
+      { departments: new Set(["hukou", "tax"]), subjects: ["110105199203030012"] },
+      { departments: new Set(["hukou", "civil"]), subjects: ["110105199203030013"] },
+      { departments: new Set(["hukou"]), subjects: ["110105199203030014"] },
+      { departments: ["tax", "hukou"], subjects: ["110105199203030015", "110105199203030016"] },
+      {
+        departments: new Set(["tax", "hukou"]),
+        subjects: ["110105199203030017"],
+        at: new Date("2026-01-02T03:04:05.006Z"),
+      },
+    ];
+    const before = new Date().toISOString();
+    await Promise.all(
+      cases.map(({ departments, subjects, at }, i) =>
+        ledger.append({
+          principal: desk,
+          requestId: `own-${i}`,
+          operationName: "Own",
+          operationHash: "0".repeat(64),
+          departments,
+          subjects: accesses(subjects, i === 2 ? "not-found" : "answered"),
+          at,
+        }),
+      ),
+    );
+    const after = new Date().toISOString();
+    const entryOf = async (subject: string) => (await ledger.entriesFor(subject))[0];
+    const expected = [
+      ["110105199203030011", ["hukou", "tax"], "answered"],
+      ["110105199203030012", ["hukou", "tax"], "answered"],
+      ["110105199203030013", ["civil", "hukou"], "not-found"],
+      ["110105199203030014", ["hukou"], "answered"],
+      ["110105199203030015", ["hukou", "tax"], "answered"],
+      ["110105199203030016", ["hukou", "tax"], "answered"],
+      ["110105199203030017", ["hukou", "tax"], "answered"],
+    ] as const;
+    for (const [subject, departments, outcome] of expected) {
+      expect(await entryOf(subject)).toMatchObject({
+        subject,
+        departments: [...departments],
+        outcome,
+        fields: FIELDS,
+      });
+    }
+    const at = (await entryOf("110105199203030011"))?.at ?? "";
+    expect(at >= before && at <= after).toBe(true);
+    expect((await entryOf("110105199203030017"))?.at).toBe("2026-01-02T03:04:05.006Z");
+  });
+
   it("acknowledges while another connection holds audit.db's write lock, and chains everything once it is released", async () => {
     const record = (requestId: string, subjects: string[]) => ({
       principal: desk,
