@@ -56,6 +56,7 @@ import {
   waitUntil,
 } from "./bench/processes.ts";
 import { idsOf, type ScenarioName, scenario } from "./bench/scenarios.ts";
+import { medianInterval, middle } from "./bench/statistics.ts";
 
 const USAGE = `usage: npm run bench -- [--persons N] [--seed S] [--json PATH] [--quick] [--seconds S]
   [--warmup S] [--gateways apollo,hive,mianzheng,mianzheng-open] [--scenarios interactive,batch]
@@ -592,15 +593,6 @@ function medianRows(measured: readonly Row[]): Row[] {
   });
 }
 
-/** The median (of an even count, the mean of the middle two). */
-function middle(values: readonly number[]): number {
-  const sorted = [...values].sort((x, y) => x - y);
-  const half = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[half] as number)
-    : ((sorted[half - 1] as number) + (sorted[half] as number)) / 2;
-}
-
 /**
  * Waits until the machine has been idle (under 5 % busy) for 3 s running, with the file data
  * written so far on disk (under 16 MiB dirty); 60 s at most. Once its gateway is quiet for two
@@ -628,6 +620,8 @@ async function settle(): Promise<void> {
 interface PairedCost {
   /** Median over the pairs of 1 − on/off (throughput; CPU per request at a fixed rate). */
   median: number;
+  /** 95 % confidence interval of that median (`medianInterval`); null for fewer than six pairs. */
+  medianInterval: readonly [number, number] | null;
   perPair: number[];
   /** Mean CPU per request over every slice of each mode, ms (gateway + subgraphs + load). */
   cpuMsPerRequest: { on: number; off: number };
@@ -697,6 +691,7 @@ async function securityInPairs(
       );
       costs[scenarioName] = {
         median: middle(perPair),
+        medianInterval: medianInterval(perPair),
         perPair,
         cpuMsPerRequest: { on: mean(slices.on), off: mean(slices.off) },
         p99PerPair: {
@@ -931,7 +926,7 @@ async function main(): Promise<number> {
   if (paired) {
     const line = Object.entries(paired).map(
       ([name, cost]) =>
-        `${name}${rates.has(name as ScenarioName) ? " (CPU per request, fixed rate)" : ""} ${percent(cost.median)} (${cost.perPair.map(percent).join(" / ")}${cost.errors > 0 ? `; ${cost.errors} errors` : ""}; p99 ${middle(cost.p99PerPair.on)} against ${middle(cost.p99PerPair.off)} ms)`,
+        `${name}${rates.has(name as ScenarioName) ? " (CPU per request, fixed rate)" : ""} ${percent(cost.median)}${cost.medianInterval ? ` (95 % interval of the median ${cost.medianInterval.map(percent).join(" … ")})` : ""} (${cost.perPair.map(percent).join(" / ")}${cost.errors > 0 ? `; ${cost.errors} errors` : ""}; p99 ${middle(cost.p99PerPair.on)} against ${middle(cost.p99PerPair.off)} ms)`,
     );
     console.log(
       `security on costs, ${pairEnv ? `against ${pairedWith}, ` : ""}in ${securityPairs} pairs of ${pairSeconds} s slices side by side: ${line.join(", ")}`,
