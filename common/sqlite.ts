@@ -52,6 +52,29 @@ export function createTableStatements(table: SQLiteTable): string[] {
   return statements;
 }
 
+/**
+ * Drops the indexes of `tables` that their declarations no longer name (an index replaced by a
+ * wider one in a later version): the declarations are the schema, and an index nobody queries
+ * still costs every import a B-tree to maintain. SQLite's own indexes (primary keys, UNIQUE)
+ * have no SQL text and are never touched.
+ */
+function dropUndeclaredIndexes(sqlite: Sqlite, tables: readonly SQLiteTable[]): void {
+  const declared = new Map<string, Set<string>>();
+  for (const table of tables) {
+    const config = getTableConfig(table);
+    declared.set(config.name, new Set(config.indexes.map((index) => index.config.name)));
+  }
+  const present = sqlite
+    .prepare(
+      "SELECT name, tbl_name AS tableName FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL",
+    )
+    .all() as Array<{ name: string; tableName: string }>;
+  for (const { name, tableName } of present) {
+    if (declared.get(tableName)?.has(name) === false)
+      sqlite.exec(`DROP INDEX IF EXISTS ${quote(name)}`);
+  }
+}
+
 export interface DepartmentDatabase {
   sqlite: Sqlite;
   db: Drizzle;
@@ -79,6 +102,8 @@ export function openDepartmentDatabase(
   sqlite.pragma("cache_size = -65536");
   sqlite.pragma("temp_store = MEMORY");
   sqlite.pragma("busy_timeout = 5000");
+  // Before creating: the pages of a dropped index are reused by the one replacing it.
+  dropUndeclaredIndexes(sqlite, tables);
   for (const table of tables) {
     for (const statement of createTableStatements(table)) sqlite.exec(statement);
   }

