@@ -131,6 +131,7 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     supergraphSdl: supergraph.plannerSdl,
     logger,
     executor: config.executor,
+    earlyLookups: config.earlyLookups,
     dataSources: (names) =>
       Object.fromEntries(
         names.map((name): [string, GraphQLDataSource] => {

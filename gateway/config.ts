@@ -74,6 +74,12 @@ export interface GatewayConfig {
    * (`@apollo/gateway`'s executeQueryPlan, for comparison).
    */
   executor: "compiled" | "apollo";
+  /**
+   * Send a lookup's entity fetches (`person(id:)`'s facts from the other departments) beside the
+   * household register's fetch instead of after it, and use them once it confirms the subject
+   * (`EARLY_LOOKUPS`, default on). Off, departments hear only of subjects the register knows.
+   */
+  earlyLookups: boolean;
   security: SecurityConfig;
 }
 
@@ -185,6 +191,7 @@ export function gatewayConfigFromEnv(overrides: GatewayOverrides = {}): GatewayC
     landingPage: flag("LANDING_PAGE", !production),
     dataDir: dataDir(),
     executor: executorFromEnv(),
+    earlyLookups: flag("EARLY_LOOKUPS", true),
     ...overrides,
     security: { ...security, ...overrides.security, limits },
   };

@@ -72,17 +72,25 @@ export async function startPlatform(
         ),
       );
     },
-    async query(query, variables, headers = DEV_DESK) {
-      const response = await fetch(url, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          accept: "application/graphql-response+json",
-          ...headers,
-        },
-        body: JSON.stringify({ query, variables }),
-      });
-      return { status: response.status, body: (await response.json()) as never };
-    },
+    query: (query, variables, headers) => postGraphQL(url, query, variables, headers),
   };
+}
+
+/** POSTs a GraphQL request to `url` as the development desk unless `headers` replace it. */
+export async function postGraphQL<T = Record<string, unknown>>(
+  url: string,
+  query: string,
+  variables?: Record<string, unknown>,
+  headers: Record<string, string> = DEV_DESK,
+): Promise<{ status: number; body: { data?: T | null; errors?: PlatformError[] } }> {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: {
+      "content-type": "application/json",
+      accept: "application/graphql-response+json",
+      ...headers,
+    },
+    body: JSON.stringify({ query, variables }),
+  });
+  return { status: response.status, body: (await response.json()) as never };
 }

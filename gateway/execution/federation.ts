@@ -54,6 +54,8 @@ export interface FederationOptions {
   maxPlans?: number;
   /** `apollo`: every plan through `@apollo/gateway`'s executor (to compare; default `compiled`). */
   executor?: "compiled" | "apollo";
+  /** Start a lookup's entity fetches beside its root fetch (see `early-lookups.ts`; default on). */
+  earlyLookups?: boolean;
 }
 
 export class Federation {
@@ -78,7 +80,9 @@ export class Federation {
     this.dataSources = options.dataSources(
       this.supergraph.subgraphsMetadata().map(({ name }) => name),
     );
-    this.executor = new PlanExecutor(this.supergraphSchema, this.dataSources);
+    this.executor = new PlanExecutor(this.supergraphSchema, this.dataSources, {
+      earlyLookups: options.earlyLookups ?? true,
+    });
     this.plans = new LRUCache({ max: options.maxPlans ?? 2000 });
     this.logger = options.logger;
     this.compiled = options.executor !== "apollo";

@@ -18,9 +18,18 @@ import type {
   QueryPlan,
   QueryPlanSelectionNode,
   ResponsePath,
+  SequenceNode,
 } from "@apollo/query-planner";
 import { GraphQLError, type GraphQLSchema } from "graphql";
 import type { GatewayRequestContext } from "../department-client.ts";
+import {
+  confirms,
+  type EarlyFetches,
+  earlyFetchesOf,
+  type Lookup,
+  lookupKeys,
+  lookupRepresentations,
+} from "./early-lookups.ts";
 
 type Data = Record<string, unknown>;
 
@@ -50,6 +59,28 @@ interface Execution {
   representations: Map<string, { owners: Data[]; representations: Data[]; merges: number }> | null;
   /** Answers merged into the data so far. */
   merges: number;
+  /** Entity fetches started beside their root fetch (see `early-lookups.ts`), by plan node. */
+  early: Map<FetchNode, EarlyFetch> | null;
+}
+
+/** A department's answer to a fetch, or why there is none; never a rejected promise. */
+type Settled = { response: DepartmentResponse } | { error: unknown };
+
+interface DepartmentResponse {
+  data?: Data | null;
+  errors?: ReadonlyArray<DepartmentWireError>;
+}
+
+/** An entity fetch sent before the root fetch it follows had answered. */
+interface EarlyFetch {
+  lookup: Lookup;
+  keys: ReadonlyArray<string | number>;
+  representations: Data[];
+  /** The request's context with its own department sets, merged in only if the answer is used. */
+  context: GatewayRequestContext;
+  answer: Promise<Settled>;
+  /** Set once the root fetch's answer confirmed the lookup. */
+  confirmed: boolean;
 }
 
 /** Whether every node of the plan is one this executor runs; otherwise Apollo's executor does. */
@@ -80,6 +111,14 @@ export function supportsPlan(plan: QueryPlan): boolean {
   return !plan.node || (plan.node.kind !== "Subscription" && supported(plan.node));
 }
 
+export interface PlanExecutorOptions {
+  /**
+   * Start a lookup's entity fetches beside the root fetch they follow (default: on). Off, every
+   * department but the first hears only of subjects the first one confirmed.
+   */
+  earlyLookups?: boolean;
+}
+
 export class PlanExecutor {
   /** Representation functions by `requires` (plans are cached, so their nodes are long-lived). */
   private readonly selectors = new WeakMap<
@@ -89,10 +128,18 @@ export class PlanExecutor {
 
   private readonly requiresKeys = new WeakMap<readonly QueryPlanSelectionNode[], string>();
 
+  /** Early fetches by sequence (null: none), found once per cached plan. */
+  private readonly earlyFetches = new WeakMap<SequenceNode, EarlyFetches | null>();
+
+  private readonly earlyLookups: boolean;
+
   constructor(
     private readonly supergraphSchema: GraphQLSchema,
     private readonly dataSources: Record<string, GraphQLDataSource>,
-  ) {}
+    options: PlanExecutorOptions = {},
+  ) {
+    this.earlyLookups = options.earlyLookups ?? true;
+  }
 
   /** Runs the plan; returns the merged (unshaped) data and the departments' errors. */
   async execute(
@@ -106,6 +153,7 @@ export class PlanExecutor {
       root,
       representations: null,
       merges: 0,
+      early: null,
     };
     if (plan.node && plan.node.kind !== "Subscription") {
       await this.node(execution, plan.node as PlanNode, { path: [], data: root });
@@ -115,9 +163,19 @@ export class PlanExecutor {
 
   private async node(execution: Execution, node: PlanNode, cursor: Cursor): Promise<void> {
     switch (node.kind) {
-      case "Sequence":
-        for (const child of node.nodes) await this.node(execution, child, cursor);
+      case "Sequence": {
+        // Lookups start their entity fetches now; the first step's answer confirms them.
+        let early = cursor.path.length === 0 ? this.startEarly(execution, node) : null;
+        for (const child of node.nodes) {
+          await this.node(execution, child, cursor);
+          if (early) {
+            for (const fetch of early)
+              fetch.confirmed = confirms(fetch.lookup, fetch.keys, execution.root);
+            early = null;
+          }
+        }
         return;
+      }
       case "Parallel":
         await Promise.all(node.nodes.map((child) => this.node(execution, child, cursor)));
         return;
@@ -152,18 +210,14 @@ export class PlanExecutor {
   private async fetch(execution: Execution, fetch: FetchNode, cursor: Cursor): Promise<void> {
     const service = this.dataSources[fetch.serviceName];
     if (!service) throw new Error(`Couldn't find service with name "${fetch.serviceName}"`);
+    const early = execution.early?.get(fetch);
+    if (early?.confirmed) return this.mergeEarly(execution, fetch, cursor, early);
     const entities: Data[] = Array.isArray(cursor.data)
       ? (cursor.data.filter((entity) => entity !== null && entity !== undefined) as Data[])
       : [cursor.data as Data];
     if (entities.length === 0) return;
 
-    const provided = execution.request.variables;
-    const variables: Record<string, unknown> = {};
-    for (const name of fetch.variableUsages ?? []) {
-      if (Object.hasOwn(provided, name) && provided[name] !== undefined) {
-        variables[name] = provided[name];
-      }
-    }
+    const variables = fetchVariables(fetch, execution.request.variables);
 
     if (!fetch.requires) {
       const received = await this.send(execution, fetch, cursor, variables);
@@ -194,6 +248,121 @@ export class PlanExecutor {
     for (let index = 0; index < owners.length; index++) {
       const entity = answered[index] as Data | null;
       const owner = owners[index] as Data;
+      if (entity && !entity.__typename) entity.__typename = owner.__typename;
+      merge(owner, entity);
+    }
+  }
+
+  /**
+   * Sends the early fetches of a sequence that starts with a lookup, with the representations the
+   * lookup's keys make. Null when the sequence has none or the request's keys are not plain.
+   */
+  private startEarly(execution: Execution, sequence: SequenceNode): EarlyFetch[] | null {
+    if (!this.earlyLookups) return null;
+    let fetches = this.earlyFetches.get(sequence);
+    if (fetches === undefined) {
+      fetches = earlyFetchesOf(sequence, this.supergraphSchema);
+      this.earlyFetches.set(sequence, fetches);
+    }
+    if (fetches === null) return null;
+    const { request } = execution;
+    const made = new Map<
+      Lookup,
+      { keys: ReadonlyArray<string | number>; representations: Data[] } | null
+    >();
+    const started: EarlyFetch[] = [];
+    for (const [fetch, lookup] of fetches) {
+      let sent = made.get(lookup);
+      if (sent === undefined) {
+        const keys = lookupKeys(lookup, request.variables);
+        sent =
+          keys && keys.length > 0
+            ? { keys, representations: lookupRepresentations(lookup, keys) }
+            : null;
+        made.set(lookup, sent);
+      }
+      const service = this.dataSources[fetch.serviceName];
+      if (!sent || !service) continue;
+      const variables = fetchVariables(fetch, request.variables);
+      if ("representations" in variables) continue;
+      variables.representations = sent.representations;
+      // Its own record of which departments answered: the desk's record names only those used.
+      const context: GatewayRequestContext = {
+        ...request.context,
+        answered: new Set(),
+        unavailable: new Set(),
+      };
+      const answer = service
+        .process({
+          kind: GraphQLDataSourceRequestKind.INCOMING_OPERATION,
+          request: { query: fetch.operation, variables, operationName: fetch.operationName },
+          incomingRequestContext: request.incomingRequestContext as never,
+          context,
+          document: fetch.operationDocumentNode,
+          pathInIncomingRequest: lookup.list ? [lookup.responseKey, "@"] : [lookup.responseKey],
+        } as never)
+        .then(
+          (response): Settled => ({ response: response as DepartmentResponse }),
+          (error: unknown): Settled => ({ error }),
+        );
+      const early: EarlyFetch = { lookup, ...sent, context, answer, confirmed: false };
+      execution.early ??= new Map();
+      execution.early.set(fetch, early);
+      started.push(early);
+    }
+    return started.length > 0 ? started : null;
+  }
+
+  /**
+   * Merges a confirmed early fetch's answer as `fetch` would have merged its own: the same
+   * entities, errors re-pathed to them; answers about null elements (unknown subjects, which the
+   * planner's step would not have asked about) are dropped.
+   */
+  private async mergeEarly(
+    execution: Execution,
+    fetch: FetchNode,
+    cursor: Cursor,
+    early: EarlyFetch,
+  ): Promise<void> {
+    const answer = execution.root[early.lookup.responseKey];
+    const owners = (early.lookup.list ? answer : [answer]) as Array<Data | null>;
+    // Nobody the register knows: the planned step would have asked nothing.
+    if (!owners.some((owner) => owner)) return;
+    const settled = await early.answer;
+    const { context } = execution.request;
+    for (const department of early.context.answered) context.answered.add(department);
+    for (const department of early.context.unavailable) context.unavailable.add(department);
+    if ("error" in settled) throw settled.error;
+    const { response } = settled;
+    for (const error of response.errors ?? []) {
+      const index = error.path?.[1];
+      let path: ResponsePath | undefined;
+      if (fetch.requires && typeof index === "number") {
+        if (!owners[index]) continue;
+        const rest = (error.path as ReadonlyArray<string | number>).slice(2);
+        path = early.lookup.list
+          ? [early.lookup.responseKey, index, ...rest]
+          : [early.lookup.responseKey, ...rest];
+      } else {
+        path = error.path ? [...cursor.path, ...error.path] : undefined;
+      }
+      execution.errors.push(departmentError(error, fetch.serviceName, () => path));
+    }
+    execution.merges++;
+    const received = response.data;
+    if (!received) return;
+    const answered = received._entities;
+    if (!Array.isArray(answered))
+      throw new Error(`Expected "data._entities" in response to be an array`);
+    if (answered.length !== early.representations.length) {
+      throw new Error(
+        `Expected "data._entities" to contain ${early.representations.length} elements`,
+      );
+    }
+    for (let index = 0; index < owners.length; index++) {
+      const owner = owners[index];
+      if (!owner) continue;
+      const entity = answered[index] as Data | null;
       if (entity && !entity.__typename) entity.__typename = owner.__typename;
       merge(owner, entity);
     }
@@ -349,6 +518,20 @@ function flatFragmentSelector(
     }
     return representation;
   };
+}
+
+/** The request's variables that a fetch's operation uses. */
+function fetchVariables(
+  fetch: FetchNode,
+  provided: Record<string, unknown>,
+): Record<string, unknown> {
+  const variables: Record<string, unknown> = {};
+  for (const name of fetch.variableUsages ?? []) {
+    if (Object.hasOwn(provided, name) && provided[name] !== undefined) {
+      variables[name] = provided[name];
+    }
+  }
+  return variables;
 }
 
 /** The values at `path` below `value`, lists flattened where the path says `@`. */
