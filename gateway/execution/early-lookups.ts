@@ -55,7 +55,6 @@ export type EarlyFetches = Map<FetchNode, Lookup>;
 
 /** Candidate lookups of a root fetch, by response key. */
 interface RootField {
-  responseKey: string;
   typename: string;
   list: boolean;
   argument: string;
@@ -131,7 +130,6 @@ function rootLookups(fetch: FetchNode, schema: GraphQLSchema): Map<string, RootF
     if (!isObjectType(isNonNullType(element) ? element.ofType : element)) continue;
     const value = argument.value;
     found.set(field.alias?.value ?? field.name.value, {
-      responseKey: field.alias?.value ?? field.name.value,
       typename: getNamedType(type).name,
       list,
       argument: argument.name.value,

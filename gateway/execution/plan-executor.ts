@@ -75,7 +75,6 @@ interface DepartmentResponse {
 interface EarlyFetch {
   lookup: Lookup;
   keys: ReadonlyArray<string | number>;
-  representations: Data[];
   /** The request's context with its own department sets, merged in only if the answer is used. */
   context: GatewayRequestContext;
   answer: Promise<Settled>;
@@ -238,19 +237,7 @@ export class PlanExecutor {
     variables.representations = representations;
     const received = await this.send(execution, fetch, cursor, variables);
     execution.merges++;
-    if (!received) return;
-    const answered = received._entities;
-    if (!Array.isArray(answered))
-      throw new Error(`Expected "data._entities" in response to be an array`);
-    if (answered.length !== representations.length) {
-      throw new Error(`Expected "data._entities" to contain ${representations.length} elements`);
-    }
-    for (let index = 0; index < owners.length; index++) {
-      const entity = answered[index] as Data | null;
-      const owner = owners[index] as Data;
-      if (entity && !entity.__typename) entity.__typename = owner.__typename;
-      merge(owner, entity);
-    }
+    mergeEntities(received, owners);
   }
 
   /**
@@ -305,7 +292,7 @@ export class PlanExecutor {
           (response): Settled => ({ response: response as DepartmentResponse }),
           (error: unknown): Settled => ({ error }),
         );
-      const early: EarlyFetch = { lookup, ...sent, context, answer, confirmed: false };
+      const early: EarlyFetch = { lookup, keys: sent.keys, context, answer, confirmed: false };
       execution.early ??= new Map();
       execution.early.set(fetch, early);
       started.push(early);
@@ -349,23 +336,7 @@ export class PlanExecutor {
       execution.errors.push(departmentError(error, fetch.serviceName, () => path));
     }
     execution.merges++;
-    const received = response.data;
-    if (!received) return;
-    const answered = received._entities;
-    if (!Array.isArray(answered))
-      throw new Error(`Expected "data._entities" in response to be an array`);
-    if (answered.length !== early.representations.length) {
-      throw new Error(
-        `Expected "data._entities" to contain ${early.representations.length} elements`,
-      );
-    }
-    for (let index = 0; index < owners.length; index++) {
-      const owner = owners[index];
-      if (!owner) continue;
-      const entity = answered[index] as Data | null;
-      if (entity && !entity.__typename) entity.__typename = owner.__typename;
-      merge(owner, entity);
-    }
+    mergeEntities(response.data, owners);
   }
 
   private async send(
@@ -518,6 +489,30 @@ function flatFragmentSelector(
     }
     return representation;
   };
+}
+
+/**
+ * Merges an `_entities` answer into the entities its representations stood for, one per
+ * representation and in order; a null owner (an early lookup's unknown subject) takes nothing.
+ */
+function mergeEntities(
+  received: Data | null | undefined,
+  owners: ReadonlyArray<Data | null>,
+): void {
+  if (!received) return;
+  const answered = received._entities;
+  if (!Array.isArray(answered))
+    throw new Error(`Expected "data._entities" in response to be an array`);
+  if (answered.length !== owners.length) {
+    throw new Error(`Expected "data._entities" to contain ${owners.length} elements`);
+  }
+  for (let index = 0; index < owners.length; index++) {
+    const owner = owners[index];
+    if (!owner) continue;
+    const entity = answered[index] as Data | null;
+    if (entity && !entity.__typename) entity.__typename = owner.__typename;
+    merge(owner, entity);
+  }
 }
 
 /** The request's variables that a fetch's operation uses. */
