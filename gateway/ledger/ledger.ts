@@ -187,6 +187,12 @@ export interface LedgerOptions {
 
 /** Journals held open by ledgers of this process (another ledger on the same directory skips them). */
 const openJournals = new Set<string>();
+/**
+ * Ledgers of this process open one at a time. A starting writer takes a journal of this process
+ * that no open ledger holds for one a failed ledger left, moves it and deletes it: a journal
+ * created by a second ledger opening meanwhile would be taken for one.
+ */
+let opening: Promise<unknown> = Promise.resolve();
 
 export class AuditLedger implements AccessLedger {
   private nextId = 1;
@@ -226,10 +232,20 @@ export class AuditLedger implements AccessLedger {
    * Creates this process's journal in `dir`, starts the writer over `dir/audit.db` (which first
    * moves what the journals of stopped gateways hold) and waits until it is ready.
    */
-  static async open(
+  static open(
     dir: string,
     sync: "full" | "normal",
     options: LedgerOptions = {},
+  ): Promise<AuditLedger> {
+    const opened = opening.then(() => AuditLedger.start(dir, sync, options));
+    opening = opened.catch(() => {});
+    return opened;
+  }
+
+  private static async start(
+    dir: string,
+    sync: "full" | "normal",
+    options: LedgerOptions,
   ): Promise<AuditLedger> {
     const progress = journalProgress();
     let journal: JournalWriter;
@@ -414,7 +430,9 @@ export class AuditLedger implements AccessLedger {
   }
 
   moved(): Promise<void> {
-    return this.ask({ type: "moved" }).then(() => undefined);
+    return this.ask({ type: "moved" }).then((message) => {
+      if (message.type === "moved" && message.error) throw new LedgerUnavailable(message.error);
+    });
   }
 
   private ask(request: { type: "entries"; subject: string; limit: number } | { type: "moved" }) {
@@ -440,8 +458,14 @@ export class AuditLedger implements AccessLedger {
     }
   }
 
+  /**
+   * Stops acknowledging: every record not yet durable, and every read, fails. Also while closing,
+   * so that a flush failing then settles its waiting records and lets `close` finish; the writer's
+   * exit after a completed close finds nothing waiting and changes nothing.
+   */
   private fail(error: Error): void {
-    if (this.closed) return;
+    if (this.failure) return;
+    if (this.closed && this.syncing === 0 && this.unsynced.length === 0) return;
     this.failure = error;
     for (const pending of [...this.gathering, ...this.unsynced]) pending.reject(error);
     this.gathering = [];
@@ -460,7 +484,10 @@ export class AuditLedger implements AccessLedger {
   }
 
   private async journalFlushed(): Promise<void> {
-    while ((this.syncing > 0 || this.unsynced.length > 0) && !this.failure) {
+    // Flushes under way in the thread pool finish before the file is closed, failure or not: a
+    // descriptor closed under them could be reused by another file, and a flush of that file
+    // would then acknowledge records that were never flushed.
+    while (this.syncing > 0 || (this.unsynced.length > 0 && !this.failure)) {
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
     this.journal.close();

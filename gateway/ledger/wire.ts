@@ -72,7 +72,8 @@ export type WriterMessage =
    */
   | { type: "ready"; recovered: number; problems: string[]; migrated: Migration | null }
   /** Everything made durable before the request `id` is in audit.db. */
-  | { type: "moved"; id: number }
+  /** Everything acknowledged before the request is in audit.db; or `error`, why it is not. */
+  | { type: "moved"; id: number; error?: string }
   /** The journal cannot be moved into audit.db: the ledger must stop acknowledging. */
   | { type: "failed"; message: string }
   | { type: "entries"; id: number; entries: LedgerEntry[]; error?: string }

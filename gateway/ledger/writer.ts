@@ -74,28 +74,29 @@ function post(message: WriterMessage): void {
 /**
  * Moves the journal lines made durable since the last move into audit.db. A failure (the file
  * locked for longer than the busy timeout, a full disk) leaves them in the journal for the next
- * attempt; a journal that does not read back as written stops the ledger.
+ * attempt; a journal that does not read back as written stops the ledger. Returns why the lines
+ * are not moved, or null once everything durable so far is in audit.db.
  */
-function move(): void {
-  if (failed) return;
+function move(): string | null {
+  if (failed) return "the audit journal does not read back as written";
   const { text, round, end } = reader.read();
-  if (text === "") return;
+  if (text === "") return null;
   const scanned = scanJournal(text, reader.position, reader.contexts);
   if (scanned.problem || scanned.end !== text.length) {
     failed = true;
-    post({
-      type: "failed",
-      message: `the audit journal ${journal.name} does not read back as written: ${scanned.problem ?? "a line is incomplete"}`,
-    });
-    return;
+    const message = `the audit journal ${journal.name} does not read back as written: ${scanned.problem ?? "a line is incomplete"}`;
+    post({ type: "failed", message });
+    return message;
   }
   try {
     appendRecords(scanned.records, [journalKey, `${scanned.last.seq} ${scanned.last.hash}`]);
-  } catch {
-    return; // SQLITE_BUSY (another process writes) or a transient error: the next move retries
+  } catch (error) {
+    // SQLITE_BUSY (another process writes) or a transient error: the next move retries
+    return `audit.db could not be written: ${(error as Error).message}`;
   }
   wrote = true;
   reader.moved(round, end, scanned.last);
+  return null;
 }
 
 function backlog(): number {
@@ -129,6 +130,12 @@ function tick(): void {
 }
 
 function answer(request: LedgerRequest): void {
+  // A reader sees every access acknowledged before it asked, or an error: not a partial log.
+  const unmoved = move();
+  if (unmoved) {
+    post({ type: "entries", id: request.id, entries: [], error: unmoved });
+    return;
+  }
   try {
     const entries = subjectEntries(sqlite, request.subject, request.limit);
     post({ type: "entries", id: request.id, entries });
@@ -139,11 +146,14 @@ function answer(request: LedgerRequest): void {
 
 port.on("message", (message: LedgerRequest | { type: "moved"; id: number } | { type: "close" }) => {
   if (message.type === "entries") {
-    move(); // a reader sees every access acknowledged before it asked
     answer(message);
   } else if (message.type === "moved") {
-    move();
-    post({ type: "moved", id: message.id });
+    const unmoved = move();
+    post(
+      unmoved
+        ? { type: "moved", id: message.id, error: unmoved }
+        : { type: "moved", id: message.id },
+    );
   } else if (message.type === "close") {
     move();
     clearInterval(mover);

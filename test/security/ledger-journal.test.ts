@@ -19,7 +19,7 @@ import {
   readJournal,
   scanJournal,
 } from "../../gateway/ledger/journal.ts";
-import { AuditLedger } from "../../gateway/ledger/ledger.ts";
+import { type AccessRecord, AuditLedger } from "../../gateway/ledger/ledger.ts";
 import { openAuditDatabase, subjectEntries, verifyChain } from "../../gateway/ledger/store.ts";
 import type { WireRecord } from "../../gateway/ledger/wire.ts";
 import { tempDataDir } from "../helpers.ts";
@@ -257,6 +257,54 @@ describe("a journal read back", () => {
       expect(journals(data.dir)).toHaveLength(1);
     } finally {
       await first.close();
+    }
+    expect(journals(data.dir)).toEqual([]);
+  });
+});
+
+/** One desk's access to one subject. */
+function access(requestId: string, subject: string): AccessRecord {
+  return {
+    principal: {
+      kind: "desk",
+      deskId: "d",
+      deskName: "Desk",
+      purpose: "p",
+      legalBasis: null,
+      caseId: null,
+      scopes: new Set(),
+      citizenId: null,
+    },
+    requestId,
+    operationName: "One",
+    operationHash: "0".repeat(64),
+    departments: ["hukou"],
+    subjects: [{ subject, fields: ["Person.alive"], denied: [], outcome: "answered" }],
+  };
+}
+
+describe("two ledgers of one process", () => {
+  it("opened at once on one directory, each keeps its own journal and every access", async () => {
+    data = tempDataDir();
+    const [first, second] = await Promise.all([
+      AuditLedger.open(data.dir, "full"),
+      AuditLedger.open(data.dir, "full"),
+    ]);
+    try {
+      expect(journals(data.dir)).toHaveLength(2);
+      await Promise.all([
+        first.append(access("first-1", "110105194912310021")),
+        second.append(access("second-1", "11010519491231002X")),
+      ]);
+      await Promise.all([first.moved(), second.moved()]);
+      expect((await second.entriesFor("11010519491231002X")).map((e) => e.requestId)).toEqual([
+        "second-1",
+      ]);
+      expect((await first.entriesFor("110105194912310021")).map((e) => e.requestId)).toEqual([
+        "first-1",
+      ]);
+    } finally {
+      await Promise.all([first.close(), second.close()]);
     }
     expect(journals(data.dir)).toEqual([]);
   });

@@ -5,7 +5,7 @@
  */
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AuditLedger, type SubjectAccess } from "../../gateway/ledger/ledger.ts";
+import { AuditLedger, LedgerUnavailable, type SubjectAccess } from "../../gateway/ledger/ledger.ts";
 import {
   auditDatabasePath,
   indexSubjects,
@@ -194,6 +194,20 @@ describe("the ledger file", () => {
       ]);
       expect(written("small-0")).toBe(false);
       expect(written("large-1")).toBe(false);
+      // A read, or a wait for the move, cannot see those accesses while audit.db stays locked
+      // past its busy timeout: they fail rather than answer without them.
+      const [read, move] = await Promise.allSettled([
+        ledger.entriesFor("11010619900102003"),
+        ledger.moved(),
+      ]);
+      for (const settled of [read, move]) {
+        expect(settled.status).toBe("rejected");
+        expect((settled as PromiseRejectedResult).reason).toBeInstanceOf(LedgerUnavailable);
+        expect(String((settled as PromiseRejectedResult).reason.message)).toMatch(
+          /audit\.db could not be written: database is locked/,
+        );
+      }
+      expect(ledger.available).toBe(true);
     } finally {
       holder.exec("COMMIT");
       holder.close();
