@@ -345,30 +345,7 @@ describe("a journal that starts over", () => {
     const ledger = await AuditLedger.open(data.dir, "full", { journalBytes: 4096 });
     try {
       for (let i = 0; i < 200; i++) {
-        await ledger.append({
-          principal: {
-            kind: "desk",
-            deskId: "d",
-            deskName: "Desk",
-            purpose: "p",
-            legalBasis: null,
-            caseId: null,
-            scopes: new Set(),
-            citizenId: null,
-          },
-          requestId: `r-${i}`,
-          operationName: "One",
-          operationHash: "0".repeat(64),
-          departments: ["hukou"],
-          subjects: [
-            {
-              subject: `110105199001${String(i).padStart(6, "0")}`,
-              fields: ["Person.alive"],
-              denied: [],
-              outcome: "answered",
-            },
-          ],
-        });
+        await ledger.append(access(`r-${i}`, `110105199001${String(i).padStart(6, "0")}`));
         if (i % 20 === 19) await ledger.moved();
       }
       await ledger.moved();
