@@ -7,6 +7,8 @@ import { GraphQLError } from "graphql";
 import { ErrorCode } from "../../common/errors.ts";
 import type { GatewayRequestContext } from "../department-client.ts";
 import type { LocalSubgraph, PlatformServices } from "../platform.ts";
+import { AUDIT_UNAVAILABLE } from "../security/pipeline.ts";
+import { LedgerUnavailable } from "./ledger.ts";
 
 const OUTCOMES: Record<string, string> = {
   answered: "ANSWERED",
@@ -36,7 +38,17 @@ export function ledgerSubgraph(services: PlatformServices): LocalSubgraph {
               extensions: { code: ErrorCode.BadUserInput, argument: "limit" },
             });
           }
-          const entries = await services.ledger.entriesFor(citizenId, limit);
+          let entries: Awaited<ReturnType<typeof services.ledger.entriesFor>>;
+          try {
+            entries = await services.ledger.entriesFor(citizenId, limit);
+          } catch (error) {
+            if (!(error instanceof LedgerUnavailable)) throw error;
+            // Not a log without the latest accesses: those not yet in audit.db cannot be read.
+            throw new GraphQLError(
+              "Your access log cannot be read right now (the audit ledger is busy or unavailable); retry later",
+              { extensions: { code: AUDIT_UNAVAILABLE } },
+            );
+          }
           return entries.map((entry) => ({
             entry: entry.entry,
             at: entry.at,

@@ -7,7 +7,12 @@ import { promisify } from "node:util";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makePersonId } from "../../common/ids.ts";
-import { openAuditDatabase, subjectEntries, verifyChain } from "../../gateway/ledger/store.ts";
+import {
+  auditDatabasePath,
+  openAuditDatabase,
+  subjectEntries,
+  verifyChain,
+} from "../../gateway/ledger/store.ts";
 import { developmentCitizenToken } from "../../gateway/security/citizen-token.ts";
 import { LI_NA, WANG_QIANG, writeFixtures, ZHANG_WEI } from "../fixtures.ts";
 import { journalRecords, tempDataDir, writeRecords } from "../helpers.ts";
@@ -275,6 +280,47 @@ describe("myAccessLog", () => {
 
     const wang = await read(WANG_QIANG);
     expect(wang).toEqual([]);
+  });
+
+  it("says the log cannot be read, with a code, rather than leave out an access audit.db cannot take yet", async () => {
+    // Another process holds audit.db's write lock past its busy timeout: a desk's access is
+    // acknowledged (durable in the journal) but cannot be moved, so the citizen's read fails.
+    const holder = new Database(auditDatabasePath(data.dir));
+    holder.exec("BEGIN IMMEDIATE");
+    try {
+      const asked = await platform.query(
+        `{ person(id: "${ZHANG_WEI}") { alive } }`,
+        {},
+        LOTTERY_DESK,
+      );
+      expect(asked.body.errors).toBeUndefined();
+      const token = await developmentCitizenToken(ZHANG_WEI);
+      const { body } = await platform.query(
+        "{ myAccessLog { at } }",
+        {},
+        { authorization: `Bearer ${token}` },
+      );
+      expect(body.errors).toEqual([
+        expect.objectContaining({
+          message: expect.stringContaining("cannot be read right now"),
+          extensions: expect.objectContaining({ code: "AUDIT_UNAVAILABLE" }),
+        }),
+      ]);
+    } finally {
+      holder.exec("COMMIT");
+      holder.close();
+    }
+    // Released: the read moves the acknowledged access first and shows it.
+    const token = await developmentCitizenToken(ZHANG_WEI);
+    const { body } = await platform.query(
+      "{ myAccessLog(limit: 1) { deskId facts } }",
+      {},
+      { authorization: `Bearer ${token}` },
+    );
+    expect(body.errors).toBeUndefined();
+    expect(body.data).toEqual({
+      myAccessLog: [{ deskId: "dev-lottery", facts: ["Person.alive"] }],
+    });
   });
 
   it("is not itself recorded as an access to the registers", async () => {
