@@ -210,6 +210,8 @@ export class AuditLedger implements AccessLedger {
   /** Moving average of a flush on the event loop, ms. */
   private flushMs = 0;
   private closed: Promise<void> | null = null;
+  /** The writer thread has ended (after a close, or on its own). */
+  private writerExited = false;
 
   private constructor(
     private readonly worker: Worker,
@@ -225,7 +227,10 @@ export class AuditLedger implements AccessLedger {
     worker.on("error", (error) =>
       this.fail(new LedgerUnavailable(`ledger writer failed: ${error.message}`)),
     );
-    worker.on("exit", () => this.fail(new LedgerUnavailable("the ledger writer stopped")));
+    worker.on("exit", () => {
+      this.writerExited = true;
+      this.fail(new LedgerUnavailable("the ledger writer stopped"));
+    });
   }
 
   /**
@@ -496,6 +501,11 @@ export class AuditLedger implements AccessLedger {
 
   private stopWriter(): Promise<void> {
     return new Promise<void>((resolve) => {
+      // Its exit may have come while the journal was being flushed: no "closed" would follow.
+      if (this.writerExited) {
+        resolve();
+        return;
+      }
       if (this.failure) {
         void this.worker.terminate().then(() => resolve());
         return;
