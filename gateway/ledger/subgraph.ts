@@ -17,6 +17,14 @@ const OUTCOMES: Record<string, string> = {
   failed: "FAILED",
 };
 
+function unreadableLog(error: unknown): never {
+  if (!(error instanceof LedgerUnavailable)) throw error;
+  throw new GraphQLError(
+    "Your access log cannot be read right now (the audit ledger is busy or unavailable); retry later",
+    { extensions: { code: AUDIT_UNAVAILABLE } },
+  );
+}
+
 export function ledgerSubgraph(services: PlatformServices): LocalSubgraph {
   return {
     resolvers: {
@@ -38,17 +46,8 @@ export function ledgerSubgraph(services: PlatformServices): LocalSubgraph {
               extensions: { code: ErrorCode.BadUserInput, argument: "limit" },
             });
           }
-          let entries: Awaited<ReturnType<typeof services.ledger.entriesFor>>;
-          try {
-            entries = await services.ledger.entriesFor(citizenId, limit);
-          } catch (error) {
-            if (!(error instanceof LedgerUnavailable)) throw error;
-            // Not a log without the latest accesses: those not yet in audit.db cannot be read.
-            throw new GraphQLError(
-              "Your access log cannot be read right now (the audit ledger is busy or unavailable); retry later",
-              { extensions: { code: AUDIT_UNAVAILABLE } },
-            );
-          }
+          // Not a log without the latest accesses: those not yet in audit.db cannot be read.
+          const entries = await services.ledger.entriesFor(citizenId, limit).catch(unreadableLog);
           return entries.map((entry) => ({
             entry: entry.entry,
             at: entry.at,

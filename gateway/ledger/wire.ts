@@ -71,7 +71,6 @@ export type WriterMessage =
    * file `migrated`.
    */
   | { type: "ready"; recovered: number; problems: string[]; migrated: Migration | null }
-  /** Everything made durable before the request `id` is in audit.db. */
   /** Everything acknowledged before the request is in audit.db; or `error`, why it is not. */
   | { type: "moved"; id: number; error?: string }
   /** The journal cannot be moved into audit.db: the ledger must stop acknowledging. */

@@ -65,7 +65,8 @@ const TICK_MS = 1_000;
 let lastVersion = -1;
 /** This thread wrote since the last tick. */
 let wrote = false;
-let failed = false;
+/** Why the journal cannot be moved at all (it does not read back as written), once it is known. */
+let unreadable: string | null = null;
 
 function post(message: WriterMessage): void {
   port?.postMessage(message);
@@ -78,15 +79,14 @@ function post(message: WriterMessage): void {
  * are not moved, or null once everything durable so far is in audit.db.
  */
 function move(): string | null {
-  if (failed) return "the audit journal does not read back as written";
+  if (unreadable) return unreadable;
   const { text, round, end } = reader.read();
   if (text === "") return null;
   const scanned = scanJournal(text, reader.position, reader.contexts);
   if (scanned.problem || scanned.end !== text.length) {
-    failed = true;
-    const message = `the audit journal ${journal.name} does not read back as written: ${scanned.problem ?? "a line is incomplete"}`;
-    post({ type: "failed", message });
-    return message;
+    unreadable = `the audit journal ${journal.name} does not read back as written: ${scanned.problem ?? "a line is incomplete"}`;
+    post({ type: "failed", message: unreadable });
+    return unreadable;
   }
   try {
     appendRecords(scanned.records, [journalKey, `${scanned.last.seq} ${scanned.last.hash}`]);
@@ -162,7 +162,7 @@ port.on("message", (message: LedgerRequest | { type: "moved"; id: number } | { t
     // all in audit.db the journal has nothing left to recover.
     const { text } = reader.read();
     reader.close();
-    if (!failed && text === "") removeJournal(journal.path);
+    if (!unreadable && text === "") removeJournal(journal.path);
     sqlite.pragma("wal_checkpoint(TRUNCATE)");
     sqlite.close();
     post({ type: "closed" });
