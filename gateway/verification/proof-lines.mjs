@@ -71,8 +71,9 @@ export function encodeLines(batch, start, end, signer) {
   const claimsPolicy = `,"policy":${json(common.policy)},"policyVersion":${json(common.policyVersion)},"on":${json(common.on)},"outcome":`;
   const claimsTail = `,"desk":${json(common.desk)},"purpose":${json(common.purpose)}${common.caseId ? `,"caseId":${json(common.caseId)}` : ""},"iat":${json(common.iat)},"exp":${json(common.exp)}}`;
   const proofHead = signer ? `,"proof":"${batch.header}.` : "";
-  // Subjects aside, is everything ASCII (the usual case)?
-  const commonEncoding = encodingOf(claimsPolicy + claimsTail);
+  // Subjects aside, is everything ASCII (the usual case)? The issuer too: PROOF_ISSUER may be
+  // a name in Chinese, which latin1 would write as other bytes than the claims say.
+  const commonEncoding = encodingOf(claimsHead + claimsPolicy + claimsTail);
   // The header segment and its dot, before the payload segment: the start of the signing input.
   const proofInput = batch.header.length + 1;
 

@@ -152,7 +152,14 @@ export class ProofSigner {
 
   private worker(): SigningWorker {
     if (this.workers.length < this.threads) this.workers.push(new SigningWorker());
-    const worker = this.workers[this.next++ % this.workers.length] as SigningWorker;
+    const index = this.next++ % this.workers.length;
+    let worker = this.workers[index] as SigningWorker;
+    if (worker.stopped) {
+      // A thread that stopped (crashed, out of memory) failed what it held; it is replaced, so
+      // that later batches are not posted to a thread that will never answer.
+      worker = new SigningWorker();
+      this.workers[index] = worker;
+    }
     return worker;
   }
 
@@ -193,6 +200,8 @@ class SigningWorker {
   >();
   private nextId = 1;
   private kid: string | null = null;
+  /** Why the thread stopped, once it has: nothing posted to it would be answered. */
+  stopped: Error | null = null;
 
   constructor() {
     // Never keeps the gateway alive on its own.
@@ -211,6 +220,7 @@ class SigningWorker {
   }
 
   private post(key: SigningKey, message: Record<string, unknown>): Promise<WorkerAnswer> {
+    if (this.stopped) return Promise.reject(this.stopped);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.waiting.set(id, { resolve, reject });
@@ -232,6 +242,7 @@ class SigningWorker {
   }
 
   private failAll(error: Error): void {
+    this.stopped ??= error;
     for (const { reject } of this.waiting.values()) reject(error);
     this.waiting.clear();
   }

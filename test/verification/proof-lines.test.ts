@@ -4,6 +4,7 @@
  * every shape of verdict, masked and unmasked subjects, a case id, text that JSON must escape,
  * quotas, one part or several, on the calling thread or on worker threads.
  */
+import type { Worker } from "node:worker_threads";
 import { createLocalJWKSet, jwtVerify } from "jose";
 import { afterAll, describe, expect, it } from "vitest";
 import type { PlatformServices } from "../../gateway/platform.ts";
@@ -22,10 +23,14 @@ afterAll(async () => {
   data.remove();
 });
 
-function service(signingThreads: number): VerificationService {
+function service(signingThreads: number, issuer?: string): VerificationService {
   const created = new VerificationService(
     {} as PlatformServices,
-    verificationConfigFromEnv(data.dir, { signingThreads, keysDir: `${data.dir}/keys` }),
+    verificationConfigFromEnv(data.dir, {
+      signingThreads,
+      keysDir: `${data.dir}/keys`,
+      ...(issuer ? { issuer } : {}),
+    }),
   );
   services.push(created);
   return created;
@@ -140,10 +145,13 @@ describe("result lines encoded by the signing threads", () => {
     { threads: 2, count: 301, principal: LOTTERY, policy: individual },
     { threads: 2, count: 10, principal: OPEN_PRINCIPAL, policy: organization },
     { threads: 1, count: 200, principal: LOTTERY, policy: organization },
+    // An issuer that is not ASCII: the claims are then UTF-8 whatever the subjects.
+    { threads: 0, count: 20, principal: LOTTERY, policy: individual, issuer: "北京市免证平台" },
+    { threads: 1, count: 20, principal: OPEN_PRINCIPAL, policy: individual, issuer: "免证" },
   ];
-  for (const { threads, count, principal, policy } of cases) {
-    it(`${count} ${policy.name} verdicts, ${threads} signing threads, ${principal.kind}`, async () => {
-      const verifier = service(threads);
+  for (const { threads, count, principal, policy, issuer } of cases) {
+    it(`${count} ${policy.name} verdicts, ${threads} signing threads, ${principal.kind}${issuer ? `, issuer ${issuer}` : ""}`, async () => {
+      const verifier = service(threads, issuer);
       const run: VerificationRun = {
         policy,
         on: "2026-11-01",
@@ -161,6 +169,23 @@ describe("result lines encoded by the signing threads", () => {
       }
     });
   }
+
+  it("replaces a signing thread that stopped: the next batch is signed, not left waiting", async () => {
+    const verifier = service(1);
+    const run: VerificationRun = {
+      policy: individual,
+      on: "2026-11-01",
+      issuedAt: 1_793_520_000,
+      verdicts: verdicts(100, false),
+    };
+    const signed = await encoded(verifier, run, LOTTERY, true);
+    // The thread ends as a crash would end it (private: only a test stops it).
+    // biome-ignore lint/complexity/useLiteralKeys: private members
+    const workers = verifier["signer"]["workers"] as unknown as Array<{ thread: Worker }>;
+    expect(workers).toHaveLength(1);
+    await (workers[0] as { thread: Worker }).thread.terminate();
+    expect(await encoded(verifier, run, LOTTERY, true)).toBe(signed);
+  });
 
   it("the proofs verify with jose against the published keys", async () => {
     const verifier = service(1);
