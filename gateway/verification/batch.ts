@@ -150,67 +150,108 @@ export function subjectField(kind: SubjectKind): string {
 
 function subjectOf(value: unknown): string | null {
   if (typeof value === "string") return value;
-  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  // An 18-digit identity number written as a JSON number has already lost its last digits (a
+  // double holds 15–17), and what is left may pass the check digit as somebody else's number:
+  // only a number that is exactly an integer is taken, as its digits (never a valid id, so INVALID).
+  if (typeof value === "number" && Number.isSafeInteger(value)) return String(value);
   return null;
 }
 
-/** The subjects of an input file, one record per CSV row or non-blank NDJSON line. */
+/** An input file the desk must mend (a CSV without the subject's column): not our failure. */
+export class InputProblem extends Error {}
+
+/**
+ * The subjects of an input file, one record per CSV row or non-blank NDJSON line. The file is
+ * closed when the reader stops early too (a failed or interrupted job).
+ */
 export async function* readSubjects(
   path: string,
   kind: SubjectKind,
   format: InputFormat = detectFormat(path),
 ): AsyncGenerator<InputRecord> {
   const field = subjectField(kind);
-  if (format === "csv") {
-    // Rows as arrays, the header read here: about half the cost of csv-parse's column objects.
-    const parser = createReadStream(path).pipe(
-      parseCsv({
-        bom: true,
-        skip_empty_lines: true,
-        relax_column_count: true,
-        relax_quotes: true,
-        trim: true,
-      }),
-    );
-    let names: string[] | null = null;
-    let column = -1;
-    let fallback = -1;
-    for await (const row of parser as AsyncIterable<string[]>) {
-      if (names === null) {
-        // As csv-parse's `columns` would name them; of two columns of one name the last counts.
-        names = row.map((name) => name.trim().toLowerCase());
-        column = names.lastIndexOf(field);
-        fallback = names.lastIndexOf("subject");
-        continue;
-      }
-      if (column === -1 && fallback === -1) {
+  const input = createReadStream(path);
+  try {
+    if (format === "csv") {
+      // Rows as arrays, the header read here: about half the cost of csv-parse's column objects.
+      const parser = input.pipe(
+        parseCsv({
+          bom: true,
+          skip_empty_lines: true,
+          relax_column_count: true,
+          relax_quotes: true,
+          trim: true,
+        }),
+      );
+      try {
+        let names: string[] | null = null;
+        let column = -1;
+        let fallback = -1;
+        for await (const row of parser as AsyncIterable<string[]>) {
+          if (names === null) {
+            // As csv-parse's `columns` would name them; of two columns of one name the last counts.
+            names = row.map((name) => name.trim().toLowerCase());
+            column = names.lastIndexOf(field);
+            fallback = names.lastIndexOf("subject");
+            continue;
+          }
+          if (column === -1 && fallback === -1) {
+            throw new InputProblem(
+              `the CSV header has no "${field}" (or "subject") column: ${names.join(",").slice(0, 200)}`,
+            );
+          }
+          yield { subject: subjectOf(row[column] ?? row[fallback]) };
+        }
+      } finally {
         parser.destroy();
-        throw new Error(`${path}: the CSV header has no "${field}" column`);
       }
-      yield { subject: subjectOf(row[column] ?? row[fallback]) };
+      return;
     }
-    return;
-  }
-  const lines = createInterface({
-    input: createReadStream(path),
-    crlfDelay: Number.POSITIVE_INFINITY,
-  });
-  for await (const raw of lines) {
-    const line = raw.replace(/^\uFEFF/, "").trim();
-    if (line === "") continue;
-    let value: unknown;
+    const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
     try {
-      value = JSON.parse(line);
-    } catch {
-      yield { subject: null };
-      continue;
+      for await (const raw of lines) {
+        const line = raw.replace(/^\uFEFF/, "").trim();
+        if (line === "") continue;
+        let value: unknown;
+        try {
+          value = JSON.parse(line);
+        } catch {
+          yield { subject: null };
+          continue;
+        }
+        if (value && typeof value === "object" && !Array.isArray(value)) {
+          const object = value as Record<string, unknown>;
+          yield { subject: subjectOf(object[field] ?? object.subject) };
+        } else {
+          yield { subject: subjectOf(value) };
+        }
+      }
+    } finally {
+      lines.close();
     }
-    if (value && typeof value === "object" && !Array.isArray(value)) {
-      const object = value as Record<string, unknown>;
-      yield { subject: subjectOf(object[field] ?? object.subject) };
-    } else {
-      yield { subject: subjectOf(value) };
-    }
+  } finally {
+    input.destroy();
+  }
+}
+
+/**
+ * Why a file cannot be verified as it is, found by reading its first record (null: it can). A
+ * job's upload is checked so before it is accepted.
+ */
+export async function inputProblem(
+  path: string,
+  kind: SubjectKind,
+  format: InputFormat,
+): Promise<string | null> {
+  const records = readSubjects(path, kind, format);
+  try {
+    await records.next();
+    return null;
+  } catch (error) {
+    if (error instanceof InputProblem) return error.message;
+    throw error;
+  } finally {
+    await records.return(undefined);
   }
 }
 

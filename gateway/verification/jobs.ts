@@ -7,10 +7,13 @@
  */
 import { randomUUID } from "node:crypto";
 import {
+  closeSync,
   createReadStream,
   createWriteStream,
   existsSync,
+  fsyncSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -29,10 +32,13 @@ import type { PlatformServices } from "../platform.ts";
 import { OPEN_PRINCIPAL, type Principal } from "../principal.ts";
 import { AuthenticationFailure, Authenticator } from "../security/authentication.ts";
 import { DeskRegistry } from "../security/desks.ts";
+import { LedgerUnavailable } from "../security/pipeline.ts";
 import {
   countRecords,
   detectFormat,
   type InputFormat,
+  InputProblem,
+  inputProblem,
   readSubjects,
   resumeOutput,
   runBatch,
@@ -123,16 +129,37 @@ export class JobRunner {
     return join(this.dir, id);
   }
 
+  /** The job, or null when there is none — or its job.json cannot be read (logged). */
   read(id: string): Job | null {
     if (!JOB_ID.test(id)) return null;
     const file = join(this.jobDir(id), "job.json");
-    return existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as Job) : null;
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+      throw error;
+    }
+    try {
+      return JSON.parse(text) as Job;
+    } catch (error) {
+      // job.json is replaced by a rename, so only a damaged disk or a hand edit leaves it broken:
+      // the job is left alone (its upload and results stay) rather than stop the gateway.
+      this.services.log.error({ err: error, job: id, file }, "a job's job.json cannot be read");
+      return null;
+    }
   }
 
-  private write(job: Job): void {
+  /**
+   * Replaces job.json whole (a rename). `durable`: flushed, with the folder, before returning —
+   * for a job being accepted, whose 202 promises that it will run.
+   */
+  private write(job: Job, durable = false): void {
     const file = join(this.jobDir(job.id), "job.json");
     writeFileSync(`${file}.tmp`, `${JSON.stringify(job, null, 2)}\n`);
+    if (durable) flushFile(`${file}.tmp`);
     renameSync(`${file}.tmp`, file);
+    if (durable) flushFile(this.jobDir(job.id));
     for (const notify of this.watchers.get(job.id) ?? []) notify();
   }
 
@@ -174,6 +201,15 @@ export class JobRunner {
       throw error;
     }
     const format = detectFormat(inputFile);
+    // Refused now rather than accepted and failed later: a CSV without the subject's column.
+    const problem = await inputProblem(inputFile, policy.subjectKind, format);
+    if (problem !== null) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new VerificationRefused(
+        ErrorCode.BadUserInput,
+        `The upload cannot be read: ${problem}`,
+      );
+    }
     const job: Job = {
       id,
       policy: policy.name,
@@ -198,7 +234,10 @@ export class JobRunner {
         scopes: [...principal.scopes],
       },
     };
-    this.write(job);
+    // The upload, job.json and the folder naming them are on disk before the job is accepted.
+    flushFile(inputFile);
+    this.write(job, true);
+    flushFile(this.dir);
     this.enqueue(id);
     return job;
   }
@@ -230,11 +269,20 @@ export class JobRunner {
   }
 
   private async drain(): Promise<void> {
-    for (let id = this.queue.shift(); id !== undefined; id = this.queue.shift()) {
-      if (this.controller.signal.aborted) break;
-      await this.runJob(id);
+    try {
+      for (let id = this.queue.shift(); id !== undefined; id = this.queue.shift()) {
+        if (this.controller.signal.aborted) break;
+        try {
+          await this.runJob(id);
+        } catch (error) {
+          // Outside the job's own failure handling (its lock, its job.json): the job stays as
+          // it was on disk and the next gateway to start tries it again; the queue goes on.
+          this.services.log.error({ err: error, job: id }, "verification job could not be run");
+        }
+      }
+    } finally {
+      this.running = null;
     }
-    this.running = null;
   }
 
   /**
@@ -281,6 +329,7 @@ export class JobRunner {
       const resultsFile = join(this.jobDir(id), "results.ndjson");
       const { done, tally } = await resumeOutput(resultsFile);
       job.status = "running";
+      job.error = null;
       job.done = done;
       job.counts = tally.toJSON();
       this.write(job);
@@ -320,10 +369,23 @@ export class JobRunner {
       job.status = "done";
       job.total = job.done;
     } catch (error) {
+      if (error instanceof LedgerUnavailable) {
+        // Nothing is verified while accesses cannot be recorded, and this gateway is not ready
+        // again until it restarts: the job waits for the next start, where it resumes.
+        this.services.log.error(
+          { err: error, job: id },
+          "verification job paused: no audit ledger",
+        );
+        job.status = "queued";
+        job.error =
+          "paused: the audit ledger is unavailable; the job resumes when the gateway restarts";
+        this.write(job);
+        return;
+      }
       this.services.log.error({ err: error, job: id }, "verification job failed");
       job.status = "failed";
       job.error =
-        error instanceof VerificationRefused
+        error instanceof VerificationRefused || error instanceof InputProblem
           ? error.message
           : "internal error; see the gateway log";
     }
@@ -345,6 +407,16 @@ export class JobRunner {
   async close(): Promise<void> {
     this.controller.abort();
     await this.running;
+  }
+}
+
+/** fsync of a file or a folder (a folder's entries: a file just created or renamed in it). */
+function flushFile(path: string): void {
+  const fd = openSync(path, "r");
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 
@@ -494,7 +566,11 @@ export async function registerJobRoutes(
     const file = join(jobs.jobDir(job.id), "results.ndjson");
     const body = new PassThrough();
     reply.type("application/x-ndjson; charset=utf-8").header("x-job-status", job.status);
-    void followResults(jobs, job.id, file, body);
+    followResults(jobs, job.id, file, body).catch((error: unknown) => {
+      // The status line is sent; all the client can learn is that the stream broke off.
+      request.log.error({ err: error, job: job.id }, "could not stream a job's results");
+      body.destroy(error as Error);
+    });
     return reply.send(body);
   });
 }
@@ -511,7 +587,9 @@ async function followResults(
   const stop = jobs.watch(id, () => wake?.());
   body.on("close", () => wake?.());
   try {
-    for (;;) {
+    // A client that went away destroys the stream: a write to it would wait for a "drain" that
+    // never comes, holding the watcher and up to 8 MB of lines.
+    while (!body.destroyed) {
       const job = jobs.read(id);
       const finished = !job || job.status === "done" || job.status === "failed";
       const size = existsSync(file) ? statSync(file).size : 0;
@@ -520,13 +598,12 @@ async function followResults(
         const chunk = await readRange(file, position, size);
         const end = chunk.lastIndexOf(0x0a) + 1;
         if (end > 0) {
-          if (!body.write(chunk.subarray(0, end)))
-            await new Promise((resolve) => body.once("drain", resolve));
+          if (!body.write(chunk.subarray(0, end))) await drainedOrClosed(body);
           position += end;
           continue;
         }
       }
-      if (finished || body.destroyed) break;
+      if (finished) break;
       await new Promise<void>((resolve) => {
         wake = resolve;
         setTimeout(resolve, 1000);
@@ -537,6 +614,19 @@ async function followResults(
     stop();
     body.end();
   }
+}
+
+/** Resolves once `stream` wants more, or is closed (its reader gone). */
+function drainedOrClosed(stream: PassThrough): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      stream.off("drain", done);
+      stream.off("close", done);
+      resolve();
+    };
+    stream.on("drain", done);
+    stream.on("close", done);
+  });
 }
 
 async function readRange(file: string, start: number, end: number): Promise<Buffer> {

@@ -2,7 +2,7 @@
  * The job API for desks that cannot run the CLI: upload, progress, streamed results, a job
  * surviving a gateway restart, and jobs kept to the desk that submitted them.
  */
-import { readFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -57,7 +57,9 @@ async function submit(
   });
   return {
     status: response.status,
-    body: (await response.json()) as JobView & { errors?: Array<{ extensions: { code: string } }> },
+    body: (await response.json()) as JobView & {
+      errors?: Array<{ message: string; extensions: { code: string } }>;
+    },
   };
 }
 
@@ -127,6 +129,15 @@ describe("POST /jobs", { timeout: 180_000 }, () => {
     expect((await submit(csv, "")).status).toBe(400);
   });
 
+  it("refuses at upload a CSV without the subject's column, keeping nothing of it", async () => {
+    const jobsBefore = readdirSync(join(data.dir, "jobs")).length;
+    const { status, body } = await submit(`name,phone\nA,1\n`);
+    expect(status).toBe(400);
+    expect(body.errors?.[0]?.extensions.code).toBe("BAD_USER_INPUT");
+    expect(body.errors?.[0]?.message).toContain('no "id" (or "subject") column');
+    expect(readdirSync(join(data.dir, "jobs")).length).toBe(jobsBefore);
+  });
+
   it("a job interrupted by a gateway restart resumes, nothing lost or duplicated", async () => {
     const query = `policy=${encodeURIComponent(POLICY)}&on=${D}&proofs=false`;
     const reference = (await submit(csv, query)).body.id;
@@ -147,6 +158,20 @@ describe("POST /jobs", { timeout: 180_000 }, () => {
     const resumed = await results(body.id);
     const uninterrupted = await results(reference);
     expect(resumed.text).toBe(uninterrupted.text);
+  });
+
+  it("a job whose job.json was damaged is left alone: the gateway starts and runs the others", async () => {
+    const damaged = "00000000-0000-4000-8000-000000000000";
+    mkdirSync(join(data.dir, "jobs", damaged), { recursive: true });
+    writeFileSync(join(data.dir, "jobs", damaged, "job.json"), '{"id": "00000000-');
+    await platform.close();
+    platform = await startPlatform(data.dir);
+    expect((await progress(damaged)).status).toBe(404);
+    const { body } = await submit(
+      `id\n${ids.slice(0, 5).join("\n")}`,
+      `policy=${encodeURIComponent(POLICY)}&on=${D}&proofs=false`,
+    );
+    expect(await finished(body.id)).toMatchObject({ status: "done", done: 5 });
   });
 
   it("a job is seen only by the desk that submitted it", async () => {
