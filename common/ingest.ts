@@ -93,30 +93,54 @@ function quoteCount(text: string): number {
 }
 
 /**
+ * Most lines one CSV record may span. A cell may hold line breaks (an address), but a stray quote
+ * (`Zhang "Wei`) would otherwise join every later line to one record: memory growing with the
+ * file, and every valid line after it lost in one rejected record.
+ */
+export const MAX_CSV_RECORD_LINES = 100;
+
+/**
  * CSV records with the header's column names. A record whose quotes are still open at the end of a
  * line continues on the next one (an address may hold a line break), and carries the number of
- * the line where it starts.
+ * the line where it starts. A quote still open after `MAX_CSV_RECORD_LINES` lines rejects the
+ * line where it opened, and the lines after it are read again as records of their own.
  */
 async function* csvLines(lines: AsyncIterable<string>): AsyncGenerator<ExportLine> {
   let header: string[] | null = null;
   let lineNumber = 0;
-  let pending = "";
+  /** The lines of the record being read, with their numbers. */
+  let pending: Array<{ line: string; number: number }> = [];
   let pendingQuotes = 0;
-  let startLine = 0;
-  for await (const raw of lines) {
-    lineNumber++;
-    const line = cleanLine(raw, lineNumber);
-    if (pending === "") {
-      if (line.trim() === "") continue;
-      pending = line;
-      startLine = lineNumber;
-    } else {
-      pending += `\n${line}`;
+  /** Lines to read again, after a record whose quote never closed. */
+  const replay: Array<{ line: string; number: number }> = [];
+  const input = lines[Symbol.asyncIterator]();
+  for (;;) {
+    let next = replay.shift();
+    if (!next) {
+      const read = await input.next();
+      if (read.done) break;
+      lineNumber++;
+      next = { line: cleanLine(read.value, lineNumber), number: lineNumber };
     }
-    pendingQuotes += quoteCount(line);
-    if (pendingQuotes % 2 === 1) continue;
-    const text = pending;
-    pending = "";
+    if (pending.length === 0 && next.line.trim() === "") continue;
+    pending.push(next);
+    pendingQuotes += quoteCount(next.line);
+    if (pendingQuotes % 2 === 1) {
+      if (pending.length < MAX_CSV_RECORD_LINES) continue;
+      const [opened, ...rest] = pending as [{ line: string; number: number }];
+      yield {
+        line: opened.number,
+        text: opened.line,
+        problem: `a quoted cell opened on this line is not closed within ${MAX_CSV_RECORD_LINES} lines`,
+      };
+      replay.unshift(...rest);
+      pending = [];
+      pendingQuotes = 0;
+      continue;
+    }
+    const startLine = (pending[0] as { number: number }).number;
+    const text = pending.map((part) => part.line).join("\n");
+    pending = [];
     pendingQuotes = 0;
     let cells: string[];
     try {
@@ -141,10 +165,10 @@ async function* csvLines(lines: AsyncIterable<string>): AsyncGenerator<ExportLin
     });
     yield { line: startLine, text, value };
   }
-  if (pending !== "") {
+  if (pending.length > 0) {
     yield {
-      line: startLine,
-      text: pending,
+      line: (pending[0] as { number: number }).number,
+      text: pending.map((part) => part.line).join("\n"),
       problem: "a quoted cell is not closed by the end of the file",
     };
   }
@@ -272,10 +296,14 @@ export async function ingestFile(
   options: IngestFileOptions = {},
 ): Promise<IngestSummary> {
   let totalBytes: number;
+  let fd: number;
   try {
     const stat = statSync(path);
     if (!stat.isFile()) throw new IngestError(`${path} is not a file`);
     totalBytes = stat.size;
+    // Opened here, not by the stream: a file that cannot be opened (EACCES) is a clear refusal
+    // rather than an error event the line reader would not pass on.
+    fd = openSync(path, "r");
   } catch (error) {
     if (error instanceof IngestError) throw error;
     const code = (error as NodeJS.ErrnoException).code;
@@ -283,7 +311,7 @@ export async function ingestFile(
       code === "ENOENT" ? `no such file: ${path}` : `cannot read ${path}: ${code}`,
     );
   }
-  const input = createReadStream(path);
+  const input = createReadStream(path, { fd });
   const { onProgress } = options;
   if (onProgress) {
     let bytesRead = 0;

@@ -316,7 +316,8 @@ export function parseRecord<D extends Department>(
   const input = line as Record<string, unknown>;
   const kind = input.kind;
   if (typeof kind !== "string") return { ok: false, reason: 'field "kind" is missing' };
-  const fields = KINDS[department][kind];
+  // Own kinds only: "constructor" or "__proto__" would find Object's through the prototype.
+  const fields = Object.hasOwn(KINDS[department], kind) ? KINDS[department][kind] : undefined;
   if (!fields) {
     const known = Object.keys(KINDS[department]).join(", ");
     return { ok: false, reason: `kind "${kind}" is not one of ${department}'s kinds (${known})` };

@@ -117,6 +117,12 @@ try {
     console.error(`import failed, nothing imported: ${(error as Error).message} (${code})`);
     process.exit(1);
   }
+  if ((typeof code === "string" && /^E[A-Z0-9]+$/.test(code)) || error instanceof RangeError) {
+    // The system refused a read or a write (EIO, ENOSPC writing the rejects file…), or a line
+    // too long for a string: the transaction was rolled back, and a stack trace would not help.
+    console.error(`import failed, nothing imported: ${(error as Error).message}`);
+    process.exit(1);
+  }
   throw error;
 }
 stopBar();

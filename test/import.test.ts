@@ -6,7 +6,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Department } from "../common/departments.ts";
 import { makePersonId } from "../common/ids.ts";
-import { IngestError, ingestFile, ingestRecords } from "../common/ingest.ts";
+import { IngestError, ingestFile, ingestRecords, MAX_CSV_RECORD_LINES } from "../common/ingest.ts";
 import { openDepartmentDatabase } from "../common/sqlite.ts";
 import { departmentModules } from "../subgraphs/registry.ts";
 import { tempDataDir } from "./helpers.ts";
@@ -237,6 +237,12 @@ const badHukouLines: Array<{ rule: string; line: unknown; reason: RegExp }> = [
     line: '{"kind":"person","id":"11010519491231002X",',
     reason: /^not valid JSON: /,
   },
+  {
+    // A name every object inherits is no kind (it would have passed with no fields, counted as imported).
+    rule: "a kind named after an Object property",
+    line: { kind: "constructor", id: MOTHER },
+    reason: /^kind "constructor" is not one of hukou's kinds/,
+  },
 ];
 
 describe("rejecting bad lines (all or nothing)", () => {
@@ -406,6 +412,36 @@ describe("CSV exports", () => {
       { line: 4, reason: "gender disagrees with the sequence digit of the id" },
       { line: 5, reason: "has 4 cells where the header has 8" },
     ]);
+  });
+
+  it("rejects only the line of a quote that never closes, and reads the lines after it", async () => {
+    const { dir } = freshDataDir();
+    const file = join(data.dir, "hukou-stray-quote.csv");
+    const persons = Array.from({ length: MAX_CSV_RECORD_LINES + 20 }, (_, index) => {
+      const id = makePersonId("110105", "1990-01-01", 100 + index);
+      const gender = Number(id[16]) % 2 === 1 ? "M" : "F";
+      return `person,${id},测试${index},${gender},1990-01-01,110105,,ALIVE`;
+    });
+    writeFileSync(
+      file,
+      [
+        "kind,id,name,gender,birthDate,hukouRegion,hukouAddress,status",
+        `person,${SON},李"强,M,1978-03-15,110105,,ALIVE`,
+        ...persons,
+        "",
+      ].join("\n"),
+    );
+
+    const summary = await ingestFile("hukou", file, { dir, acceptValid: true });
+
+    expect(summary.problems).toEqual([
+      {
+        line: 2,
+        reason: `a quoted cell opened on this line is not closed within ${MAX_CSV_RECORD_LINES} lines`,
+      },
+    ]);
+    expect(summary).toMatchObject({ committed: true, imported: persons.length, rejected: 1 });
+    expect(rowCounts("hukou", dir)).toMatchObject({ person: persons.length });
   });
 });
 
