@@ -15,13 +15,19 @@ import {
   createPublicKey,
   generateKeyPairSync,
   type KeyObject,
+  randomBytes,
 } from "node:crypto";
 import {
   chmodSync,
+  closeSync,
   existsSync,
+  fsyncSync,
+  linkSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
+  unlinkSync,
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
@@ -167,14 +173,27 @@ export class ProofKeys {
         jwk: { kty: "OKP", crv: "Ed25519", x: jwk.x, d: jwk.d, kid },
       };
       const file = join(this.options.keysDir, `proof-key-${String(next).padStart(4, "0")}.json`);
+      // Written whole and flushed under a name of its own, then linked into place: another
+      // gateway scanning the store never reads a key file half written, and a key that signed
+      // proofs survives a power loss. The link fails if another gateway took the number first.
+      const draft = `${file}.${process.pid}-${randomBytes(4).toString("hex")}.tmp`;
+      const fd = openSync(draft, "wx", 0o600);
       try {
-        writeFileSync(file, `${JSON.stringify(stored, null, 2)}\n`, { flag: "wx", mode: 0o600 });
+        writeFileSync(fd, `${JSON.stringify(stored, null, 2)}\n`);
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+      try {
+        linkSync(draft, file);
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === "EEXIST") {
           if (keys.length === 0) return (this.scan()[0] as StoredKey).kid;
           continue;
         }
         throw error;
+      } finally {
+        unlinkSync(draft);
       }
       chmodSync(file, 0o600);
       this.scannedAt = 0;
