@@ -24,6 +24,7 @@ import {
 import { join } from "node:path";
 import { PassThrough, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
+import Database from "better-sqlite3";
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteShorthandOptions } from "fastify";
 import { ErrorCode } from "../../common/errors.ts";
 import type { GatewayConfig } from "../config.ts";
@@ -110,6 +111,8 @@ export class JobRunner {
   private readonly queue: string[] = [];
   private running: Promise<void> | null = null;
   private readonly controller = new AbortController();
+  /** Who runs which job, opened with the first job this process runs. */
+  private claims: JobClaims | null = null;
   /** Listeners waiting for more results of a running job. */
   private readonly watchers = new Map<string, Set<() => void>>();
 
@@ -275,7 +278,7 @@ export class JobRunner {
         try {
           await this.runJob(id);
         } catch (error) {
-          // Outside the job's own failure handling (its lock, its job.json): the job stays as
+          // Outside the job's own failure handling (its claim, its job.json): the job stays as
           // it was on disk and the next gateway to start tries it again; the queue goes on.
           this.services.log.error({ err: error, job: id }, "verification job could not be run");
         }
@@ -286,40 +289,26 @@ export class JobRunner {
   }
 
   /**
-   * Takes the job for this process: several gateway processes (a cluster) may share the jobs
-   * directory, and each job must be run by exactly one. A lock left by a dead process is taken over.
+   * Takes the job for this process: several gateway processes on one data directory may share
+   * the jobs directory, and each job must be run by exactly one. The claim is a row written in a
+   * SQLite write transaction (`jobs/.claims.db`), so that two processes taking over the claim of
+   * a dead one cannot both succeed, as they could with a lock file removed and created again.
    */
-  private lock(id: string): boolean {
-    const file = join(this.jobDir(id), "lock");
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        writeFileSync(file, String(process.pid), { flag: "wx" });
-        return true;
-      } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-        const holder = Number(readFileSync(file, "utf8"));
-        if (holder === process.pid) return true;
-        if (holderAlive(holder)) return false;
-        rmSync(file, { force: true });
-      }
-    }
-    return false;
-  }
-
-  private unlock(id: string): void {
-    rmSync(join(this.jobDir(id), "lock"), { force: true });
+  private claim(id: string): boolean {
+    this.claims ??= JobClaims.open(this.dir);
+    return this.claims.take(id);
   }
 
   private async runJob(id: string): Promise<void> {
-    if (!this.lock(id)) return;
+    if (!this.claim(id)) return;
     try {
-      await this.runLockedJob(id);
+      await this.runClaimedJob(id);
     } finally {
-      this.unlock(id);
+      this.claims?.release(id);
     }
   }
 
-  private async runLockedJob(id: string): Promise<void> {
+  private async runClaimedJob(id: string): Promise<void> {
     const job = this.read(id);
     if (!job || job.status === "done" || job.status === "failed") return;
     const principal = principalOf(job.principal);
@@ -407,6 +396,49 @@ export class JobRunner {
   async close(): Promise<void> {
     this.controller.abort();
     await this.running;
+    this.claims?.close();
+    this.claims = null;
+  }
+}
+
+/** Which process runs which job (see `JobRunner.claim`). */
+class JobClaims {
+  private constructor(private readonly sqlite: Database.Database) {}
+
+  static open(dir: string): JobClaims {
+    mkdirSync(dir, { recursive: true });
+    const sqlite = new Database(join(dir, ".claims.db"));
+    sqlite.pragma("busy_timeout = 5000");
+    sqlite.exec(
+      "CREATE TABLE IF NOT EXISTS claims (job TEXT PRIMARY KEY, pid INTEGER NOT NULL) STRICT",
+    );
+    return new JobClaims(sqlite);
+  }
+
+  /** Claims the job unless a running process holds it; a dead holder's claim is taken over. */
+  take(id: string): boolean {
+    const take = this.sqlite.transaction((job: string) => {
+      const held = this.sqlite.prepare("SELECT pid FROM claims WHERE job = ?").get(job) as
+        | { pid: number }
+        | undefined;
+      if (held && held.pid !== process.pid && holderAlive(held.pid)) return false;
+      this.sqlite
+        .prepare(
+          "INSERT INTO claims (job, pid) VALUES (?, ?) ON CONFLICT (job) DO UPDATE SET pid = excluded.pid",
+        )
+        .run(job, process.pid);
+      return true;
+    });
+    // IMMEDIATE: the write lock first, so that the read and the write are one step for others.
+    return take.immediate(id);
+  }
+
+  release(id: string): void {
+    this.sqlite.prepare("DELETE FROM claims WHERE job = ? AND pid = ?").run(id, process.pid);
+  }
+
+  close(): void {
+    this.sqlite.close();
   }
 }
 

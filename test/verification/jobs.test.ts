@@ -2,7 +2,8 @@
  * The job API for desks that cannot run the CLI: upload, progress, streamed results, a job
  * surviving a gateway restart, and jobs kept to the desk that submitted them.
  */
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -171,6 +172,37 @@ describe("POST /jobs", { timeout: 180_000 }, () => {
       `id\n${ids.slice(0, 5).join("\n")}`,
       `policy=${encodeURIComponent(POLICY)}&on=${D}&proofs=false`,
     );
+    expect(await finished(body.id)).toMatchObject({ status: "done", done: 5 });
+  });
+
+  it("leaves a job claimed by a running process alone, and takes over a dead process's claim", async () => {
+    const query = `policy=${encodeURIComponent(POLICY)}&on=${D}&proofs=false`;
+    const { body } = await submit(`id\n${ids.slice(0, 5).join("\n")}`, query);
+    await finished(body.id);
+    await platform.close();
+    // The job as another gateway would find it queued, claimed by a process that is running
+    // (this test's parent) and then by one that has ended.
+    const dir = join(data.dir, "jobs", body.id);
+    const job = JSON.parse(readFileSync(join(dir, "job.json"), "utf8")) as Record<string, unknown>;
+    writeFileSync(
+      join(dir, "job.json"),
+      JSON.stringify({ ...job, status: "queued", done: 0, finishedAt: null }),
+    );
+    rmSync(join(dir, "results.ndjson"));
+    const claim = (pid: number) => {
+      const claims = new Database(join(data.dir, "jobs", ".claims.db"));
+      claims.prepare("INSERT OR REPLACE INTO claims (job, pid) VALUES (?, ?)").run(body.id, pid);
+      claims.close();
+    };
+    claim(process.ppid);
+    platform = await startPlatform(data.dir);
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await progress(body.id)).body).toMatchObject({ status: "queued", done: 0 });
+    await platform.close();
+
+    const ended = spawnSync(process.execPath, ["-e", ""]).pid;
+    claim(ended);
+    platform = await startPlatform(data.dir);
     expect(await finished(body.id)).toMatchObject({ status: "done", done: 5 });
   });
 
