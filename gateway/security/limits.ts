@@ -84,13 +84,18 @@ export class DocumentLimits {
   }
 }
 
-/** Errors for list arguments longer than the limit, once the variables are known. */
+/**
+ * Errors for list arguments longer than the limit, once the variables are known: each argument,
+ * and all of a request's together — aliases would otherwise multiply the limit (thirty aliased
+ * `people(ids:)` of 1,000 each), and with them how many numbers one request can try.
+ */
 export function listSizeErrors(
   listArguments: readonly ListArgument[],
   variables: Record<string, unknown>,
   maxListSize: number,
 ): GraphQLError[] {
   const errors: GraphQLError[] = [];
+  let total = 0;
   for (const { coordinate, argument } of listArguments) {
     const value = argument.value;
     const size =
@@ -99,6 +104,7 @@ export function listSizeErrors(
         : value.kind === Kind.VARIABLE && Array.isArray(variables[value.name.value])
           ? (variables[value.name.value] as unknown[]).length
           : 0;
+    total += size;
     if (size > maxListSize) {
       const field = coordinate.split(".")[1];
       errors.push(
@@ -115,6 +121,14 @@ export function listSizeErrors(
         ),
       );
     }
+  }
+  if (errors.length === 0 && total > maxListSize) {
+    errors.push(
+      new GraphQLError(
+        `the list arguments of this request have ${total} elements in all; at most ${maxListSize} per request (send several requests)`,
+        { extensions: { code: ErrorCode.LimitExceeded, limit: "listSize", max: maxListSize } },
+      ),
+    );
   }
   return errors;
 }

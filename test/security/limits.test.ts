@@ -156,6 +156,27 @@ describe("operation limits", () => {
     expect(within.body.errors).toBeUndefined();
   });
 
+  it("counts every list argument of a request together: aliases do not multiply the limit", async () => {
+    const thirty = Array.from({ length: 30 }, () => ZHANG_WEI);
+    const twice = await platform.query(
+      `query($a: [ID!]!, $b: [ID!]!) { a: people(ids: $a) { alive } b: people(ids: $b) { alive } }`,
+      { a: thirty, b: thirty },
+    );
+    expect(twice.status).toBe(400);
+    expect(twice.body.errors).toEqual([
+      {
+        message:
+          "the list arguments of this request have 60 elements in all; at most 50 per request (send several requests)",
+        extensions: { code: "LIMIT_EXCEEDED", limit: "listSize", max: 50 },
+      },
+    ]);
+    const split = await platform.query(
+      `query($a: [ID!]!, $b: [ID!]!) { a: people(ids: $a) { alive } b: people(ids: $b) { alive } }`,
+      { a: thirty, b: thirty.slice(0, 20) },
+    );
+    expect(split.body.errors).toBeUndefined();
+  });
+
   it("refuses a body larger than the limit with 413", async () => {
     const { status, body } = await post({
       query: "{ __typename }",
