@@ -10,6 +10,8 @@
  * - Nested subjects (a spouse, a company's legal representative, a contribution's employer) come
  *   from the response, by the key the rewritten operation fetched under a hidden alias — which is
  *   removed from the response here.
+ * - A subject named in a field's argument (`isChildOf(parentId:)`) is recorded for every object
+ *   that answered the field: its records were consulted to answer.
  *
  * Outcome per subject: `answered`; `partial` when an error (a department down, a field withheld)
  * lies below it; `not-found` when the register has no such subject; `failed` when an error
@@ -84,8 +86,8 @@ function outcomeOf(
   return erred ? "partial" : "answered";
 }
 
-function rootSubjects(site: SubjectSite, variables: Record<string, unknown>): unknown {
-  const argument = site.rootArgument;
+function argumentSubjects(site: SubjectSite, variables: Record<string, unknown>): unknown {
+  const argument = site.rootArgument ?? site.fieldArgument;
   if (!argument) return undefined;
   const node = argument.field.arguments?.find((arg) => arg.name.value === argument.name);
   if (!node) return undefined;
@@ -124,7 +126,7 @@ export function touchedSubjects(
   for (const site of plan.sites) {
     if (site.rootArgument) {
       const key = site.path[0] as string;
-      const asked = rootSubjects(site, variables);
+      const asked = argumentSubjects(site, variables);
       const value = data?.[key];
       if (Array.isArray(asked)) {
         const answers = Array.isArray(value) ? value : [];
@@ -147,6 +149,22 @@ export function touchedSubjects(
             outcomeOf(value, () => [key], prefixes),
           );
       }
+      continue;
+    }
+    if (site.fieldArgument) {
+      // Recorded for each object that answered the field: the question was asked of the
+      // subject's records (the same argument for every object, so one access).
+      const { responseKey } = site.fieldArgument;
+      const subject = normalizeSubject(site.type, argumentSubjects(site, variables));
+      if (!subject) continue;
+      forEachObjectAt(data, site.path, (object, at) => {
+        if (object[responseKey] === undefined) return;
+        add(
+          subject,
+          site,
+          outcomeOf(object[responseKey], () => [...at, responseKey], prefixes),
+        );
+      });
       continue;
     }
     forEachObjectAt(data, site.path, (object, at) => {

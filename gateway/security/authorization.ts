@@ -23,6 +23,7 @@ import {
   type GraphQLInputType,
   type GraphQLSchema,
   getNamedType,
+  isObjectType,
   Kind,
   NoUnusedFragmentsRule,
   NoUnusedVariablesRule,
@@ -59,6 +60,14 @@ const ROOT_SUBJECT_ARGUMENTS: Readonly<Record<string, string>> = {
   "Query.organizations": "usccs",
 };
 
+/**
+ * Fields that name another subject in an argument, and so touch that subject's records: asking
+ * whether a child's parent is X reads X's parentage as much as the child's.
+ */
+const ARGUMENT_SUBJECTS: Readonly<Record<string, { argument: string; type: string }>> = {
+  "Person.isChildOf": { argument: "parentId", type: "Person" },
+};
+
 /** Response key under which a nested subject's key is fetched for the audit, then removed. */
 export const HIDDEN_SUBJECT_KEY = "_mianzhengSubject";
 
@@ -82,6 +91,12 @@ export interface SubjectSite {
   type: string;
   /** Root sites take their subjects from the argument (so unknown ids are audited too). */
   rootArgument: { field: FieldNode; name: string; type: GraphQLInputType } | null;
+  /**
+   * A field naming its subject in an argument below the root (`isChildOf(parentId:)`): `path` is
+   * then where the objects holding the field are, and the subject is recorded for each of them
+   * that answered the field.
+   */
+  fieldArgument?: { field: FieldNode; name: string; type: GraphQLInputType; responseKey: string };
   /** Facts disclosed, as `Type.field`, up to the next nested subject. */
   fields: string[];
   /** Facts asked for but withheld. */
@@ -199,6 +214,32 @@ export class Authorizer {
           continue;
         }
         site?.fields.push(field.coordinate);
+        const named = ARGUMENT_SUBJECTS[field.coordinate];
+        if (named) {
+          const owner = this.schema.getType(
+            field.coordinate.slice(0, field.coordinate.indexOf(".")),
+          );
+          const type = isObjectType(owner)
+            ? owner.getFields()[field.fieldName]?.args.find((arg) => arg.name === named.argument)
+                ?.type
+            : undefined;
+          const node = field.nodes[0];
+          if (type && node) {
+            sites.push({
+              path: parentPath,
+              type: named.type,
+              rootArgument: null,
+              fieldArgument: {
+                field: node,
+                name: named.argument,
+                type,
+                responseKey: field.responseKey,
+              },
+              fields: [field.coordinate],
+              denied: [],
+            });
+          }
+        }
         const mask = masking ? maskFor(field.coordinate) : null;
         if (mask) masked.push({ parentPath, responseKey: field.responseKey, mask });
         const path = [...parentPath, field.responseKey];
@@ -220,7 +261,7 @@ export class Authorizer {
     };
     walk(shape.root, [], true, null);
 
-    const nested = sites.some((site) => site.rootArgument === null);
+    const nested = sites.some((site) => site.rootArgument === null && !site.fieldArgument);
     const base = {
       removed,
       masked,

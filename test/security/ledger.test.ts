@@ -14,7 +14,7 @@ import {
   verifyChain,
 } from "../../gateway/ledger/store.ts";
 import { developmentCitizenToken } from "../../gateway/security/citizen-token.ts";
-import { LI_NA, WANG_QIANG, writeFixtures, ZHANG_WEI } from "../fixtures.ts";
+import { LI_NA, WANG_QIANG, writeFixtures, ZHANG_WEI, ZHANG_XIAOMING } from "../fixtures.ts";
 import { journalRecords, tempDataDir, writeRecords } from "../helpers.ts";
 import { LOTTERY_DESK, type Platform, startPlatform } from "../platform.ts";
 
@@ -138,6 +138,24 @@ describe("a 1,000-id people query", () => {
     const after = withLedger(data.dir, (sqlite) => verifyChain(sqlite));
     expect(after.ok).toBe(true);
     expect(after.entries - before.entries).toBe(40);
+  });
+});
+
+describe("subjects named in an argument below the root", () => {
+  it("records the parent asked about by isChildOf(parentId:), as well as the child", async () => {
+    const { body } = await platform.query(
+      `query ParentCheck { person(id: "${ZHANG_XIAOMING}") { isChildOf(parentId: "${ZHANG_WEI}") } }`,
+    );
+    expect(body).toEqual({ data: { person: { isChildOf: true } } });
+    await platform.ledgerMoved();
+    const entries = (subject: string) =>
+      withLedger(data.dir, (sqlite) => subjectEntries(sqlite, subject)).filter(
+        (entry) => entry.operationName === "ParentCheck",
+      );
+    expect(entries(ZHANG_XIAOMING).map((entry) => entry.fields)).toEqual([["Person.isChildOf"]]);
+    expect(entries(ZHANG_WEI).map((entry) => [entry.fields, entry.outcome])).toEqual([
+      [["Person.isChildOf"], "answered"],
+    ]);
   });
 });
 
