@@ -19,7 +19,7 @@ import {
 import { LRUCache } from "lru-cache";
 import type { GatewayRequestContext } from "../department-client.ts";
 import { PlanExecutor, supportsPlan } from "./plan-executor.ts";
-import { type CompiledShape, compileShape } from "./result-shaping.ts";
+import { booleanDefaults, type CompiledShape, compileShape } from "./result-shaping.ts";
 
 export interface FederatedRequest {
   /** The document text (as the desk sent it, or as authorization rewrote it). */
@@ -37,6 +37,8 @@ interface PreparedPlan {
   plan: QueryPlan;
   /** Null when the plan or the operation needs Apollo's executor. */
   shape: CompiledShape | null;
+  /** The operation's Boolean defaults, for the plan's Condition nodes. */
+  conditionDefaults: Record<string, boolean>;
 }
 
 export interface FederationOptions {
@@ -107,7 +109,7 @@ export class Federation {
         this.compiled && supportsPlan(plan)
           ? compileShape(this.apiSchema, request.document, request.operation)
           : null;
-      prepared = { plan, shape };
+      prepared = { plan, shape, conditionDefaults: booleanDefaults(request.operation) };
       this.plans.set(key, prepared);
     }
     return prepared;
@@ -118,6 +120,7 @@ export class Federation {
     if (!prepared.shape) return this.executeWithApollo(prepared.plan, request);
     const { data, errors } = await this.executor.execute(prepared.plan, {
       variables: request.variables,
+      conditionDefaults: prepared.conditionDefaults,
       context: request.context,
       incomingRequestContext: {
         request: { variables: request.variables },

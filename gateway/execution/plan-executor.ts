@@ -35,6 +35,8 @@ type Data = Record<string, unknown>;
 
 export interface PlanRequest {
   variables: Record<string, unknown>;
+  /** Defaults of the operation's Boolean variables, for Condition nodes (`booleanDefaults`). */
+  conditionDefaults?: Readonly<Record<string, boolean>>;
   context: GatewayRequestContext;
   /** Handed to data sources as Apollo would (the incoming request). */
   incomingRequestContext: unknown;
@@ -185,7 +187,11 @@ export class PlanExecutor {
         return;
       }
       case "Condition": {
-        const value = execution.request.variables[node.condition];
+        const { variables, conditionDefaults } = execution.request;
+        const value =
+          node.condition in variables
+            ? variables[node.condition]
+            : conditionDefaults?.[node.condition];
         const branch = value === true ? node.ifClause : node.elseClause;
         if (branch) await this.node(execution, branch, cursor);
         return;

@@ -374,6 +374,20 @@ function set(output: Record<string, unknown>, key: string, value: unknown, guard
  * Compiles the shaping of one operation's response, or returns null when the operation uses
  * something this shaper leaves to Apollo (see the module comment).
  */
+/**
+ * The operation's Boolean variables that have a default: `@skip(if: $v)` and `@include(if: $v)`
+ * fall back on it when the request leaves the variable out (the plan's Condition nodes too).
+ */
+export function booleanDefaults(operation: OperationDefinitionNode): Record<string, boolean> {
+  const defaults: Record<string, boolean> = {};
+  for (const definition of operation.variableDefinitions ?? []) {
+    if (definition.defaultValue?.kind === Kind.BOOLEAN) {
+      defaults[definition.variable.name.value] = definition.defaultValue.value;
+    }
+  }
+  return defaults;
+}
+
 export function compileShape(
   schema: GraphQLSchema,
   document: DocumentNode,
@@ -388,13 +402,7 @@ export function compileShape(
     if (definition.kind === Kind.FRAGMENT_DEFINITION)
       fragments.set(definition.name.value, definition);
   }
-  // `@skip(if: $v)` falls back on the variable's default when the request leaves it out.
-  const defaults: Record<string, unknown> = {};
-  for (const definition of operation.variableDefinitions ?? []) {
-    if (definition.defaultValue?.kind === Kind.BOOLEAN) {
-      defaults[definition.variable.name.value] = definition.defaultValue.value;
-    }
-  }
+  const defaults = booleanDefaults(operation);
   const hasDefaults = Object.keys(defaults).length > 0;
   let shape: ValueShape;
   try {

@@ -161,6 +161,18 @@ describe("the compiled executor answers as Apollo's does", () => {
     ]) {
       await same(query, variables);
     }
+    // A default decides a condition of the plan itself (a field from another department, a
+    // whole root field) when the request leaves the variable out.
+    const defaulted = `query Defaulted($withLicence: Boolean = true, $withPerson: Boolean = true) {
+      person(id: "${ZHANG_WEI}") @include(if: $withPerson) {
+        name
+        hasValidDriverLicense(on: "${D}") @include(if: $withLicence)
+      }
+    }`;
+    const body = await same(defaulted, {});
+    expect(body.data).toEqual({ person: { name: "张伟", hasValidDriverLicense: true } });
+    await same(defaulted, { withLicence: false });
+    await same(defaulted, { withPerson: false });
   });
 
   it("introspection next to data is left to Apollo and still answered", async () => {
