@@ -63,8 +63,27 @@ declare module "fastify" {
   }
 }
 
-export function requestIdOptions(): Pick<FastifyServerOptions, "requestIdHeader" | "genReqId"> {
-  return { requestIdHeader: "x-request-id", genReqId: () => randomUUID() };
+/** A request id a desk may choose: short, and nothing a log line or a header could trip on. */
+export const DESK_REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+/** What the gateway sends a department: up to twenty desks' ids joined by commas (and `+n`). */
+export const GATEWAY_REQUEST_IDS = /^[A-Za-z0-9._:,+-]{1,4096}$/;
+
+/**
+ * The request id: the caller's `x-request-id` when it is of the `accepted` form, a new UUID
+ * otherwise. An id taken as sent, of any length, was passed on to the departments joined with
+ * other desks' ids: one desk's 9 KB id pushed the header of a shared department call past the
+ * department's limit and failed every caller in it.
+ */
+export function requestIdOptions(
+  accepted: RegExp = DESK_REQUEST_ID,
+): Pick<FastifyServerOptions, "requestIdHeader" | "genReqId"> {
+  return {
+    requestIdHeader: false,
+    genReqId: (request) => {
+      const sent = request.headers["x-request-id"];
+      return typeof sent === "string" && accepted.test(sent) ? sent : randomUUID();
+    },
+  };
 }
 
 /** Echoes the request id, so a desk can quote it when asking about a request. */
@@ -193,7 +212,7 @@ export async function buildSubgraphServer(options: SubgraphOptions): Promise<Fas
   const { department } = options;
   const app = Fastify({
     logger: options.logger ?? { level: process.env.LOG_LEVEL ?? "info" },
-    ...requestIdOptions(),
+    ...requestIdOptions(GATEWAY_REQUEST_IDS),
     bodyLimit: 16 * 1024 * 1024,
   });
 

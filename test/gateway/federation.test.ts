@@ -218,4 +218,23 @@ describe("operability", () => {
     });
     expect(response.headers.get("x-request-id")).toBe("desk-req-42");
   });
+
+  it("replaces a request id too long or of odd characters, which could break a shared department call", async () => {
+    // Sent at once, the three share the register's call, whose header carries their ids.
+    const ask = (id: string) =>
+      fetch(platform.url, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-request-id": id, ...DEV_DESK },
+        body: JSON.stringify({ query: `{ person(id: "${ZHANG_WEI}") { name } }` }),
+      });
+    const responses = await Promise.all([ask("x".repeat(9000)), ask("a,b\tc"), ask("desk-req-43")]);
+    for (const response of responses) {
+      expect(response.status).toBe(200);
+      expect(await response.json()).toEqual({ data: { person: { name: "张伟" } } });
+    }
+    const ids = responses.map((response) => response.headers.get("x-request-id"));
+    expect(ids[0]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(ids[1]).toMatch(/^[0-9a-f-]{36}$/);
+    expect(ids[2]).toBe("desk-req-43");
+  });
 });
