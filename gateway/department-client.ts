@@ -519,7 +519,16 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
     for (const [alias, value] of Object.entries(data)) {
       const match = ALIAS.exec(alias);
       const part = match ? parts[Number(match[1])] : undefined;
-      if (part) part[match?.[2] as string] = value;
+      const key = match?.[2] as string;
+      // A response key named `__proto__` would set the part's prototype instead of a field.
+      if (part && key === "__proto__") {
+        Object.defineProperty(part, key, {
+          value,
+          enumerable: true,
+          writable: true,
+          configurable: true,
+        });
+      } else if (part) part[key] = value;
     }
     const errors = callers.map((): WireError[] => []);
     for (const error of response.errors ?? []) {

@@ -372,6 +372,19 @@ describe("coalescing against real subgraphs", () => {
     expect(alone[0]).toEqual({ person: { __typename: "Person", id: ZHANG_WEI, name: "张伟" } });
   });
 
+  it("keeps a response key named __proto__ when root fetches are merged", async () => {
+    const proto = `query Q__hukou__0($id:ID!){__proto__:person(id:$id){name}}`;
+    const together = await Promise.all(
+      [ZHANG_WEI, LI_NA].map(
+        async (id) => (await hukouClient.process(fetchOf(proto, { id }))).data,
+      ),
+    );
+    expect(together.map((data) => JSON.stringify(data))).toEqual([
+      '{"__proto__":{"name":"张伟"}}',
+      '{"__proto__":{"name":"李娜"}}',
+    ]);
+  });
+
   it("keeps one caller's malformed argument from costing the others their answer", async () => {
     const [good, bad] = await Promise.all([
       hukouClient.process(fetchOf(names, { id: ZHANG_WEI })),
