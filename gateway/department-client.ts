@@ -79,6 +79,74 @@ export interface DepartmentClientOptions {
 }
 
 /** Why a department's answer was not obtained; logged, never sent to a desk. */
+/**
+ * Largest department answer read: a batch of 1,000 persons' facts is a few hundred KB. Past this
+ * the call fails (not retried) rather than grow the gateway's memory by what a broken department
+ * sends.
+ */
+export const MAX_RESPONSE_BYTES = 64 << 20;
+
+/**
+ * The body as text; a failure once it passes `max` bytes (not retried) or is still arriving at
+ * `deadline` (`performance.now()`; retried, as a timeout is).
+ */
+async function readCapped(
+  body: AsyncIterable<Buffer> & { destroy(): unknown },
+  max: number,
+  deadline: number,
+) {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  for await (const chunk of body) {
+    length += chunk.length;
+    if (length > max) {
+      body.destroy();
+      throw new DepartmentFailure(`the response is larger than ${max} bytes`, false);
+    }
+    if (performance.now() > deadline) {
+      body.destroy();
+      throw new DepartmentFailure("the response was still arriving at the timeout", true);
+    }
+    chunks.push(chunk);
+  }
+  return chunks.length === 1 ? (chunks[0] as Buffer).toString() : Buffer.concat(chunks).toString();
+}
+
+/**
+ * What is wrong with a parsed answer's shape, if anything: the executor reads `data` as an
+ * object, `errors` as a list of errors and `_entities` as a list, and a department that answers
+ * otherwise has not answered.
+ */
+function wireProblem(response: unknown): string | null {
+  if (response === null || typeof response !== "object" || Array.isArray(response)) {
+    return "the response is not a JSON object";
+  }
+  const { data, errors } = response as { data?: unknown; errors?: unknown };
+  if (data !== undefined && data !== null && (typeof data !== "object" || Array.isArray(data))) {
+    return '"data" is not an object';
+  }
+  if (errors !== undefined) {
+    if (!Array.isArray(errors)) return '"errors" is not a list';
+    for (const error of errors) {
+      if (error === null || typeof error !== "object" || typeof error.message !== "string") {
+        return '"errors" holds something other than errors';
+      }
+      if (error.path !== undefined && !Array.isArray(error.path))
+        return "an error's path is not a list";
+    }
+  }
+  if (data && "_entities" in data) {
+    const entities = (data as { _entities: unknown })._entities;
+    if (entities !== null && !Array.isArray(entities)) return '"_entities" is not a list';
+    for (const entity of (entities as unknown[] | null) ?? []) {
+      if (entity !== null && (typeof entity !== "object" || Array.isArray(entity))) {
+        return '"_entities" holds something other than objects';
+      }
+    }
+  }
+  return null;
+}
+
 class DepartmentFailure extends Error {
   constructor(
     message: string,
@@ -111,6 +179,24 @@ export function requestContext(
 export function departmentUnavailable(department: Department, path?: readonly (string | number)[]) {
   return new GraphQLError(
     `Department "${department}" (${DEPARTMENT_NAMES[department]}) did not answer; facts it holds are missing from this response`,
+    {
+      ...(path ? { path } : {}),
+      extensions: { code: ErrorCode.DepartmentUnavailable, department },
+    },
+  );
+}
+
+/**
+ * A department's answer the gateway could not use (entities not one per representation, a value
+ * of the wrong kind): its facts are missing as if it had not answered, with the same code.
+ */
+export function departmentAnswerUnusable(
+  department: string,
+  path?: readonly (string | number)[],
+): GraphQLError {
+  const name = DEPARTMENT_NAMES[department as Department] ?? department;
+  return new GraphQLError(
+    `Department "${department}" (${name}) answered in a form the gateway cannot use; facts it holds are missing from this response`,
     {
       ...(path ? { path } : {}),
       extensions: { code: ErrorCode.DepartmentUnavailable, department },
@@ -581,7 +667,14 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
       },
       body,
     });
-    const text = await responseBody.text();
+    // The body within the timeout as a whole, not only between chunks (undici's bodyTimeout):
+    // a department trickling a byte at a time would otherwise hold its call slot for ever.
+    // (Checked as chunks arrive, not by a timer: an AbortSignal.timeout costs ≈ 10 µs a call.)
+    const text = await readCapped(
+      responseBody,
+      MAX_RESPONSE_BYTES,
+      performance.now() + this.options.timeoutMs,
+    );
     if (statusCode >= 500) throw new DepartmentFailure(`HTTP ${statusCode}`, true);
     let response: WireResponse;
     try {
@@ -589,6 +682,8 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
     } catch {
       throw new DepartmentFailure(`HTTP ${statusCode}, response is not JSON`, false);
     }
+    const problem = wireProblem(response);
+    if (problem) throw new DepartmentFailure(`HTTP ${statusCode}, ${problem}`, false);
     // A 400 with GraphQL errors is the department's answer (e.g. a malformed argument); anything
     // else that is not 200 (401 from a signature check, 404 from a wrong URL) means no answer.
     if (statusCode === 200 || (statusCode === 400 && Array.isArray(response.errors)))

@@ -38,7 +38,10 @@ export interface PlatformError {
 
 export async function startPlatform(
   dataDir: string,
-  options: Omit<GatewayOptions, "logger"> = {},
+  options: Omit<GatewayOptions, "logger"> & {
+    /** Departments answered by something else than their server (a stand-in), by URL. */
+    standIns?: Partial<Record<Department, DepartmentEndpoint>>;
+  } = {},
 ): Promise<Platform> {
   const departments = {} as Record<Department, FastifyInstance>;
   const endpoints = {} as Record<Department, DepartmentEndpoint>;
@@ -48,10 +51,16 @@ export async function startPlatform(
     departments[department] = app;
     endpoints[department] = { url: `${address}/graphql`, timeoutMs: 2000 };
   }
+  const { standIns, ...gatewayOptions } = options;
   const gateway = await buildGateway({
-    ...options,
+    ...gatewayOptions,
     logger: false,
-    config: { breakerResetMs: 500, dataDir, ...options.config, departments: endpoints },
+    config: {
+      breakerResetMs: 500,
+      dataDir,
+      ...options.config,
+      departments: { ...endpoints, ...standIns },
+    },
   });
   const url = `${await gateway.listen({ port: 0, host: "127.0.0.1" })}/graphql`;
   const stopped = new Set<Department>();

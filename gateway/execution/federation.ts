@@ -17,6 +17,7 @@ import {
   type OperationDefinitionNode,
 } from "graphql";
 import { LRUCache } from "lru-cache";
+import { ErrorCode } from "../../common/errors.ts";
 import type { GatewayRequestContext } from "../department-client.ts";
 import { PlanExecutor, supportsPlan } from "./plan-executor.ts";
 import { booleanDefaults, type CompiledShape, compileShape } from "./result-shaping.ts";
@@ -131,14 +132,23 @@ export class Federation {
     try {
       shaped = prepared.shape.shape(data, request.variables);
     } catch (error) {
-      // A department answered with a value of the wrong kind (an object for a list…).
-      this.logger.warn(`result shaping failed: ${(error as Error).message}`);
-      return { errors: [new GraphQLError((error as Error).message)] };
+      // A bug: values the schema does not allow are reported by the shaper, not thrown.
+      this.logger.warn(`result shaping failed: ${(error as Error).stack}`);
+      return {
+        data: null,
+        errors: [
+          new GraphQLError("The answer could not be assembled; see the gateway log", {
+            extensions: { code: ErrorCode.Internal },
+          }),
+        ],
+      };
     }
     if (errors.length > 0) return { errors, data: shaped.data };
-    // Apollo reports value-completion problems only when the departments reported none.
-    if (shaped.errors.length > 0)
-      return { data: shaped.data, extensions: { valueCompletion: shaped.errors } };
+    // Values the departments sent that the schema does not allow (a null for a non-null fact):
+    // reported only when the departments reported no error, which would explain them. Apollo's
+    // gateway keeps them in `extensions.valueCompletion`, which no desk sees: a null would then
+    // come without a word.
+    if (shaped.errors.length > 0) return { data: shaped.data, errors: shaped.errors };
     return { data: shaped.data };
   }
 

@@ -21,7 +21,7 @@ import type {
   SequenceNode,
 } from "@apollo/query-planner";
 import { GraphQLError, type GraphQLSchema } from "graphql";
-import type { GatewayRequestContext } from "../department-client.ts";
+import { departmentAnswerUnusable, type GatewayRequestContext } from "../department-client.ts";
 import {
   confirms,
   type EarlyFetches,
@@ -200,10 +200,19 @@ export class PlanExecutor {
         try {
           await this.fetch(execution, node, cursor);
         } catch (error) {
+          if (error instanceof GraphQLError) {
+            execution.errors.push(error);
+            return;
+          }
+          // The department's answer could not be merged (not one entity per representation…):
+          // logged in full, reported to the desk as that department's facts missing.
+          execution.request.context.log.warn(
+            { department: node.serviceName, reason: (error as Error).message },
+            "department answer unusable",
+          );
+          const path = cursor.path.filter((key) => key !== "@");
           execution.errors.push(
-            error instanceof GraphQLError
-              ? error
-              : new GraphQLError((error as Error).message, { originalError: error as Error }),
+            departmentAnswerUnusable(node.serviceName, path.length > 0 ? path : undefined),
           );
         }
         return;

@@ -298,9 +298,14 @@ class Shaper {
       case "list": {
         if (input === null) return null;
         if (!Array.isArray(input)) {
-          throw new Error(
-            `Invalid non-list value ${String(input)} returned by subgraph for list type [${shape.typeName}]`,
+          // Reported and nulled like any value the schema does not allow (Apollo throws, and
+          // loses the whole response with it).
+          this.errors.push(
+            this.invalid(
+              `Invalid non-list value returned by a department for list type [${shape.typeName}].`,
+            ),
           );
+          return null;
         }
         const output = new Array(input.length);
         for (let index = 0; index < input.length; index++) {
@@ -314,10 +319,13 @@ class Shaper {
       }
       case "object": {
         if (input === null) return null;
-        if (typeof input !== "object") {
-          throw new Error(
-            `Invalid non-object value ${String(input)} returned by subgraph for composite type ${shape.typeName}`,
+        if (typeof input !== "object" || Array.isArray(input)) {
+          this.errors.push(
+            this.invalid(
+              `Invalid non-object value returned by a department for composite type ${shape.typeName}.`,
+            ),
           );
+          return null;
         }
         const typename = (input as Record<string, unknown>).__typename;
         if (typename !== undefined && typename !== shape.typeName) {
