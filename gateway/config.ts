@@ -52,6 +52,11 @@ export interface SecurityConfig {
   limits: OperationLimits;
   /** Requests per desk per window unless the desk's registration says otherwise. */
   rateLimit: { max: number; windowMs: number };
+  /**
+   * Failed authentications (401) from one address per window; past it the address is refused
+   * (429) until the window ends, whatever credentials it sends: no online guessing of keys.
+   */
+  failedAuthentications: { max: number; windowMs: number };
   /** `full`: every commit fsynced (survives power loss); `normal`: survives a process crash. */
   auditSync: "full" | "normal";
 }
@@ -145,6 +150,10 @@ function securityConfigFromEnv(production: boolean): SecurityConfig {
     rateLimit: {
       max: integer("RATE_LIMIT_MAX", 600),
       windowMs: integer("RATE_LIMIT_WINDOW_MS", 60_000),
+    },
+    failedAuthentications: {
+      max: integer("AUTH_FAILURES_MAX", 20),
+      windowMs: integer("AUTH_FAILURES_WINDOW_MS", 60_000),
     },
     auditSync: sync,
   };

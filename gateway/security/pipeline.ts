@@ -136,6 +136,14 @@ export class SecurityPipeline {
     this.limits = new DocumentLimits(schema, this.config.security.limits);
   }
 
+  /** Counts an address's failed authentications (set by `register`). */
+  private countFailure: ReturnType<FastifyInstance["createRateLimit"]> | null = null;
+  /**
+   * Addresses refused for failing to authenticate too often, until when (ms since the epoch):
+   * checked synchronously, so that a request that authenticates pays no promise for it.
+   */
+  private readonly refusedUntil = new Map<string, number>();
+
   /** Registers the rate limiter; call before the GraphQL route is added. */
   async register(app: FastifyInstance): Promise<void> {
     app.decorateRequest("principal", null as unknown as Principal);
@@ -164,6 +172,39 @@ export class SecurityPipeline {
         );
       },
     });
+    const failures = this.config.security.failedAuthentications;
+    this.countFailure = app.createRateLimit({
+      max: failures.max,
+      timeWindow: failures.windowMs,
+      keyGenerator: (request) => `failed-authentication:${request.ip}`,
+    });
+  }
+
+  /** Seconds until an address refused for failed authentications may try again; 0: it may. */
+  private refusedFor(ip: string): number {
+    const until = this.refusedUntil.get(ip);
+    if (until === undefined) return 0;
+    const left = until - Date.now();
+    if (left > 0) return Math.ceil(left / 1000);
+    this.refusedUntil.delete(ip);
+    return 0;
+  }
+
+  /** Counts a failed authentication; past the limit the address is refused for the window. */
+  private async failedFrom(request: FastifyRequest): Promise<void> {
+    if (!this.countFailure) return;
+    const limit = await this.countFailure(request);
+    // The max-th failure closes the address for the rest of the window.
+    if (limit.isAllowed || limit.remaining > 0) return;
+    if (this.refusedUntil.size >= 10_000) {
+      const now = Date.now();
+      for (const [ip, until] of this.refusedUntil) if (until <= now) this.refusedUntil.delete(ip);
+    }
+    this.refusedUntil.set(request.ip, Date.now() + limit.ttl);
+    request.log.warn(
+      { ip: request.ip },
+      "refusing an address that failed to authenticate too often",
+    );
   }
 
   /** Route options for `/graphql`: authentication first, then the per-desk rate limit. */
@@ -173,6 +214,21 @@ export class SecurityPipeline {
         request.principal = OPEN_PRINCIPAL;
         return;
       }
+      const refused = this.refusedFor(request.ip);
+      if (refused > 0) {
+        reply.header("retry-after", String(refused));
+        return sendRequestError(
+          reply,
+          responseMediaType(request.headers.accept) ?? JSON_MEDIA,
+          429,
+          [
+            {
+              message: `Too many failed authentications from this address; retry in ${refused} s`,
+              extensions: { code: ErrorCode.RateLimited },
+            },
+          ],
+        );
+      }
       try {
         request.principal = await this.authenticator.authenticate(request.headers);
       } catch (error) {
@@ -181,7 +237,10 @@ export class SecurityPipeline {
           { status: error.status, reason: error.message, ip: request.ip },
           "refused an unauthenticated or unauthorised request",
         );
-        if (error.status === 401) reply.header("www-authenticate", 'Bearer realm="mianzheng"');
+        if (error.status === 401) {
+          await this.failedFrom(request);
+          reply.header("www-authenticate", 'Bearer realm="mianzheng"');
+        }
         return sendRequestError(
           reply,
           responseMediaType(request.headers.accept) ?? JSON_MEDIA,

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { developmentCitizenToken } from "../../gateway/security/citizen-token.ts";
 import { writeFixtures, ZHANG_WEI } from "../fixtures.ts";
 import { tempDataDir } from "../helpers.ts";
-import { type Platform, startPlatform } from "../platform.ts";
+import { DEV_DESK, type Platform, startPlatform } from "../platform.ts";
 
 let platform: Platform;
 let data: ReturnType<typeof tempDataDir>;
@@ -228,5 +228,46 @@ describe("citizens", () => {
       (await platform.query("{ myAccessLog { at } }", {}, { authorization: `Bearer ${expired}` }))
         .status,
     ).toBe(401);
+  });
+});
+
+describe("an address that keeps failing to authenticate", () => {
+  it("is refused, whatever it sends, once it failed the limit's number of times", async () => {
+    const own = tempDataDir();
+    writeFixtures(own.dir);
+    const guarded = await startPlatform(own.dir, {
+      config: { security: { failedAuthentications: { max: 3, windowMs: 60_000 } } },
+    });
+    try {
+      for (let attempt = 0; attempt < 3; attempt++) {
+        const guess = await guarded.query(
+          PERSON,
+          {},
+          { authorization: `Bearer guess-${attempt}`, "x-purpose": "demo" },
+        );
+        expect(guess.status).toBe(401);
+      }
+      // The right key, from that address, within the window: refused before it is even looked at.
+      const response = await fetch(guarded.url, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...DEV_DESK },
+        body: JSON.stringify({ query: PERSON }),
+      });
+      expect(response.status).toBe(429);
+      expect(Number(response.headers.get("retry-after"))).toBeGreaterThan(0);
+      expect(await response.json()).toEqual({
+        errors: [
+          {
+            message: expect.stringMatching(
+              /^Too many failed authentications from this address; retry in \d+ s$/,
+            ),
+            extensions: { code: "RATE_LIMITED" },
+          },
+        ],
+      });
+    } finally {
+      await guarded.close();
+      own.remove();
+    }
   });
 });
