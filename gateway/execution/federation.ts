@@ -22,6 +22,12 @@ import type { GatewayRequestContext } from "../department-client.ts";
 import { PlanExecutor, supportsPlan } from "./plan-executor.ts";
 import { booleanDefaults, type CompiledShape, compileShape } from "./result-shaping.ts";
 
+/**
+ * Where a result with errors carries the departments' answer as merged, before null
+ * propagation; absent when nothing was nulled by an error (or Apollo's executor ran).
+ */
+export const UNSHAPED_DATA = Symbol("unshaped data");
+
 export interface FederatedRequest {
   /** The document text (as the desk sent it, or as authorization rewrote it). */
   query: string;
@@ -143,12 +149,15 @@ export class Federation {
         ],
       };
     }
-    if (errors.length > 0) return { errors, data: shaped.data };
+    // The answer before errors nulled its objects: the audit still finds there whose records a
+    // nulled object's facts were read from (see access-record.ts).
+    const unshaped = { [UNSHAPED_DATA]: data };
+    if (errors.length > 0) return { errors, data: shaped.data, ...unshaped };
     // Values the departments sent that the schema does not allow (a null for a non-null fact):
     // reported only when the departments reported no error, which would explain them. Apollo's
     // gateway keeps them in `extensions.valueCompletion`, which no desk sees: a null would then
     // come without a word.
-    if (shaped.errors.length > 0) return { data: shaped.data, errors: shaped.errors };
+    if (shaped.errors.length > 0) return { data: shaped.data, errors: shaped.errors, ...unshaped };
     return { data: shaped.data };
   }
 

@@ -15,7 +15,8 @@
  *
  * Outcome per subject: `answered`; `partial` when an error (a department down, a field withheld)
  * lies below it; `not-found` when the register has no such subject; `failed` when an error
- * nulled it.
+ * nulled it — a nested subject too, found in the answer as the departments gave it (before the
+ * error nulled its object), since its records were read for the request.
  */
 import { Kind, valueFromAST } from "graphql";
 import type { AccessOutcome, SubjectAccess } from "../ledger/ledger.ts";
@@ -96,11 +97,27 @@ function argumentSubjects(site: SubjectSite, variables: Record<string, unknown>)
   return valueFromAST(node.value, argument.type, variables);
 }
 
+/** The value at a response path, undefined where the path leads nowhere. */
+function valueAt(data: unknown, path: readonly (string | number)[]): unknown {
+  let value = data;
+  for (const key of path) {
+    if (value === null || typeof value !== "object") return undefined;
+    value = (value as Record<string | number, unknown>)[key];
+  }
+  return value;
+}
+
+/**
+ * `unshaped`: the answer before errors nulled its objects, when any did. A nested subject whose
+ * object an error nulled (a fact below it failed) is found there: its records were read for the
+ * request, though the desk received nothing of them (outcome `failed`).
+ */
 export function touchedSubjects(
   data: Record<string, unknown> | null | undefined,
   plan: AuthorizedOperation,
   variables: Record<string, unknown>,
   errors: readonly PathedError[],
+  unshaped?: unknown,
 ): SubjectAccess[] {
   if (plan.sites.length === 0) return [];
   const prefixes = errors.length > 0 ? errorPaths(errors) : null;
@@ -164,6 +181,21 @@ export function touchedSubjects(
           site,
           outcomeOf(object[responseKey], () => [...at, responseKey], prefixes),
         );
+      });
+      continue;
+    }
+    if (unshaped !== undefined) {
+      forEachObjectAt(unshaped, site.path, (object, at) => {
+        const subject = normalizeSubject(site.type, object[HIDDEN_SUBJECT_KEY]);
+        if (subject)
+          add(
+            subject,
+            site,
+            outcomeOf(valueAt(data, at), () => at, prefixes),
+          );
+      });
+      forEachObjectAt(data, site.path, (object) => {
+        delete object[HIDDEN_SUBJECT_KEY];
       });
       continue;
     }

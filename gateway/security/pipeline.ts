@@ -28,6 +28,7 @@ import { ErrorCode } from "../../common/errors.ts";
 import type { GatewayConfig } from "../config.ts";
 import { productionProblem } from "../config.ts";
 import type { GatewayRequestContext } from "../department-client.ts";
+import { UNSHAPED_DATA } from "../execution/federation.ts";
 import { JSON_MEDIA, responseMediaType, sendRequestError } from "../http.ts";
 import { type AccessLedger, AuditLedger, LedgerUnavailable, NO_LEDGER } from "../ledger/ledger.ts";
 import { OPEN_PRINCIPAL, type Principal } from "../principal.ts";
@@ -331,7 +332,8 @@ export class SecurityPipeline {
     const data = result.data;
     const withheld = plan.removed.length > 0 ? this.authorizer.withhold(data, plan, principal) : [];
     const all = withheld.length > 0 ? [...errors, ...withheld] : errors;
-    const subjects = touchedSubjects(data, plan, variables, all);
+    const unshaped = (result as { [UNSHAPED_DATA]?: unknown })[UNSHAPED_DATA];
+    const subjects = touchedSubjects(data, plan, variables, all, unshaped);
     applyMasks(data, plan.masked);
     const recorded =
       subjects.length === 0

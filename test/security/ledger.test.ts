@@ -159,6 +159,23 @@ describe("subjects named in an argument below the root", () => {
   });
 });
 
+describe("a nested subject whose object an error nulled", () => {
+  it("is recorded (failed): the register was asked about her, though the desk got nothing", async () => {
+    const { body } = await platform.query(
+      `query NulledSpouse { person(id: "${ZHANG_WEI}") { name spouse { hukouWithin(region: "11") } } }`,
+    );
+    expect(body.data).toEqual({ person: { name: "张伟", spouse: null } });
+    expect(body.errors?.[0]?.extensions?.code).toBe("BAD_USER_INPUT");
+    await platform.ledgerMoved();
+    const entries = (subject: string) =>
+      withLedger(data.dir, (sqlite) => subjectEntries(sqlite, subject))
+        .filter((entry) => entry.operationName === "NulledSpouse")
+        .map((entry) => [entry.fields, entry.outcome]);
+    expect(entries(LI_NA)).toEqual([[["Person.hukouWithin"], "failed"]]);
+    expect(entries(ZHANG_WEI)).toEqual([[["Person.name", "Person.spouse"], "partial"]]);
+  });
+});
+
 describe("npm run audit", () => {
   it("prints a subject's entries as NDJSON", async () => {
     const subject = REGISTERED[3] as string;
