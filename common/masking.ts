@@ -9,6 +9,16 @@ export function maskPersonId(id: string): string {
   return id.length === 18 ? `${id.slice(0, 6)}********${id.slice(14)}` : "*".repeat(id.length);
 }
 
+/**
+ * `110108198707081026` → `110108************`: only the region, for a person the desk did not name
+ * itself (a spouse, a legal representative). The last four characters include the check
+ * character, which leaves about one birth date in eleven: with a lookup that tells a registered
+ * number from another, a few thousand guesses would give the whole number back.
+ */
+export function maskRelatedPersonId(id: string): string {
+  return id.length === 18 ? `${id.slice(0, 6)}************` : "*".repeat(id.length);
+}
+
 /** `91110105MA01ABC1XD` → `9111010********1XD`: an organisation's code is public register data,
  * but in a person's context it can identify them, so only the start and end are kept. */
 export function maskUscc(code: string): string {

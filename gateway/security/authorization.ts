@@ -240,7 +240,10 @@ export class Authorizer {
             });
           }
         }
-        const mask = masking ? maskFor(field.coordinate) : null;
+        // A subject below the root was not named by the desk: its number keeps only its region.
+        const mask = masking
+          ? maskFor(field.coordinate, site !== null && site.rootArgument === null)
+          : null;
         if (mask) masked.push({ parentPath, responseKey: field.responseKey, mask });
         const path = [...parentPath, field.responseKey];
         let childSite = site;

@@ -3,9 +3,10 @@
  * person's identity number and name appear masked by the rule of `common/masking.ts`
  * (`110105********1015`, `王*国`). The desk sent the full number, so it can still match each
  * answer to its applicant (answers come in the order asked), but the response it keeps is no
- * longer an identity document.
+ * longer an identity document. A person the desk reached through another (a spouse, a legal
+ * representative) shows only the region of their number (`110108************`).
  */
-import { maskName, maskPersonId } from "../../common/masking.ts";
+import { maskName, maskPersonId, maskRelatedPersonId } from "../../common/masking.ts";
 import type { MaskedField } from "./authorization.ts";
 import { forEachObjectAt } from "./operation-shape.ts";
 
@@ -14,9 +15,18 @@ const MASKS: Readonly<Record<string, (value: string) => string>> = {
   "Person.name": maskName,
 };
 
-/** The mask of a field for desks without the identity scope, or null when it is shown as is. */
-export function maskFor(coordinate: string): ((value: string) => string) | null {
-  return MASKS[coordinate] ?? null;
+/** For a person the desk reached through another (a spouse): the number's region only. */
+const RELATED_MASKS: Readonly<Record<string, (value: string) => string>> = {
+  ...MASKS,
+  "Person.id": maskRelatedPersonId,
+};
+
+/**
+ * The mask of a field for desks without the identity scope, or null when it is shown as is.
+ * `related`: the field belongs to a subject the desk did not name in its request.
+ */
+export function maskFor(coordinate: string, related = false): ((value: string) => string) | null {
+  return (related ? RELATED_MASKS : MASKS)[coordinate] ?? null;
 }
 
 export function applyMasks(data: unknown, masked: readonly MaskedField[]): void {

@@ -2,8 +2,11 @@
  * Field-level authorization and masking through the real gateway: the lottery desk learns what its
  * purpose needs (licence validity, age, hukou region) and nothing more (names, addresses, family).
  */
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { openAuditDatabase, subjectEntries } from "../../gateway/ledger/store.ts";
+import { hashKey } from "../../gateway/security/desks.ts";
 import { LI_NA, WANG_QIANG, writeFixtures, ZHANG_COMPANY, ZHANG_WEI } from "../fixtures.ts";
 import { tempDataDir } from "../helpers.ts";
 import { LOTTERY_DESK, type Platform, startPlatform } from "../platform.ts";
@@ -220,5 +223,42 @@ describe("withheld fields in unusual places", () => {
     });
     const text = await response.text();
     expect(text).toContain('"person":{"alive":true,"name":null,"ageOn":41,"hukouAddress":null}');
+  });
+});
+
+describe("a related person's number", () => {
+  it("shows only its region to a desk without identity:basic; a named subject keeps its last four", async () => {
+    const own = tempDataDir();
+    writeFixtures(own.dir);
+    const desksFile = join(own.dir, "desks.json");
+    writeFileSync(
+      desksFile,
+      JSON.stringify({
+        desks: [
+          {
+            id: "housing",
+            name: "Housing desk (test)",
+            keys: [`sha256:${hashKey("housing-key")}`],
+            purposes: [
+              { code: "housing", legalBasis: "Test suite.", scopes: ["family:relations"] },
+            ],
+          },
+        ],
+      }),
+    );
+    const housing = await startPlatform(own.dir, { config: { security: { desksFile } } });
+    try {
+      const { body } = await housing.query(
+        `{ person(id: "${ZHANG_WEI}") { id spouse(on: "2026-11-01") { id } } }`,
+        {},
+        { authorization: "Bearer housing-key", "x-purpose": "housing" },
+      );
+      expect(body).toEqual({
+        data: { person: { id: "110105********1015", spouse: { id: "110108************" } } },
+      });
+    } finally {
+      await housing.close();
+      own.remove();
+    }
   });
 });
