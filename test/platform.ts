@@ -52,16 +52,23 @@ export async function startPlatform(
     endpoints[department] = { url: `${address}/graphql`, timeoutMs: 2000 };
   }
   const { standIns, ...gatewayOptions } = options;
-  const gateway = await buildGateway({
-    ...gatewayOptions,
-    logger: false,
-    config: {
-      breakerResetMs: 500,
-      dataDir,
-      ...options.config,
-      departments: { ...endpoints, ...standIns },
-    },
-  });
+  let gateway: FastifyInstance;
+  try {
+    gateway = await buildGateway({
+      ...gatewayOptions,
+      logger: false,
+      config: {
+        breakerResetMs: 500,
+        dataDir,
+        ...options.config,
+        departments: { ...endpoints, ...standIns },
+      },
+    });
+  } catch (error) {
+    // A gateway that refused to start leaves no department listening behind it.
+    await Promise.all(Object.values(departments).map((department) => department.close()));
+    throw error;
+  }
   const url = `${await gateway.listen({ port: 0, host: "127.0.0.1" })}/graphql`;
   const stopped = new Set<Department>();
   return {

@@ -96,6 +96,13 @@ export class SecurityPipeline {
       log.warn("SECURITY=off: no authentication, authorization, masking, limits or audit");
       return new SecurityPipeline(config, false, null, null, NO_LEDGER, persisted);
     }
+    // A token is told apart by its issuer: with one issuer for both, every desk JWT would be
+    // checked as a citizen's and refused.
+    if (security.deskJwt && security.deskJwt.issuer === security.citizen.issuer) {
+      throw new Error(
+        `refusing to start: DESK_JWT_ISSUER and CITIZEN_TOKEN_ISSUER are both "${security.citizen.issuer}"; desks' and citizens' tokens need issuers of their own`,
+      );
+    }
     const registry = DeskRegistry.fromFile(security.desksFile);
     const demo = registry.demoDesks;
     if (config.production && demo.length > 0) {

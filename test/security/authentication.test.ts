@@ -7,6 +7,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { exportJWK, generateKeyPair, SignJWT } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEVELOPMENT_CITIZEN_ISSUER } from "../../gateway/config.ts";
 import { developmentCitizenToken } from "../../gateway/security/citizen-token.ts";
 import { writeFixtures, ZHANG_WEI } from "../fixtures.ts";
 import { tempDataDir } from "../helpers.ts";
@@ -267,6 +268,29 @@ describe("an address that keeps failing to authenticate", () => {
       });
     } finally {
       await guarded.close();
+      own.remove();
+    }
+  });
+});
+
+describe("a configuration with one issuer for desks and citizens", () => {
+  it("is refused at start, naming both settings", async () => {
+    const own = tempDataDir();
+    try {
+      await expect(
+        startPlatform(own.dir, {
+          config: {
+            security: {
+              deskJwt: {
+                jwksUrl: "http://127.0.0.1:9/jwks.json",
+                issuer: DEVELOPMENT_CITIZEN_ISSUER,
+                audience: "mianzheng",
+              },
+            },
+          },
+        }),
+      ).rejects.toThrow(/DESK_JWT_ISSUER and CITIZEN_TOKEN_ISSUER are both/);
+    } finally {
       own.remove();
     }
   });
