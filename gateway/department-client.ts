@@ -380,7 +380,8 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
         "pathInIncomingRequest" in options
           ? options.pathInIncomingRequest?.filter((key) => key !== "@")
           : undefined;
-      throw departmentUnavailable(this.department, path);
+      // A root fetch has no path of its own: the error then concerns the whole response.
+      throw departmentUnavailable(this.department, path?.length ? path : undefined);
     }
   }
 

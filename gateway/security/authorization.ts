@@ -68,8 +68,11 @@ const ARGUMENT_SUBJECTS: Readonly<Record<string, { argument: string; type: strin
   "Person.isChildOf": { argument: "parentId", type: "Person" },
 };
 
+/** Response keys the gateway keeps for itself (a desk's alias may not start so). */
+const RESERVED_PREFIX = "_mianzheng";
+
 /** Response key under which a nested subject's key is fetched for the audit, then removed. */
-export const HIDDEN_SUBJECT_KEY = "_mianzhengSubject";
+export const HIDDEN_SUBJECT_KEY = `${RESERVED_PREFIX}Subject`;
 
 export interface RemovedField {
   parentPath: readonly string[];
@@ -195,6 +198,7 @@ export class Authorizer {
     const masking = principal.kind !== "open" && !hasScope(principal, "identity:basic");
     const queryFields = this.schema.getQueryType()?.getFields() ?? {};
 
+    let reserved: ShapeField | null = null;
     const walk = (
       fields: Map<string, ShapeField>,
       parentPath: readonly string[],
@@ -202,6 +206,7 @@ export class Authorizer {
       site: SubjectSite | null,
     ): void => {
       for (const field of fields.values()) {
+        if (field.responseKey.startsWith(RESERVED_PREFIX)) reserved ??= field;
         if (!this.allows(principal, field.coordinate, atRoot)) {
           removed.push({
             parentPath,
@@ -263,6 +268,16 @@ export class Authorizer {
       }
     };
     walk(shape.root, [], true, null);
+    if (reserved) {
+      // Said plainly rather than as the rewrite's field conflict, which would name the key's use.
+      const field = reserved as ShapeField;
+      return [
+        new GraphQLError(
+          `The response key "${field.responseKey}" is reserved by the gateway; choose another alias`,
+          { nodes: field.nodes, extensions: { code: "GRAPHQL_VALIDATION_FAILED" } },
+        ),
+      ];
+    }
 
     const nested = sites.some((site) => site.rootArgument === null && !site.fieldArgument);
     const base = {

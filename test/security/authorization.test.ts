@@ -190,6 +190,22 @@ describe("nested subjects", () => {
   });
 });
 
+describe("the gateway's own response keys", () => {
+  it("are refused as a desk's aliases, plainly", async () => {
+    const { body } = await platform.query(
+      `{ person(id: "${ZHANG_WEI}") { spouse(on: "2026-11-01") { _mianzhengSubject: name } } }`,
+    );
+    expect(body.data).toBeUndefined();
+    expect(body.errors).toEqual([
+      expect.objectContaining({
+        message:
+          'The response key "_mianzhengSubject" is reserved by the gateway; choose another alias',
+        extensions: { code: "GRAPHQL_VALIDATION_FAILED" },
+      }),
+    ]);
+  });
+});
+
 describe("withheld fields in unusual places", () => {
   it("answers a withheld field of a person nobody holds with one error without a path", async () => {
     const { body } = await platform.query(
