@@ -149,16 +149,18 @@ export class Federation {
         ],
       };
     }
-    // The answer before errors nulled its objects: the audit still finds there whose records a
-    // nulled object's facts were read from (see access-record.ts).
-    const unshaped = { [UNSHAPED_DATA]: data };
-    if (errors.length > 0) return { errors, data: shaped.data, ...unshaped };
-    // Values the departments sent that the schema does not allow (a null for a non-null fact):
+    if (errors.length === 0 && shaped.errors.length === 0) return { data: shaped.data };
+    // Values the departments sent that the schema does not allow (a null for a non-null fact) are
     // reported only when the departments reported no error, which would explain them. Apollo's
     // gateway keeps them in `extensions.valueCompletion`, which no desk sees: a null would then
-    // come without a word.
-    if (shaped.errors.length > 0) return { data: shaped.data, errors: shaped.errors, ...unshaped };
-    return { data: shaped.data };
+    // come without a word. With errors, the answer before they nulled its objects goes along:
+    // the audit still finds there whose records a nulled object's facts were read from.
+    const result: ExecutionResult & { [UNSHAPED_DATA]: unknown } = {
+      data: shaped.data,
+      errors: errors.length > 0 ? errors : shaped.errors,
+      [UNSHAPED_DATA]: data,
+    };
+    return result;
   }
 
   private async executeWithApollo(
