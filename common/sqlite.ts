@@ -75,6 +75,52 @@ function dropUndeclaredIndexes(sqlite: Sqlite, tables: readonly SQLiteTable[]): 
   }
 }
 
+/** The primary key's columns a table declares (a composite key, or one column's own). */
+function declaredPrimaryKey(table: SQLiteTable): string[] {
+  const config = getTableConfig(table);
+  const composite = config.primaryKeys[0];
+  if (composite) return composite.columns.map((column) => column.name);
+  return config.columns.filter((column) => column.primary).map((column) => column.name);
+}
+
+/**
+ * Rebuilds the tables of `tables` whose file holds another primary key than the declaration
+ * (a natural key widened in a later version: tax payments keyed by their payment date too), the
+ * rows copied over in one transaction. A table keeps its rows; only the key that decides when an
+ * import updates rather than adds changes.
+ */
+function rebuildChangedPrimaryKeys(sqlite: Sqlite, tables: readonly SQLiteTable[]): void {
+  for (const table of tables) {
+    const { name, columns } = getTableConfig(table);
+    const present = sqlite.prepare(`PRAGMA table_info(${quote(name)})`).all() as Array<{
+      name: string;
+      pk: number;
+    }>;
+    if (present.length === 0) continue;
+    const key = present
+      .filter((column) => column.pk > 0)
+      .sort((a, b) => a.pk - b.pk)
+      .map((column) => column.name);
+    const declared = declaredPrimaryKey(table);
+    if (key.join("\u0000") === declared.join("\u0000")) continue;
+    const old = `${name}__before_key_change`;
+    const copied = columns
+      .map((column) => column.name)
+      .filter((column) => present.some((existing) => existing.name === column))
+      .map(quote)
+      .join(", ");
+    sqlite.transaction(() => {
+      sqlite.exec(`ALTER TABLE ${quote(name)} RENAME TO ${quote(old)}`);
+      // The old table's indexes go with it; the new table gets the declared ones.
+      for (const statement of createTableStatements(table)) sqlite.exec(statement);
+      sqlite.exec(
+        `INSERT OR REPLACE INTO ${quote(name)} (${copied}) SELECT ${copied} FROM ${quote(old)}`,
+      );
+      sqlite.exec(`DROP TABLE ${quote(old)}`);
+    })();
+  }
+}
+
 export interface DepartmentDatabase {
   sqlite: Sqlite;
   db: Drizzle;
@@ -102,6 +148,7 @@ export function openDepartmentDatabase(
   sqlite.pragma("cache_size = -65536");
   sqlite.pragma("temp_store = MEMORY");
   sqlite.pragma("busy_timeout = 5000");
+  rebuildChangedPrimaryKeys(sqlite, tables);
   // Before creating: the pages of a dropped index are reused by the one replacing it.
   dropUndeclaredIndexes(sqlite, tables);
   for (const table of tables) {

@@ -1,4 +1,4 @@
-/** How tax records land in the tax database (upserts on subject, period and region). */
+/** How tax records land in the tax database (upserts on subject, period, region and payment date). */
 import { sql } from "drizzle-orm";
 import type { RecordsOf } from "../../common/records.ts";
 import { type Drizzle, replaceAllButKey } from "../../common/sqlite.ts";
@@ -17,11 +17,12 @@ export function taxWriter(db: Drizzle): (record: RecordsOf["tax"]) => void {
       paidOn: p("paidOn"),
     })
     .onConflictDoUpdate({
-      target: [incomeTaxes.personId, incomeTaxes.period, incomeTaxes.region],
+      target: [incomeTaxes.personId, incomeTaxes.period, incomeTaxes.region, incomeTaxes.paidOn],
       set: replaceAllButKey(incomeTaxes, [
         incomeTaxes.personId,
         incomeTaxes.period,
         incomeTaxes.region,
+        incomeTaxes.paidOn,
       ]),
     })
     .prepare();
@@ -35,8 +36,8 @@ export function taxWriter(db: Drizzle): (record: RecordsOf["tax"]) => void {
       paidOn: p("paidOn"),
     })
     .onConflictDoUpdate({
-      target: [vats.uscc, vats.period, vats.region],
-      set: replaceAllButKey(vats, [vats.uscc, vats.period, vats.region]),
+      target: [vats.uscc, vats.period, vats.region, vats.paidOn],
+      set: replaceAllButKey(vats, [vats.uscc, vats.period, vats.region, vats.paidOn]),
     })
     .prepare();
 

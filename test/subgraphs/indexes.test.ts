@@ -10,6 +10,8 @@ import {
   databasePath,
   openDepartmentDatabase,
 } from "../../common/sqlite.ts";
+import { taxWriter } from "../../subgraphs/tax/import.ts";
+import { taxTables } from "../../subgraphs/tax/tables.ts";
 import { TrafficStore } from "../../subgraphs/traffic/store.ts";
 import { trafficTables } from "../../subgraphs/traffic/tables.ts";
 import { tempDataDir } from "../helpers.ts";
@@ -59,6 +61,57 @@ function planOf(database: DepartmentDatabase, store: TrafficStore, statement: st
     .map((row) => row.detail)
     .join("\n");
 }
+
+describe("department primary keys", () => {
+  it("rebuilds a table whose earlier key was narrower, keeping its rows, and then adds payments", () => {
+    // The tax tables as an earlier version declared them: one row per subject, period and region.
+    const sqlite = new Database(databasePath("tax", data.dir));
+    sqlite.exec(`
+      CREATE TABLE "income_tax" ("person_id" text NOT NULL, "period" text NOT NULL,
+        "region" text NOT NULL, "amount" integer NOT NULL, "paid_on" text NOT NULL,
+        PRIMARY KEY ("person_id", "period", "region")) WITHOUT ROWID;
+      CREATE TABLE "vat" ("uscc" text NOT NULL, "period" text NOT NULL, "region" text NOT NULL,
+        "amount" integer NOT NULL, "paid_on" text NOT NULL,
+        PRIMARY KEY ("uscc", "period", "region")) WITHOUT ROWID;
+      INSERT INTO income_tax VALUES ('${PERSON}', '2025-06', '110105', 10000, '2025-07-10');
+    `);
+    sqlite.close();
+    const database = openDepartmentDatabase("tax", taxTables, { dir: data.dir });
+    try {
+      const key = (table: string) =>
+        (
+          database.sqlite.prepare(`PRAGMA table_info(${table})`).all() as Array<{
+            name: string;
+            pk: number;
+          }>
+        )
+          .filter((column) => column.pk > 0)
+          .sort((a, b) => a.pk - b.pk)
+          .map((column) => column.name);
+      expect(key("income_tax")).toEqual(["person_id", "period", "region", "paid_on"]);
+      expect(key("vat")).toEqual(["uscc", "period", "region", "paid_on"]);
+      const write = taxWriter(database.db);
+      write({
+        kind: "incomeTax",
+        personId: PERSON,
+        period: "2025-06",
+        region: "110105",
+        amount: 5000,
+        paidOn: "2025-09-01",
+      } as never);
+      expect(
+        database.sqlite
+          .prepare("SELECT amount, paid_on AS paidOn FROM income_tax ORDER BY paid_on")
+          .all(),
+      ).toEqual([
+        { amount: 10000, paidOn: "2025-07-10" },
+        { amount: 5000, paidOn: "2025-09-01" },
+      ]);
+    } finally {
+      database.close();
+    }
+  });
+});
 
 describe("department indexes", () => {
   it("replaces the indexes an earlier version made and keeps the rows", () => {

@@ -19,6 +19,7 @@ const exactly = makeUscc("110105", "MA01TAX10");
 const justShort = makeUscc("110105", "MA01TAX20");
 const lateVat = makeUscc("110105", "MA01TAX30");
 const unknownOrganization = makeUscc("110105", "MA01TAX40");
+const inTwoPayments = makeUscc("110105", "MA01TAX50");
 
 function incomeTax(
   personId: string,
@@ -66,6 +67,10 @@ const records = [
   vat(justShort, "2025-10", "5000.00", undefined, "120101"),
   vat(lateVat, "2025-05", "40000.00"),
   vat(lateVat, "2025-12", "10000.00", "2026-11-02"),
+  // One month's VAT paid in two payments, the second one later: both are records.
+  vat(inTwoPayments, "2025-06", "30000.00", "2025-07-15"),
+  vat(inTwoPayments, "2025-06", "20000.00", "2025-09-01"),
+  vat(inTwoPayments, "2025-06", "5000.00", "2026-11-02"),
 ];
 
 let app: FastifyInstance;
@@ -212,6 +217,17 @@ describe("VAT of organisations (the year before D's year, in Beijing, paid by D)
       // The 10000.00 paid after D does not count.
       { uscc: lateVat, vatTotal: "40000.00" },
     ]);
+  });
+
+  it("adds up a month paid in several payments, each by its own payment date", async () => {
+    expect(await entities(selection, organizationRepresentations([inTwoPayments]))).toEqual([
+      { uscc: inTwoPayments, vatTotal: "50000.00" },
+    ]);
+    const [all] = await entities<{ vatTotal: string }>(
+      "... on Organization { vatTotal(year: 2025) }",
+      organizationRepresentations([inTwoPayments]),
+    );
+    expect(all?.vatTotal).toBe("55000.00");
   });
 
   it("counts every region and payment without region and paidBy", async () => {
