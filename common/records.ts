@@ -6,7 +6,7 @@
 
 import type { Department } from "./departments.ts";
 import { birthDateOfPersonId, genderOfPersonId, normalizePersonId, normalizeUscc } from "./ids.ts";
-import { isRegionCode } from "./regions.ts";
+import { isRecordedRegionCode } from "./regions.ts";
 import { isCalendarDate, isYearMonth, parseMoney } from "./values.ts";
 
 export interface PersonRecord {
@@ -243,7 +243,9 @@ function checkField(name: string, rule: FieldRule, value: unknown): { value: unk
         : `field "${name}" is neither a valid identity number nor a valid credit code`;
     }
     case "region":
-      return isRegionCode(value) ? { value } : `field "${name}" is not a GB/T 2260 division code`;
+      return isRecordedRegionCode(value)
+        ? { value }
+        : `field "${name}" is not a GB/T 2260 division code`;
     case "date":
       return isCalendarDate(value) ? { value } : `field "${name}" is not a real YYYY-MM-DD date`;
     case "yearMonth":

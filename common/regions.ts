@@ -58,6 +58,19 @@ export function isRegionCode(code: string): boolean {
   return /^\d{6}$/.test(code) && load().has(code);
 }
 
+/** A county-level code's shape: province, city and county digits, none of the last two `00`. */
+const COUNTY_SHAPE = /^\d{2}(?:0[1-9]|[1-9]\d)(?:0[1-9]|[1-9]\d)$/;
+
+/**
+ * Whether a record may carry this code: one of the table, or a county-level code of a province
+ * the table has — a division withdrawn since (`110103` Chongwen, `110228` Miyun County) is still
+ * the code on a record made while it stood, and is still in its province.
+ */
+export function isRecordedRegionCode(code: string): boolean {
+  if (isRegionCode(code)) return true;
+  return COUNTY_SHAPE.test(code) && load().has(`${code.slice(0, 2)}0000`);
+}
+
 /** All county-level codes of a province (two-digit prefix), for the demo population. */
 export function countyCodes(provincePrefix: string): string[] {
   return [...load().keys()].filter((c) => c.startsWith(provincePrefix) && !c.endsWith("00"));

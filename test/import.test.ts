@@ -186,6 +186,28 @@ describe("importing a good export", () => {
     database.close();
     expect(amount).toBe(123450);
   });
+
+  it("takes the code of a division withdrawn since, in its province; refuses a province nobody has", async () => {
+    const { dir } = freshDataDir();
+    const vehicle = (plate: string, region: string) => ({
+      kind: "vehicle",
+      plate,
+      ownerId: MIGRANT,
+      vehicleKind: "PASSENGER_CAR",
+      region,
+      registeredOn: "2010-05-01",
+    });
+    // 110228: Miyun County until 2015, now the district 110118.
+    const summary = await ingestRecords(
+      "traffic",
+      linesOf(ndjson([vehicle("京B12345", "110228"), vehicle("京B12346", "990105")])),
+      { dir, acceptValid: true },
+    );
+    expect(summary.imported).toBe(1);
+    expect(summary.problems).toEqual([
+      { line: 2, reason: 'field "region" is not a GB/T 2260 division code' },
+    ]);
+  });
 });
 
 /** One bad line per rule of records.md, each with the reason the report must give. */
