@@ -137,7 +137,9 @@ async function verifyBatch(
   const plan = compile(policy);
   const variables = policy.variables(on);
   const normalize = normalizer(policy);
-  const asked = subjects.map((raw) => raw.trim().toUpperCase());
+  // "As given (normalised to upper case)" (docs/spec/policies.md): a number padded with spaces
+  // is not a well-formed one, and is answered INVALID as given.
+  const asked = subjects.map((raw) => raw.toUpperCase());
   const states = new Map<string, SubjectState>();
   for (const subject of asked) {
     if (!states.has(subject) && normalize(subject) !== null) {

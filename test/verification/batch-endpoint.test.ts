@@ -128,8 +128,15 @@ describe("POST /verify/batch", { timeout: 60_000 }, () => {
       { subject: "NOT AN ID", outcome: "INVALID", reasons: ["INVALID_ID"] },
     ]);
     expect(results.map((result) => result.subject)).toEqual(
-      subjects.map((subject) => subject.trim().toUpperCase()),
+      subjects.map((subject) => subject.toUpperCase()),
     );
+    // As given, upper-cased: a padded number is not a well-formed one.
+    expect(results[500]).toMatchObject({
+      subject: ` ${ids[7]} `,
+      outcome: "INVALID",
+      reasons: ["INVALID_ID"],
+    });
+    expect(results[501]).toMatchObject({ subject: ids[8] });
     const outcomes = new Set(results.map((result) => result.outcome));
     expect(outcomes).toEqual(new Set(["ELIGIBLE", "INELIGIBLE", "INVALID"]));
 
