@@ -109,14 +109,16 @@ function rebuildChangedPrimaryKeys(sqlite: Sqlite, tables: readonly SQLiteTable[
       .filter((column) => present.some((existing) => existing.name === column))
       .map(quote)
       .join(", ");
+    const [createTable, ...createIndexes] = createTableStatements(table) as [string, ...string[]];
     sqlite.transaction(() => {
       sqlite.exec(`ALTER TABLE ${quote(name)} RENAME TO ${quote(old)}`);
-      // The old table's indexes go with it; the new table gets the declared ones.
-      for (const statement of createTableStatements(table)) sqlite.exec(statement);
+      sqlite.exec(createTable);
       sqlite.exec(
         `INSERT OR REPLACE INTO ${quote(name)} (${copied}) SELECT ${copied} FROM ${quote(old)}`,
       );
+      // The old table's indexes kept their names and go with it; then the declared ones are made.
       sqlite.exec(`DROP TABLE ${quote(old)}`);
+      for (const statement of createIndexes) sqlite.exec(statement);
     })();
   }
 }

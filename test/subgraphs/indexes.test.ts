@@ -4,6 +4,7 @@
  * lottery batch asks for are answered from their covering indexes alone.
  */
 import Database from "better-sqlite3";
+import { index, integer, primaryKey, sqliteTable, text } from "drizzle-orm/sqlite-core";
 import { afterAll, describe, expect, it } from "vitest";
 import {
   type DepartmentDatabase,
@@ -109,6 +110,47 @@ describe("department primary keys", () => {
       ]);
     } finally {
       database.close();
+    }
+  });
+});
+
+describe("a rebuilt table's indexes", () => {
+  it("are the declared ones, made on the new table (the old table's went with it)", () => {
+    const dir = tempDataDir("mianzheng-rebuild-");
+    try {
+      const payments = sqliteTable(
+        "payment",
+        {
+          subject: text("subject").notNull(),
+          day: text("day").notNull(),
+          amount: integer("amount"),
+        },
+        (t) => [primaryKey({ columns: [t.subject, t.day] }), index("payment_by_day").on(t.day)],
+      );
+      const sqlite = new Database(databasePath("civil", dir.dir));
+      sqlite.exec(`
+        CREATE TABLE "payment" ("subject" text NOT NULL, "day" text NOT NULL, "amount" integer,
+          PRIMARY KEY ("subject")) WITHOUT ROWID;
+        CREATE INDEX "payment_by_day" ON "payment" ("day");
+        INSERT INTO payment VALUES ('a', '2025-01-01', 1);
+      `);
+      sqlite.close();
+      const database = openDepartmentDatabase("civil", [payments], { dir: dir.dir });
+      try {
+        expect(
+          database.sqlite
+            .prepare("SELECT tbl_name FROM sqlite_master WHERE name = 'payment_by_day'")
+            .pluck()
+            .get(),
+        ).toBe("payment");
+        expect(database.sqlite.prepare("SELECT * FROM payment").all()).toEqual([
+          { subject: "a", day: "2025-01-01", amount: 1 },
+        ]);
+      } finally {
+        database.close();
+      }
+    } finally {
+      dir.remove();
     }
   });
 });
