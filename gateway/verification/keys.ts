@@ -196,6 +196,13 @@ export class ProofKeys {
         unlinkSync(draft);
       }
       chmodSync(file, 0o600);
+      // The folder's new entry too: the key is the one later proofs are checked against.
+      const folder = openSync(this.options.keysDir, "r");
+      try {
+        fsyncSync(folder);
+      } finally {
+        closeSync(folder);
+      }
       this.scannedAt = 0;
       return kid;
     }
