@@ -98,6 +98,9 @@ export function echoRequestId(app: FastifyInstance): void {
 
 const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
 
+/** Routes a department answers without the gateway's signature: its health and readiness probes. */
+const UNSIGNED_ROUTES = new Set(["/health", "/ready"]);
+
 /**
  * How a GraphQL response is written. A successful answer with data only (every batch the gateway
  * asks for) is written by `jsonPieces`, into a reused buffer when it is large; anything else
@@ -236,7 +239,7 @@ export async function buildSubgraphServer(options: SubgraphOptions): Promise<Fas
   const responseBuffers = new ResponseBuffers();
   app.addHook("preHandler", (request, reply, done) => {
     // Fastify sends a Buffer from a serializer as it sends any Buffer payload.
-    if (request.url.startsWith("/graphql")) {
+    if (request.routeOptions.url === "/graphql") {
       reply.serializer(
         graphQLResponseSerializer(reply, responseBuffers) as (payload: unknown) => string,
       );
@@ -246,7 +249,10 @@ export async function buildSubgraphServer(options: SubgraphOptions): Promise<Fas
   if (options.requireSignature ?? true) {
     const verifier = new SignatureVerifier(departmentSecret(department));
     app.addHook("preHandler", (request, reply, done) => {
-      if (!request.url.startsWith("/graphql")) return done();
+      // By the route matched, not the path as sent: the router decodes `/%67raphql` to the
+      // GraphQL route, which a test of the raw URL let through unsigned. Every route but the
+      // probes needs the gateway's signature.
+      if (UNSIGNED_ROUTES.has(request.routeOptions.url ?? "")) return done();
       const header = request.headers[SIGNATURE_HEADER];
       const problem = verifier.check(
         typeof header === "string" ? header : undefined,
@@ -290,6 +296,12 @@ export async function buildSubgraphServer(options: SubgraphOptions): Promise<Fas
       const errors = flat.map((error) => {
         const original = (error as GraphQLError).originalError;
         const code = (error as GraphQLError).extensions?.code;
+        const status = (original as { statusCode?: unknown } | undefined)?.statusCode;
+        if (original && typeof status === "number" && status < 500) {
+          // Refused by HTTP handling before GraphQL (a body that is not JSON): the caller's
+          // mistake, not a failure of ours to log with a stack.
+          return { message: original.message, extensions: { code: ErrorCode.BadUserInput } };
+        }
         if (original && !(original instanceof GraphQLError) && !code) {
           // An unexpected failure: log it in full, tell the caller only which department failed.
           context.reply.request.log.error({ err: original }, "resolver failed");

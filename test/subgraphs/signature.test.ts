@@ -53,6 +53,34 @@ describe("gateway signature on department requests", () => {
     });
   });
 
+  it("refuses an unsigned request to the GraphQL route by any spelling of its path", async () => {
+    for (const url of ["/%67raphql", "/graphq%6C", "/graphql?x=1"]) {
+      const posted = await app.inject({
+        method: "POST",
+        url,
+        headers: { "content-type": "application/json" },
+        payload: body,
+      });
+      expect(posted.statusCode, url).toBe(401);
+    }
+    const got = await app.inject({
+      method: "GET",
+      url: `/%67raphql?query=${encodeURIComponent("{ _service { sdl } }")}`,
+    });
+    expect(got.statusCode).toBe(401);
+    // The probes need no signature.
+    expect((await app.inject({ method: "GET", url: "/health" })).statusCode).toBe(200);
+    expect((await app.inject({ method: "GET", url: "/ready" })).statusCode).toBe(200);
+  });
+
+  it("refuses a body that is not JSON as the caller's mistake, not as an internal error", async () => {
+    const response = await post({}, "{bad");
+    expect(response.statusCode).toBe(400);
+    expect(response.json().errors).toEqual([
+      { message: "Request body is not valid JSON", extensions: { code: "BAD_USER_INPUT" } },
+    ]);
+  });
+
   it("refuses another department's signature and an altered body", async () => {
     const wrongSecret = await post({ [SIGNATURE_HEADER]: signBody(departmentSecret("tax"), body) });
     expect(wrongSecret.statusCode).toBe(401);
