@@ -12,7 +12,7 @@
  * stopped, and the output is byte for byte that of an uninterrupted run. The job's application
  * date and the proofs' issue time are kept in `<output>.state.json`.
  */
-import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
@@ -24,6 +24,7 @@ import {
   detectFormat,
   fingerprint,
   type InputRecord,
+  inputProblem,
   lineOutcome,
   readPreviousResults,
   readSubjects,
@@ -44,7 +45,10 @@ const USAGE = `usage: npm run verify -- --policy <name> --input <file> --output 
   --no-proofs                leave the signed proofs out
   --only-undetermined FILE   a previous output: verify only its UNDETERMINED lines again, copy the rest
   --concurrency N            batches in flight (default 4)
-  --batch N                  subjects per request (default 1000)`;
+  --batch N                  subjects per request (default 1000)
+exit codes: 0 every subject verified; 3 finished, but some verdicts are UNDETERMINED (a department
+did not answer: run again with --only-undetermined); 1 stopped (the results so far are kept: run the
+same command to continue); 2 wrong usage or input; 130 interrupted`;
 
 interface JobState {
   version: 1;
@@ -107,13 +111,25 @@ const outputPath = resolve(values.output ?? usage("missing --output"));
 const previousPath = values["only-undetermined"] ? resolve(values["only-undetermined"]) : null;
 const inputPath = values.input ? resolve(values.input) : (previousPath ?? usage("missing --input"));
 if (!existsSync(inputPath)) fail(`input ${inputPath} does not exist`, 2);
+if (!statSync(inputPath).isFile()) fail(`input ${inputPath} is not a file`, 2);
 if (previousPath && !existsSync(previousPath))
   fail(`previous output ${previousPath} does not exist`, 2);
+if (previousPath && existsSync(`${previousPath}.state.json`)) {
+  // Its lines not yet written are applicants it never verified: they would be missing here.
+  const previous = readJsonFile<JobState>(`${previousPath}.state.json`);
+  if (previous.completedAt === null) {
+    fail(
+      `${previousPath} is the output of a run that has not finished; finish it first (run its command again), then verify its UNDETERMINED lines`,
+      2,
+    );
+  }
+}
 if (values.on !== undefined && !isCalendarDate(values.on)) usage("--on must be a date YYYY-MM-DD");
 const concurrency = positive("concurrency", values.concurrency);
 const batchSize = positive("batch", values.batch);
 const proofs = !values["no-proofs"];
 const gatewayUrl = values.gateway ?? process.env.GATEWAY_URL ?? "http://127.0.0.1:4000/graphql";
+if (!URL.canParse(gatewayUrl)) usage(`--gateway must be a URL, got "${gatewayUrl}"`);
 const key = values.key ?? process.env.MIANZHENG_KEY;
 const purpose = values.purpose ?? process.env.MIANZHENG_PURPOSE;
 
@@ -207,15 +223,59 @@ interface PolicyInfo {
   grantsQuota: boolean;
 }
 
+/** A JSON file this command wrote, or a clear failure naming it. */
+function readJsonFile<T>(file: string): T {
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as T;
+  } catch (error) {
+    return fail(`${file} cannot be read (${(error as Error).message}); delete it to start over`, 2);
+  }
+}
+
 function readState(): JobState | null {
   const file = `${outputPath}.state.json`;
-  return existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as JobState) : null;
+  return existsSync(file) ? readJsonFile<JobState>(file) : null;
 }
+
+/** Results name people: readable by the operator alone, like the keys. */
+const PRIVATE = 0o600;
 
 function writeState(state: JobState): void {
   const file = `${outputPath}.state.json`;
-  writeFileSync(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
+  writeFileSync(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`, { mode: PRIVATE });
   renameSync(`${file}.tmp`, file);
+}
+
+/**
+ * One run at a time per output: two would append their batches to the same file. The lock
+ * names its process; a lock whose process is gone is taken over.
+ */
+function lockOutput(): void {
+  const lock = `${outputPath}.lock`;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(lock, String(process.pid), { flag: "wx", mode: PRIVATE });
+      process.on("exit", () => rmSync(lock, { force: true }));
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
+      const holder = Number(readFileSync(lock, "utf8"));
+      if (Number.isInteger(holder) && holder > 0 && isRunning(holder)) {
+        fail(`another verify (pid ${holder}) is writing ${outputPath}; wait for it or stop it`, 2);
+      }
+      rmSync(lock, { force: true });
+    }
+  }
+  fail(`could not take ${lock}`, 2);
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 /** The job this output belongs to: a new one, or the interrupted one this run continues. */
@@ -254,7 +314,7 @@ function jobState(): JobState {
   }
   let on = values.on;
   if (on === undefined && previousPath && existsSync(`${previousPath}.state.json`)) {
-    on = (JSON.parse(readFileSync(`${previousPath}.state.json`, "utf8")) as JobState).on;
+    on = readJsonFile<JobState>(`${previousPath}.state.json`).on;
   }
   const state: JobState = {
     version: 1,
@@ -268,7 +328,7 @@ function jobState(): JobState {
     completedAt: null,
   };
   writeState(state);
-  writeFileSync(outputPath, "");
+  writeFileSync(outputPath, "", { mode: PRIVATE });
   return state;
 }
 
@@ -317,7 +377,8 @@ async function main(): Promise<void> {
       2,
     );
   }
-  // Fails fast (FORBIDDEN, a bad date) before any file is touched.
+  // Fails fast (FORBIDDEN, a bad date, an input without the subject's column) before any file
+  // is touched.
   await verifyBatch({
     policy: policyName,
     subjects: [],
@@ -325,6 +386,11 @@ async function main(): Promise<void> {
     issuedAt: null,
     proofs: false,
   });
+  if (!previousPath) {
+    const problem = await inputProblem(inputPath, policy.subjectKind, detectFormat(inputPath));
+    if (problem) fail(`${inputPath}: ${problem}`, 2);
+  }
+  lockOutput();
   const state = jobState();
 
   const { done: resumedAt, tally } = await resumeOutput(outputPath);
@@ -409,6 +475,8 @@ async function main(): Promise<void> {
   }
   writeState({ ...state, completedAt: new Date().toISOString() });
   printSummary(tally, state, resumedAt, elapsed, done - resumedAt);
+  // Finished, but not every subject has a verdict to act on: scripts must be able to tell.
+  if ((tally.byOutcome.UNDETERMINED ?? 0) > 0) process.exitCode = 3;
 }
 
 async function countInput(): Promise<number> {

@@ -406,7 +406,7 @@ class OrderedOutput {
     private done: number,
     private readonly onWritten?: BatchRunOptions["onWritten"],
   ) {
-    this.fd = openSync(path, "a");
+    this.fd = openSync(path, "a", 0o600); // results name people: the operator's alone
   }
 
   put(sequence: number, text: Buffer, outcomes: LineOutcome[]): void {

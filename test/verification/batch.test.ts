@@ -148,6 +148,9 @@ describe("npm run verify", { timeout: 240_000 }, () => {
     expect(stdout).toMatch(/INVALID\s+3/);
     expect(stdout).toMatch(/NO_VALID_DRIVER_LICENSE\s+\d+/);
     expect(stdout).toMatch(/subjects\/s/);
+    // Results name people: readable by the operator alone.
+    expect(statSync(output).mode & 0o777).toBe(0o600);
+    expect(existsSync(`${output}.lock`)).toBe(false);
   });
 
   it("killed at any point and run again, it continues to byte-identical output", async () => {
@@ -187,6 +190,52 @@ describe("npm run verify", { timeout: 240_000 }, () => {
     expect(other.stderr).toContain("belongs to another job");
   });
 
+  it("refuses, before writing anything, an input without the subject's column (exit 2)", async () => {
+    const noColumn = join(data.dir, "no-column.csv");
+    writeFileSync(noColumn, "name,pid\nA,1\n");
+    const output = join(data.dir, "no-column.ndjson");
+    const { code, stderr } = await runVerify(["--input", noColumn, "--output", output]).done;
+    expect(code).toBe(2);
+    expect(stderr).toContain('no "id" (or "subject") column');
+    expect(existsSync(output) || existsSync(`${output}.state.json`)).toBe(false);
+  });
+
+  it("refuses a second run on an output another run is writing (exit 2)", async () => {
+    const output = join(data.dir, "twice.ndjson");
+    // Slowed down (small batches, one at a time) so that it is still writing when the second starts.
+    const first = runVerify([
+      "--input",
+      input,
+      "--output",
+      output,
+      "--no-proofs",
+      "--batch",
+      "20",
+      "--concurrency",
+      "1",
+    ]);
+    await until(() => countLines(output) >= 100);
+    const second = await runVerify(["--input", input, "--output", output, "--no-proofs"]).done;
+    expect(second.code).toBe(2);
+    expect(second.stderr).toContain("another verify");
+    expect((await first.done).code).toBe(0);
+    expect(lines(output)).toHaveLength(PERSONS + 3);
+  });
+
+  it("--only-undetermined refuses the output of a run that has not finished (exit 2)", async () => {
+    const unfinished = join(data.dir, "unfinished.ndjson");
+    writeFileSync(unfinished, "");
+    writeFileSync(`${unfinished}.state.json`, JSON.stringify({ on: D, completedAt: null }));
+    const { code, stderr } = await runVerify([
+      "--only-undetermined",
+      unfinished,
+      "--output",
+      join(data.dir, "from-unfinished.ndjson"),
+    ]).done;
+    expect(code).toBe(2);
+    expect(stderr).toContain("has not finished");
+  });
+
   it("a department stopped during a run gives UNDETERMINED naming it; --only-undetermined completes them", async () => {
     const output = join(data.dir, "traffic-down.ndjson");
     const trafficPort = (platform.departments.traffic.server.address() as AddressInfo).port;
@@ -202,7 +251,8 @@ describe("npm run verify", { timeout: 240_000 }, () => {
     await until(() => countLines(output) >= 2_000);
     await platform.stopDepartment("traffic");
     const stopped = await run.done;
-    expect(stopped.code, stopped.stderr).toBe(0);
+    // Finished, with verdicts still to be had: exit 3.
+    expect(stopped.code, stopped.stderr).toBe(3);
     expect(stopped.stdout).toContain("UNDETERMINED: a department did not answer");
     const results = lines(output);
     expect(results).toHaveLength(PERSONS + 3);
