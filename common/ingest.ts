@@ -3,7 +3,7 @@
  * `parseRecord` into the department's writer inside one explicit transaction, so a file either
  * lands whole or not at all, and memory stays flat however many lines the file has.
  */
-import { closeSync, createReadStream, openSync, statSync, writeSync } from "node:fs";
+import { closeSync, createReadStream, existsSync, openSync, statSync, writeSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { parse as parseCsvRecord } from "csv-parse/sync";
 import { departmentModules } from "../subgraphs/registry.ts";
@@ -301,6 +301,14 @@ export async function ingestFile(
     const stat = statSync(path);
     if (!stat.isFile()) throw new IngestError(`${path} is not a file`);
     totalBytes = stat.size;
+    // The rejects file is opened for writing (emptied) before the input is read: naming the input
+    // itself would destroy the export.
+    if (options.rejectsFile !== undefined && existsSync(options.rejectsFile)) {
+      const rejects = statSync(options.rejectsFile);
+      if (rejects.dev === stat.dev && rejects.ino === stat.ino) {
+        throw new IngestError(`the rejects file ${options.rejectsFile} is the input file`);
+      }
+    }
     // Opened here, not by the stream: a file that cannot be opened (EACCES) is a clear refusal
     // rather than an error event the line reader would not pass on.
     fd = openSync(path, "r");

@@ -338,6 +338,15 @@ describe("rejecting bad lines (all or nothing)", () => {
     expect(summary.problems.at(-1)?.line).toBe(100);
   });
 
+  it("refuses a rejects file that is the input itself, leaving the export as it was", async () => {
+    const file = join(data.dir, "hukou-self.ndjson");
+    writeFileSync(file, ndjson(goodHukouLines));
+    await expect(
+      ingestFile("hukou", file, { dir: freshDataDir().dir, acceptValid: true, rejectsFile: file }),
+    ).rejects.toThrow(new IngestError(`the rejects file ${file} is the input file`));
+    expect(readFileSync(file, "utf8")).toBe(ndjson(goodHukouLines));
+  });
+
   it("explains a missing file", async () => {
     await expect(ingestFile("hukou", join(data.dir, "absent.ndjson"))).rejects.toThrow(
       new IngestError(`no such file: ${join(data.dir, "absent.ndjson")}`),
