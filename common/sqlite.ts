@@ -21,6 +21,11 @@ export function databasePath(department: Department, dir = dataDir()): string {
   return join(dir, `${department}.db`);
 }
 
+/** Present while `npm run seed` writes a directory: an interrupted seed leaves it behind. */
+export function seedingMarker(dir: string): string {
+  return join(dir, ".seeding");
+}
+
 function quote(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }

@@ -9,7 +9,7 @@
  * departments: generating is cheap next to validating and writing, so this nearly halves the time.
  */
 import { type ChildProcess, fork } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
@@ -18,7 +18,7 @@ import { todayInBeijing } from "../common/clock.ts";
 import { DEPARTMENTS, type Department, isDepartment } from "../common/departments.ts";
 import { isCalendarDate } from "../common/ids.ts";
 import { KINDS } from "../common/records.ts";
-import { dataDir } from "../common/sqlite.ts";
+import { dataDir, seedingMarker } from "../common/sqlite.ts";
 import {
   DEMO_SUBJECT_KINDS,
   type DemoSubjectKind,
@@ -179,14 +179,24 @@ if (!isCalendarDate(asOf) || asOf < "2016-01-01") {
 const options: SeedOptions = { persons, seed, asOf, dir: values["data-dir"] ?? dataDir() };
 
 if (values.departments !== undefined) {
-  // A job process: write the given departments, report progress and the summary to the parent.
+  // A job process: write the given departments, report progress and the summary to the parent —
+  // and stop with it: a seed whose parent is gone is not finished by anyone.
+  process.once("disconnect", () => process.exit(1));
   const departments = values.departments.split(",").filter(isDepartment);
-  const summary = seedPopulation({
-    ...options,
-    departments,
-    onProgress: (done) => process.send?.({ progress: done } satisfies JobMessage),
-  });
+  let summary: SeedSummary;
+  try {
+    summary = seedPopulation({
+      ...options,
+      departments,
+      onProgress: (done) => process.send?.({ progress: done } satisfies JobMessage),
+    });
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    console.error(`seed failed (${departments.join(", ")}): ${code ? `${code} ` : ""}${message}`);
+    process.exit(1);
+  }
   process.send?.({ summary } satisfies JobMessage);
+  process.removeAllListeners("disconnect");
   process.disconnect?.();
 } else {
   const jobs =
@@ -216,6 +226,17 @@ if (values.departments !== undefined) {
   };
 
   const started = performance.now();
+  // Present while databases are being written: `npm start` seeds again over an interrupted seed
+  // instead of serving half a population.
+  const marker = seedingMarker(options.dir);
+  try {
+    mkdirSync(options.dir, { recursive: true });
+    writeFileSync(marker, `${process.pid}\n`);
+  } catch (error) {
+    const { code, message } = error as NodeJS.ErrnoException;
+    console.error(`seed failed: cannot write to ${options.dir}: ${code ?? message}`);
+    process.exit(1);
+  }
   let summary: SeedSummary;
   try {
     summary =
@@ -235,4 +256,5 @@ if (values.departments !== undefined) {
   summary.elapsedMs = performance.now() - started;
   printSummary(summary, options, jobs);
   writeDemoSubjects(summary, options);
+  rmSync(marker, { force: true });
 }

@@ -16,7 +16,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { DEPARTMENTS, type Department, defaultPort, urlVariable } from "../common/departments.ts";
-import { databasePath, dataDir } from "../common/sqlite.ts";
+import { databasePath, dataDir, seedingMarker } from "../common/sqlite.ts";
 import { isReadyMessage } from "./supervision.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -63,10 +63,18 @@ function run(
   children.set(label, child);
   child.on("exit", (code, signal) => {
     children.delete(label);
-    const expected = label === "seed" && code === 0;
-    if (!stopping && !expected)
-      console.error(`[start] ${label} exited (${signal ?? `code ${code}`})`);
-    if (stopping && children.size === 0) process.exit(exitCode);
+    if (stopping) {
+      if (children.size === 0) process.exit(exitCode);
+      return;
+    }
+    if (label === "seed") {
+      if (code !== 0) console.error(`[start] seed exited (${signal ?? `code ${code}`})`);
+      return;
+    }
+    // A department process or the gateway died: half a platform would still say "ready" for the
+    // rest (the gateway's circuits close only on the next failed call). Stop it all.
+    console.error(`[start] ${label} exited (${signal ?? `code ${code}`}); stopping the platform`);
+    stopAll(1);
   });
   return child;
 }
@@ -97,15 +105,24 @@ function stopAll(code: number): void {
   exitCode = code;
   if (children.size === 0) process.exit(exitCode);
   for (const child of children.values()) child.kill("SIGTERM");
+  // A process that does not finish its requests in flight within 10 s is stopped outright.
+  setTimeout(() => {
+    for (const child of children.values()) child.kill("SIGKILL");
+  }, 10_000).unref();
 }
 
 process.on("SIGINT", () => stopAll(0));
 process.on("SIGTERM", () => stopAll(0));
 
 const dir = dataDir();
-if (!DEPARTMENTS.some((department) => existsSync(databasePath(department, dir)))) {
+const interrupted = existsSync(seedingMarker(dir));
+if (interrupted || !DEPARTMENTS.some((department) => existsSync(databasePath(department, dir)))) {
   const persons = process.env.SEED_PERSONS ?? "20000";
-  console.log(`[start] ${dir} holds no department database: seeding ${persons} demo persons`);
+  console.log(
+    interrupted
+      ? `[start] the demo population of ${dir} was being written when it stopped: seeding ${persons} demo persons again`
+      : `[start] ${dir} holds no department database: seeding ${persons} demo persons`,
+  );
   const seed = run("seed", [...script("seed"), "--persons", persons]);
   const code = await new Promise<number | null>((resolve) => seed.on("exit", resolve));
   if (stopping) await new Promise(() => {}); // stopAll exits once every child has

@@ -5,7 +5,7 @@
  * thread, which the bundles start from files of their own; Ctrl-C (SIGINT) stops every process.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -144,4 +144,80 @@ describe("npm start", () => {
       expect(await refused(`${url}/health`)).toBe(true);
     }
   }, 30_000);
+});
+
+/** The processes started by `pid`, and theirs, with their command lines (from /proc). */
+function descendants(pid: number): Array<{ pid: number; command: string }> {
+  const all = readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .map((name) => {
+      try {
+        const stat = readFileSync(`/proc/${name}/stat`, "utf8");
+        const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+        const command = readFileSync(`/proc/${name}/cmdline`, "utf8").replaceAll("\0", " ");
+        return { pid: Number(name), parent, command };
+      } catch {
+        return null;
+      }
+    })
+    .filter((entry): entry is { pid: number; parent: number; command: string } => entry !== null);
+  const found: Array<{ pid: number; command: string }> = [];
+  const walk = (of: number) => {
+    for (const entry of all) {
+      if (entry.parent !== of) continue;
+      found.push({ pid: entry.pid, command: entry.command });
+      walk(entry.pid);
+    }
+  };
+  walk(pid);
+  return found;
+}
+
+describe("npm start over an interrupted seed, and when a process dies", () => {
+  it("seeds again, then stops the whole platform (exit 1) when the departments' process dies", async () => {
+    const own = tempDataDir();
+    try {
+      // What a seed stopped half-way leaves: its marker and a database it had begun.
+      writeFileSync(join(own.dir, ".seeding"), "12345\n");
+      writeFileSync(join(own.dir, "hukou.db"), "");
+      const port = await freePort();
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        DATA_DIR: own.dir,
+        SEED_PERSONS: "200",
+        PORT: String(port),
+        LOG_LEVEL: "warn",
+      };
+      for (const department of DEPARTMENTS) {
+        env[urlVariable(department)] = `http://127.0.0.1:${await freePort()}/graphql`;
+      }
+      const second = spawn(process.execPath, ["scripts/run.mjs", "start"], {
+        cwd: ROOT,
+        env,
+        stdio: ["ignore", "pipe", "pipe"],
+      });
+      let text = "";
+      await new Promise<void>((resolve, reject) => {
+        const keep = (chunk: Buffer) => {
+          text += chunk.toString();
+          if (text.includes("Press Ctrl-C to stop.")) resolve();
+        };
+        second.stdout?.on("data", keep);
+        second.stderr?.on("data", keep);
+        second.once("exit", (code) => reject(new Error(`npm start exited (${code}):\n${text}`)));
+      });
+      expect(text).toContain("was being written when it stopped: seeding 200 demo persons again");
+      expect(existsSync(join(own.dir, ".seeding"))).toBe(false);
+      const departments = descendants(second.pid as number).find((entry) =>
+        entry.command.includes("subgraph"),
+      );
+      expect(departments).toBeDefined();
+      process.kill(departments?.pid as number, "SIGKILL");
+      expect(await exited(second)).toBe(1);
+      expect(text).toContain("stopping the platform");
+      expect(await refused(`http://127.0.0.1:${port}/health`)).toBe(true);
+    } finally {
+      own.remove();
+    }
+  }, 180_000);
 });
