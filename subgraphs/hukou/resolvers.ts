@@ -5,6 +5,7 @@ import {
   personIdArgument,
   regionArgument,
 } from "../../common/arguments.ts";
+import { badUserInput } from "../../common/errors.ts";
 import { whenLoaded } from "../../common/loaders.ts";
 import { regionOrCode } from "../../common/regions.ts";
 import type { SubgraphContext } from "../../common/subgraph.ts";
@@ -25,7 +26,9 @@ const withinRegion = (args: { region: string }) => ({
 });
 const permitFilter = (args: PermitFilter) => ({
   kind: args.kind,
-  prefix: args.region ? regionArgument("region", args.region) : "",
+  // Only a region left out means everywhere: an empty string is a malformed region, as in the
+  // other departments, not a silently widened check.
+  prefix: args.region == null ? "" : regionArgument("region", args.region),
   on: dayArgument(args.on),
 });
 
@@ -71,8 +74,12 @@ export function hukouResolvers(store: HukouStore) {
       hukouAddress: (row: PersonRow, _: unknown, context: SubgraphContext) =>
         detail(row, context, "hukouAddress"),
       gender: (row: PersonRow) => (row.gender === "M" ? "MALE" : "FEMALE"),
-      ageOn: (row: PersonRow, args: { on?: string | null }, context: SubgraphContext) =>
-        ageOn(row.birthDate, context.loaders.argumentsOf("ageOn", args, onTheDay).on),
+      ageOn: (row: PersonRow, args: { on?: string | null }, context: SubgraphContext) => {
+        const { on } = context.loaders.argumentsOf("ageOn", args, onTheDay);
+        // No age before birth (it would be negative).
+        if (on < row.birthDate) throw badUserInput("on", "before the person's birth date", on);
+        return ageOn(row.birthDate, on);
+      },
       hukouRegion: (row: PersonRow) => regionOrCode(row.hukouRegion),
       hukouWithin: (row: PersonRow, args: { region: string }, context: SubgraphContext) =>
         row.hukouRegion.startsWith(

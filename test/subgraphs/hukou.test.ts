@@ -220,6 +220,23 @@ describe("hukou subgraph", () => {
     );
   });
 
+  it("refuses an empty region and an age on a day before birth, naming the argument", async () => {
+    const permit = await inject(
+      app,
+      `{ person(id: "${worker}") { hasValidResidencePermit(kind: WORK_RESIDENCE, region: "") } }`,
+    );
+    expect(permit.errors?.[0]?.extensions).toMatchObject({
+      code: "BAD_USER_INPUT",
+      argument: "region",
+    });
+    const unborn = await inject(app, `{ person(id: "${beijinger}") { ageOn(on: "1900-01-01") } }`);
+    expect(unborn.data).toEqual({ person: null });
+    expect(unborn.errors?.[0]?.extensions).toMatchObject({
+      code: "BAD_USER_INPUT",
+      argument: "on",
+    });
+  });
+
   it("refuses a malformed id in the list before reading anything, naming its position", async () => {
     const result = await inject(app, "query ($ids: [ID!]!) { people(ids: $ids) { id } }", {
       ids: [beijinger, "110105198503121016"],
