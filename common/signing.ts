@@ -1,10 +1,12 @@
 /**
  * Gateway-to-department request signing. Departments serve only the gateway: every subgraph
- * request carries `x-mianzheng-signature: t=<ms>,v1=<hex HMAC-SHA256(secret, t + "." + body)>`
- * with a secret per department. A subgraph refuses unsigned, wrongly signed, stale or replayed
- * requests, so `_entities` and `_service` are unreachable around the gateway.
+ * request carries `x-mianzheng-signature: t=<ms>,n=<nonce>,v1=<hex HMAC-SHA256(secret,
+ * t + "." + n + "." + body)>` with a secret per department. A subgraph refuses unsigned, wrongly
+ * signed, stale or replayed requests, so `_entities` and `_service` are unreachable around the
+ * gateway. The nonce makes two requests of the same body in the same millisecond two signatures,
+ * so that the second is not taken for a replay of the first.
  */
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Department } from "./departments.ts";
 
 export const SIGNATURE_HEADER = "x-mianzheng-signature";
@@ -23,13 +25,18 @@ export function departmentSecret(department: Department): string {
   return `mianzheng-development-secret-${department}`;
 }
 
-function mac(secret: string, timestamp: string, body: string | Buffer): string {
-  return createHmac("sha256", secret).update(`${timestamp}.`).update(body).digest("hex");
+function mac(secret: string, timestamp: string, nonce: string, body: string | Buffer): string {
+  return createHmac("sha256", secret).update(`${timestamp}.${nonce}.`).update(body).digest("hex");
 }
+
+/** Unique within this process (a counter), and across processes (a random prefix). */
+const NONCE_PREFIX = randomBytes(6).toString("hex");
+let nonces = 0;
 
 export function signBody(secret: string, body: string | Buffer, at = Date.now()): string {
   const timestamp = String(at);
-  return `t=${timestamp},v1=${mac(secret, timestamp, body)}`;
+  const nonce = `${NONCE_PREFIX}${(nonces++).toString(36)}`;
+  return `t=${timestamp},n=${nonce},v1=${mac(secret, timestamp, nonce, body)}`;
 }
 
 export type SignatureProblem = "missing" | "malformed" | "stale" | "mismatch" | "replayed";
@@ -53,15 +60,15 @@ export class SignatureVerifier {
     now = Date.now(),
   ): SignatureProblem | null {
     if (!header) return "missing";
-    const match = /^t=(\d{1,16}),v1=([0-9a-f]{64})$/.exec(header);
+    const match = /^t=(\d{1,16}),n=([0-9a-z]{1,64}),v1=([0-9a-f]{64})$/.exec(header);
     if (!match) return "malformed";
     const timestamp = match[1] as string;
-    const given = Buffer.from(match[2] as string, "hex");
+    const given = Buffer.from(match[3] as string, "hex");
     if (Math.abs(now - Number(timestamp)) > this.windowMs) return "stale";
-    const expected = Buffer.from(mac(this.secret, timestamp, body), "hex");
+    const expected = Buffer.from(mac(this.secret, timestamp, match[2] as string, body), "hex");
     if (!timingSafeEqual(given, expected)) return "mismatch";
     this.sweep(now);
-    const signature = match[2] as string;
+    const signature = match[3] as string;
     if (this.seen.has(signature)) return "replayed";
     this.seen.set(signature, Number(timestamp));
     return null;

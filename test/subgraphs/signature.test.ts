@@ -107,6 +107,17 @@ describe("gateway signature on department requests", () => {
     expect(response.json().errors[0].message).toContain("stale");
   });
 
+  it("takes two requests of the same body in the same millisecond for two, not a replay", () => {
+    const verifier = new SignatureVerifier("s", 1000);
+    const at = 2_000_000;
+    const first = signBody("s", "same body", at);
+    const second = signBody("s", "same body", at);
+    expect(second).not.toBe(first);
+    expect(verifier.check(first, "same body", at)).toBeNull();
+    expect(verifier.check(second, "same body", at)).toBeNull();
+    expect(verifier.check(second, "same body", at)).toBe("replayed");
+  });
+
   it("forgets signatures once they are outside the window", () => {
     const verifier = new SignatureVerifier("s", 1000);
     const at = 1_000_000;
