@@ -35,8 +35,15 @@ function script(name: "gateway" | "subgraph" | "seed"): string[] {
 
 /** A department's port: that of its `HUKOU_URL` … when set (the gateway reaches it there). */
 function departmentPort(department: Department): number {
-  const variable = process.env[urlVariable(department)];
+  const name = urlVariable(department);
+  const variable = process.env[name];
   if (!variable) return defaultPort(department);
+  if (!URL.canParse(variable)) {
+    console.error(
+      `[start] ${name} must be a URL such as http://127.0.0.1:4001/graphql, got "${variable}"`,
+    );
+    process.exit(2);
+  }
   const url = new URL(variable);
   return Number(url.port || (url.protocol === "https:" ? 443 : 80));
 }
@@ -114,6 +121,9 @@ function stopAll(code: number): void {
 process.on("SIGINT", () => stopAll(0));
 process.on("SIGTERM", () => stopAll(0));
 
+// Read before anything is written: a malformed HUKOU_URL … stops here, not after a seed.
+const departments = DEPARTMENTS.map((department) => `${department}:${departmentPort(department)}`);
+
 const dir = dataDir();
 const interrupted = existsSync(seedingMarker(dir));
 if (interrupted || !DEPARTMENTS.some((department) => existsSync(databasePath(department, dir)))) {
@@ -136,9 +146,6 @@ try {
   // Everything starts at once: the gateway plans from the supergraph file and needs no department
   // to start, so loading its modules overlaps with the departments'.
   const port = Number(process.env.PORT ?? 4000);
-  const departments = DEPARTMENTS.map(
-    (department) => `${department}:${departmentPort(department)}`,
-  );
   // PORT is the gateway's; the departments' ports are given with their names.
   run("departments", [...script("subgraph"), ...departments], {
     env: { PORT: undefined },
