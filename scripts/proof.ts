@@ -75,10 +75,15 @@ async function verify(argument: string, jwks: string | undefined): Promise<numbe
 }
 
 async function main(): Promise<number> {
-  const { positionals, values } = parseArgs({
-    allowPositionals: true,
-    options: { jwks: { type: "string" }, help: { type: "boolean", short: "h", default: false } },
-  });
+  let parsed: ReturnType<typeof parseCommandLine>;
+  try {
+    parsed = parseCommandLine();
+  } catch (error) {
+    // An unknown option is a wrong usage (2), like an unknown command.
+    console.error(`${(error as Error).message}\n${USAGE}`);
+    return 2;
+  }
+  const { positionals, values } = parsed;
   const [command, argument] = positionals;
   if (values.help || !command) {
     console.log(USAGE);
@@ -103,6 +108,13 @@ async function main(): Promise<number> {
       console.error(`unknown command "${command}"\n${USAGE}`);
       return 2;
   }
+}
+
+function parseCommandLine() {
+  return parseArgs({
+    allowPositionals: true,
+    options: { jwks: { type: "string" }, help: { type: "boolean", short: "h", default: false } },
+  });
 }
 
 try {

@@ -268,6 +268,14 @@ describe("signed proofs", () => {
     const altered = run(alter(proof, 40));
     expect(altered.status).toBe(1);
     expect(altered.stderr).toContain("INVALID proof");
+    // A wrong option is a wrong usage, as a wrong command is.
+    const unknown = spawnSync(
+      process.execPath,
+      ["--import", "tsx", "scripts/proof.ts", "verify", proof, "--jwsk", jwksFile],
+      { encoding: "utf8" },
+    );
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toContain("usage");
     // Online, from the gateway's JWKS (asynchronously: the gateway runs in this process).
     const online = await execFileAsync(process.execPath, [
       "--import",
