@@ -19,6 +19,7 @@ import cliProgress from "cli-progress";
 import { Agent, request } from "undici";
 import { todayInBeijing } from "../common/clock.ts";
 import { isCalendarDate } from "../common/ids.ts";
+import { isProcessRunning } from "../common/processes.ts";
 import {
   countRecords,
   detectFormat,
@@ -260,22 +261,13 @@ function lockOutput(): void {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
       const holder = Number(readFileSync(lock, "utf8"));
-      if (Number.isInteger(holder) && holder > 0 && isRunning(holder)) {
+      if (isProcessRunning(holder)) {
         fail(`another verify (pid ${holder}) is writing ${outputPath}; wait for it or stop it`, 2);
       }
       rmSync(lock, { force: true });
     }
   }
   fail(`could not take ${lock}`, 2);
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** The job this output belongs to: a new one, or the interrupted one this run continues. */

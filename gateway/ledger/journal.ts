@@ -42,6 +42,8 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
+import { syncPath } from "../../common/files.ts";
+import { isProcessRunning } from "../../common/processes.ts";
 import { JsonFragments, type Selection, type WireRecord } from "./wire.ts";
 
 /** Preallocated size: writing starts over past it once everything written has been moved. */
@@ -366,17 +368,8 @@ export function abandonedJournals(dir: string, own: ReadonlySet<string> = new Se
     // A journal of this very process that it does not hold open was left by a ledger that failed.
     // A running process of that number may be another program that reused it after a reboot:
     // the journal then waits until that process has ended; its records are late, not lost.
-    return pid === process.pid || !isRunning(pid);
+    return pid === process.pid || !isProcessRunning(pid);
   });
-}
-
-function isRunning(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Reads a whole journal file as text (empty when it is gone). */
@@ -430,12 +423,7 @@ export class JournalWriter {
         writeSync(fd, zeros, 0, Math.min(zeros.length, bytes - at), at);
       }
       fsyncSync(fd);
-      const directory = openSync(dir, "r");
-      try {
-        fsyncSync(directory);
-      } finally {
-        closeSync(directory);
-      }
+      syncPath(dir);
     } catch (error) {
       closeSync(fd);
       removeJournal(path);

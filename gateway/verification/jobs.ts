@@ -7,13 +7,10 @@
  */
 import { randomUUID } from "node:crypto";
 import {
-  closeSync,
   createReadStream,
   createWriteStream,
   existsSync,
-  fsyncSync,
   mkdirSync,
-  openSync,
   readdirSync,
   readFileSync,
   renameSync,
@@ -27,6 +24,8 @@ import { pipeline } from "node:stream/promises";
 import Database from "better-sqlite3";
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteShorthandOptions } from "fastify";
 import { ErrorCode } from "../../common/errors.ts";
+import { syncPath } from "../../common/files.ts";
+import { isProcessRunning } from "../../common/processes.ts";
 import type { GatewayConfig } from "../config.ts";
 import { requestContext } from "../department-client.ts";
 import type { PlatformServices } from "../platform.ts";
@@ -160,9 +159,9 @@ export class JobRunner {
   private write(job: Job, durable = false): void {
     const file = join(this.jobDir(job.id), "job.json");
     writeFileSync(`${file}.tmp`, `${JSON.stringify(job, null, 2)}\n`);
-    if (durable) flushFile(`${file}.tmp`);
+    if (durable) syncPath(`${file}.tmp`);
     renameSync(`${file}.tmp`, file);
-    if (durable) flushFile(this.jobDir(job.id));
+    if (durable) syncPath(this.jobDir(job.id));
     for (const notify of this.watchers.get(job.id) ?? []) notify();
   }
 
@@ -238,9 +237,9 @@ export class JobRunner {
       },
     };
     // The upload, job.json and the folder naming them are on disk before the job is accepted.
-    flushFile(inputFile);
+    syncPath(inputFile);
     this.write(job, true);
-    flushFile(this.dir);
+    syncPath(this.dir);
     this.enqueue(id);
     return job;
   }
@@ -421,7 +420,7 @@ class JobClaims {
       const held = this.sqlite.prepare("SELECT pid FROM claims WHERE job = ?").get(job) as
         | { pid: number }
         | undefined;
-      if (held && held.pid !== process.pid && holderAlive(held.pid)) return false;
+      if (held && held.pid !== process.pid && isProcessRunning(held.pid)) return false;
       this.sqlite
         .prepare(
           "INSERT INTO claims (job, pid) VALUES (?, ?) ON CONFLICT (job) DO UPDATE SET pid = excluded.pid",
@@ -439,26 +438,6 @@ class JobClaims {
 
   close(): void {
     this.sqlite.close();
-  }
-}
-
-/** fsync of a file or a folder (a folder's entries: a file just created or renamed in it). */
-function flushFile(path: string): void {
-  const fd = openSync(path, "r");
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function holderAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

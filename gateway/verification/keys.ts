@@ -31,6 +31,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
+import { syncPath } from "../../common/files.ts";
 
 /** A public Ed25519 key as JWKS serves it. */
 export interface PublicJwk {
@@ -197,12 +198,7 @@ export class ProofKeys {
       }
       chmodSync(file, 0o600);
       // The folder's new entry too: the key is the one later proofs are checked against.
-      const folder = openSync(this.options.keysDir, "r");
-      try {
-        fsyncSync(folder);
-      } finally {
-        closeSync(folder);
-      }
+      syncPath(this.options.keysDir);
       this.scannedAt = 0;
       return kid;
     }
