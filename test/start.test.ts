@@ -5,12 +5,12 @@
  * thread, which the bundles start from files of their own; Ctrl-C (SIGINT) stops every process.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEPARTMENTS, type Department, urlVariable } from "../common/departments.ts";
-import { freePort } from "../scripts/bench/processes.ts";
+import { freePort, processTree } from "../scripts/bench/processes.ts";
 import { tempDataDir } from "./helpers.ts";
 import { DEV_DESK } from "./platform.ts";
 
@@ -37,6 +37,21 @@ async function post(query: string, variables: Record<string, unknown> = {}) {
     status: response.status,
     body: (await response.json()) as { data?: Record<string, unknown>; errors?: unknown[] },
   };
+}
+
+/** What `npm start` prints (kept as it comes), and when it says the platform is running. */
+function untilRunning(child: ChildProcess): { ready: Promise<void>; output: () => string } {
+  let text = "";
+  const ready = new Promise<void>((resolve, reject) => {
+    const keep = (chunk: Buffer) => {
+      text += chunk.toString();
+      if (text.includes("Press Ctrl-C to stop.")) resolve();
+    };
+    child.stdout?.on("data", keep);
+    child.stderr?.on("data", keep);
+    child.once("exit", (code) => reject(new Error(`npm start exited (${code}):\n${text}`)));
+  });
+  return { ready, output: () => text };
 }
 
 async function refused(url: string): Promise<boolean> {
@@ -68,16 +83,9 @@ beforeAll(async () => {
     env,
     stdio: ["ignore", "pipe", "pipe"],
   });
-  const running = new Promise<void>((resolve, reject) => {
-    const keep = (chunk: Buffer) => {
-      output += chunk.toString();
-      if (output.includes("Press Ctrl-C to stop.")) resolve();
-    };
-    start.stdout?.on("data", keep);
-    start.stderr?.on("data", keep);
-    start.once("exit", (code) => reject(new Error(`npm start exited (${code}):\n${output}`)));
-  });
-  await running;
+  const running = untilRunning(start);
+  await running.ready;
+  output = running.output();
 }, 180_000);
 
 afterAll(async () => {
@@ -146,33 +154,6 @@ describe("npm start", () => {
   }, 30_000);
 });
 
-/** The processes started by `pid`, and theirs, with their command lines (from /proc). */
-function descendants(pid: number): Array<{ pid: number; command: string }> {
-  const all = readdirSync("/proc")
-    .filter((name) => /^\d+$/.test(name))
-    .map((name) => {
-      try {
-        const stat = readFileSync(`/proc/${name}/stat`, "utf8");
-        const parent = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-        const command = readFileSync(`/proc/${name}/cmdline`, "utf8").replaceAll("\0", " ");
-        return { pid: Number(name), parent, command };
-      } catch {
-        return null;
-      }
-    })
-    .filter((entry): entry is { pid: number; parent: number; command: string } => entry !== null);
-  const found: Array<{ pid: number; command: string }> = [];
-  const walk = (of: number) => {
-    for (const entry of all) {
-      if (entry.parent !== of) continue;
-      found.push({ pid: entry.pid, command: entry.command });
-      walk(entry.pid);
-    }
-  };
-  walk(pid);
-  return found;
-}
-
 describe("npm start over an interrupted seed, and when a process dies", () => {
   it("seeds again, then stops the whole platform (exit 1) when the departments' process dies", async () => {
     const own = tempDataDir();
@@ -196,25 +177,19 @@ describe("npm start over an interrupted seed, and when a process dies", () => {
         env,
         stdio: ["ignore", "pipe", "pipe"],
       });
-      let text = "";
-      await new Promise<void>((resolve, reject) => {
-        const keep = (chunk: Buffer) => {
-          text += chunk.toString();
-          if (text.includes("Press Ctrl-C to stop.")) resolve();
-        };
-        second.stdout?.on("data", keep);
-        second.stderr?.on("data", keep);
-        second.once("exit", (code) => reject(new Error(`npm start exited (${code}):\n${text}`)));
-      });
-      expect(text).toContain("was being written when it stopped: seeding 200 demo persons again");
+      const running = untilRunning(second);
+      await running.ready;
+      expect(running.output()).toContain(
+        "was being written when it stopped: seeding 200 demo persons again",
+      );
       expect(existsSync(join(own.dir, ".seeding"))).toBe(false);
-      const departments = descendants(second.pid as number).find((entry) =>
-        entry.command.includes("subgraph"),
+      const departments = processTree(second.pid as number).find((pid) =>
+        readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("subgraph"),
       );
       expect(departments).toBeDefined();
-      process.kill(departments?.pid as number, "SIGKILL");
+      process.kill(departments as number, "SIGKILL");
       expect(await exited(second)).toBe(1);
-      expect(text).toContain("stopping the platform");
+      expect(running.output()).toContain("stopping the platform");
       expect(await refused(`http://127.0.0.1:${port}/health`)).toBe(true);
     } finally {
       own.remove();
