@@ -184,31 +184,25 @@ export function touchedSubjects(
       });
       continue;
     }
-    if (unshaped !== undefined) {
-      forEachObjectAt(unshaped, site.path, (object, at) => {
-        const subject = normalizeSubject(site.type, object[HIDDEN_SUBJECT_KEY]);
-        if (subject)
-          add(
-            subject,
-            site,
-            outcomeOf(valueAt(data, at), () => at, prefixes),
-          );
-      });
-      forEachObjectAt(data, site.path, (object) => {
-        delete object[HIDDEN_SUBJECT_KEY];
-      });
-      continue;
-    }
-    forEachObjectAt(data, site.path, (object, at) => {
+    // Keys are read from the unshaped answer when there is one (an error may have nulled the
+    // object holding a key), outcomes from the answer as sent; the hidden key leaves the latter.
+    const fromUnshaped = unshaped !== undefined;
+    forEachObjectAt(fromUnshaped ? unshaped : data, site.path, (object, at) => {
       const subject = normalizeSubject(site.type, object[HIDDEN_SUBJECT_KEY]);
-      delete object[HIDDEN_SUBJECT_KEY];
-      if (subject)
+      if (!fromUnshaped) delete object[HIDDEN_SUBJECT_KEY];
+      if (subject) {
         add(
           subject,
           site,
-          outcomeOf(object, () => at, prefixes),
+          outcomeOf(fromUnshaped ? valueAt(data, at) : object, () => at, prefixes),
         );
+      }
     });
+    if (fromUnshaped) {
+      forEachObjectAt(data, site.path, (object) => {
+        delete object[HIDDEN_SUBJECT_KEY];
+      });
+    }
   }
   return accesses;
 }
