@@ -177,13 +177,7 @@ export function requestContext(
 }
 
 export function departmentUnavailable(department: Department, path?: readonly (string | number)[]) {
-  return new GraphQLError(
-    `Department "${department}" (${DEPARTMENT_NAMES[department]}) did not answer; facts it holds are missing from this response`,
-    {
-      ...(path ? { path } : {}),
-      extensions: { code: ErrorCode.DepartmentUnavailable, department },
-    },
-  );
+  return missingFacts(department, "did not answer", path);
 }
 
 /**
@@ -194,9 +188,18 @@ export function departmentAnswerUnusable(
   department: string,
   path?: readonly (string | number)[],
 ): GraphQLError {
+  return missingFacts(department, "answered in a form the gateway cannot use", path);
+}
+
+/** `DEPARTMENT_UNAVAILABLE`: the department's facts are missing from this response, and why. */
+function missingFacts(
+  department: string,
+  what: string,
+  path?: readonly (string | number)[],
+): GraphQLError {
   const name = DEPARTMENT_NAMES[department as Department] ?? department;
   return new GraphQLError(
-    `Department "${department}" (${name}) answered in a form the gateway cannot use; facts it holds are missing from this response`,
+    `Department "${department}" (${name}) ${what}; facts it holds are missing from this response`,
     {
       ...(path ? { path } : {}),
       extensions: { code: ErrorCode.DepartmentUnavailable, department },
