@@ -68,6 +68,16 @@ const ARGUMENT_SUBJECTS: Readonly<Record<string, { argument: string; type: strin
   "Person.isChildOf": { argument: "parentId", type: "Person" },
 };
 
+/**
+ * Facts whose argument is a day the desk chooses, and which, for a person the desk did not name,
+ * would give away more than the fact: asked for a few days, `ageOn` finds a spouse's day of birth,
+ * and from it and the region the masked number still shows, the number itself in about a hundred
+ * guesses. To a purpose without `identity:basic` such a person's fact is answered for today only,
+ * that is without the argument; the person the desk named (whose number it sent, birth date
+ * included) is not restricted.
+ */
+const TODAY_ONLY_WHEN_RELATED: Readonly<Record<string, string>> = { "Person.ageOn": "on" };
+
 /** Response keys the gateway keeps for itself (a desk's alias may not start so). */
 const RESERVED_PREFIX = "_mianzheng";
 
@@ -79,6 +89,11 @@ export interface RemovedField {
   responseKey: string;
   coordinate: string;
   requiredScopes: string[][];
+  /**
+   * Set when the scopes are not the reason: a fact of a person the request did not name, asked
+   * for a day of the desk's choosing (this argument), which is answered for today only.
+   */
+  todayOnly?: string;
 }
 
 export interface MaskedField {
@@ -191,14 +206,93 @@ export class Authorizer {
     principal: Principal,
   ): AuthorizedOperation | readonly GraphQLError[] {
     const shape = cachedOperationShape(this.schema, document, operation);
+    const masking = principal.kind !== "open" && !hasScope(principal, "identity:basic");
+    // A field node restricted where it reads a related person is replaced wherever it occurs (a
+    // fragment may be spread for the named subject too): a second walk withholds it everywhere.
+    let walked = this.walk(shape.root, principal, masking, new Set());
+    if (walked.todayOnly.size > 0)
+      walked = this.walk(shape.root, principal, masking, walked.todayOnly);
+    const { removed, masked, sites, denied, reserved } = walked;
+    if (reserved) {
+      // Said plainly rather than as the rewrite's field conflict, which would name the key's use.
+      const field = reserved as ShapeField;
+      return [
+        new GraphQLError(
+          `The response key "${field.responseKey}" is reserved by the gateway; choose another alias`,
+          { nodes: field.nodes, extensions: { code: "GRAPHQL_VALIDATION_FAILED" } },
+        ),
+      ];
+    }
+
+    const nested = sites.some((site) => site.rootArgument === null && !site.fieldArgument);
+    const base = {
+      removed,
+      masked,
+      sites,
+      listArguments: shape.listArguments,
+      denied: [...denied],
+    };
+    if (removed.length === 0 && !nested) return { document, operation, query, hash, ...base };
+
+    const rewritten = this.rewrite(document, operation, principal, walked.todayOnly);
+    const errors = validate(this.schema, rewritten, PLANNING_RULES);
+    if (errors.length > 0) {
+      return errors.map(
+        (error) =>
+          new GraphQLError(error.message, {
+            nodes: error.nodes ?? null,
+            extensions: { code: "GRAPHQL_VALIDATION_FAILED" },
+          }),
+      );
+    }
+    const text = print(rewritten);
+    const operationNode = rewritten.definitions.find(
+      (definition): definition is OperationDefinitionNode =>
+        definition.kind === Kind.OPERATION_DEFINITION,
+    ) as OperationDefinitionNode;
+    return {
+      document: rewritten,
+      operation: operationNode,
+      query: text,
+      hash: createHash("sha256").update(text).digest("hex"),
+      ...base,
+    };
+  }
+
+  /**
+   * What the principal may see of an operation's fields, where the subjects are and what is
+   * masked. `withheld`: field nodes to withhold wherever they occur; `todayOnly` in the result
+   * collects the nodes of day-dependent facts asked of a related person.
+   */
+  private walk(
+    root: Map<string, ShapeField>,
+    principal: Principal,
+    masking: boolean,
+    withheld: ReadonlySet<FieldNode>,
+  ) {
     const removed: RemovedField[] = [];
     const masked: MaskedField[] = [];
     const sites: SubjectSite[] = [];
     const denied = new Set<string>();
-    const masking = principal.kind !== "open" && !hasScope(principal, "identity:basic");
+    const todayOnly = new Set<FieldNode>();
     const queryFields = this.schema.getQueryType()?.getFields() ?? {};
-
     let reserved: ShapeField | null = null;
+    const withhold = (
+      field: ShapeField,
+      parentPath: readonly string[],
+      site: SubjectSite | null,
+      todayOnly?: string,
+    ) => {
+      removed.push({
+        parentPath,
+        responseKey: field.responseKey,
+        coordinate: field.coordinate,
+        requiredScopes: this.scopes.get(field.coordinate) ?? [],
+        ...(todayOnly ? { todayOnly } : {}),
+      });
+      denied.add(field.coordinate);
+      site?.denied.push(field.coordinate);
+    };
     const walk = (
       fields: Map<string, ShapeField>,
       parentPath: readonly string[],
@@ -208,14 +302,22 @@ export class Authorizer {
       for (const field of fields.values()) {
         if (field.responseKey.startsWith(RESERVED_PREFIX)) reserved ??= field;
         if (!this.allows(principal, field.coordinate, atRoot)) {
-          removed.push({
-            parentPath,
-            responseKey: field.responseKey,
-            coordinate: field.coordinate,
-            requiredScopes: this.scopes.get(field.coordinate) ?? [],
-          });
-          denied.add(field.coordinate);
-          site?.denied.push(field.coordinate);
+          withhold(field, parentPath, site);
+          continue;
+        }
+        // A subject below the root was not named by the desk.
+        const related = site !== null && site.rootArgument === null;
+        const dayArgument = TODAY_ONLY_WHEN_RELATED[field.coordinate];
+        if (
+          masking &&
+          related &&
+          dayArgument &&
+          field.nodes.some((node) => node.arguments?.some((arg) => arg.name.value === dayArgument))
+        ) {
+          for (const node of field.nodes) todayOnly.add(node);
+        }
+        if (field.nodes.some((node) => withheld.has(node))) {
+          withhold(field, parentPath, site, dayArgument ?? "on");
           continue;
         }
         site?.fields.push(field.coordinate);
@@ -245,7 +347,7 @@ export class Authorizer {
             });
           }
         }
-        // A subject below the root was not named by the desk: its number keeps only its region.
+        // A related person's number keeps only its region.
         const mask = masking
           ? maskFor(field.coordinate, site !== null && site.rootArgument === null)
           : null;
@@ -267,51 +369,8 @@ export class Authorizer {
         if (field.children.size > 0) walk(field.children, path, false, childSite);
       }
     };
-    walk(shape.root, [], true, null);
-    if (reserved) {
-      // Said plainly rather than as the rewrite's field conflict, which would name the key's use.
-      const field = reserved as ShapeField;
-      return [
-        new GraphQLError(
-          `The response key "${field.responseKey}" is reserved by the gateway; choose another alias`,
-          { nodes: field.nodes, extensions: { code: "GRAPHQL_VALIDATION_FAILED" } },
-        ),
-      ];
-    }
-
-    const nested = sites.some((site) => site.rootArgument === null && !site.fieldArgument);
-    const base = {
-      removed,
-      masked,
-      sites,
-      listArguments: shape.listArguments,
-      denied: [...denied],
-    };
-    if (removed.length === 0 && !nested) return { document, operation, query, hash, ...base };
-
-    const rewritten = this.rewrite(document, operation, principal);
-    const errors = validate(this.schema, rewritten, PLANNING_RULES);
-    if (errors.length > 0) {
-      return errors.map(
-        (error) =>
-          new GraphQLError(error.message, {
-            nodes: error.nodes ?? null,
-            extensions: { code: "GRAPHQL_VALIDATION_FAILED" },
-          }),
-      );
-    }
-    const text = print(rewritten);
-    const operationNode = rewritten.definitions.find(
-      (definition): definition is OperationDefinitionNode =>
-        definition.kind === Kind.OPERATION_DEFINITION,
-    ) as OperationDefinitionNode;
-    return {
-      document: rewritten,
-      operation: operationNode,
-      query: text,
-      hash: createHash("sha256").update(text).digest("hex"),
-      ...base,
-    };
+    walk(root, [], true, null);
+    return { removed, masked, sites, denied, todayOnly, reserved: reserved as ShapeField | null };
   }
 
   /** The operation (and its fragments) with forbidden fields replaced and subject keys added. */
@@ -319,6 +378,7 @@ export class Authorizer {
     document: DocumentNode,
     operation: OperationDefinitionNode,
     principal: Principal,
+    withheld: ReadonlySet<FieldNode>,
   ): DocumentNode {
     const typeInfo = new TypeInfo(this.schema);
     const queryType = this.queryType;
@@ -334,7 +394,10 @@ export class Authorizer {
           enter(node) {
             const parent = typeInfo.getParentType();
             if (!parent || node.name.value.startsWith("__")) return undefined;
-            if (allows(`${parent.name}.${node.name.value}`, parent.name === queryType)) {
+            if (
+              !withheld.has(node) &&
+              allows(`${parent.name}.${node.name.value}`, parent.name === queryType)
+            ) {
               return undefined;
             }
             const placeholder: FieldNode = {
@@ -398,6 +461,10 @@ export class Authorizer {
   }
 
   private forbiddenMessage(removed: RemovedField, principal: Principal): string {
+    if (removed.todayOnly) {
+      const argument = removed.todayOnly;
+      return `Not authorized to read ${removed.coordinate}(${argument}:) here: to purpose "${principal.purpose}" of desk ${principal.deskId}, a person the request did not name (a spouse, a representative) has it for today only — ask without "${argument}", and not in a fragment also spread for the person named; for days of the desk's choosing it would give away the day of birth, which only identity:basic discloses`;
+    }
     const required = removed.requiredScopes;
     if (principal.kind === "citizen") {
       return `Not authorized to read ${removed.coordinate}: a citizen token opens only myAccessLog`;

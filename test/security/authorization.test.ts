@@ -242,9 +242,13 @@ describe("withheld fields in unusual places", () => {
   });
 });
 
-describe("a related person's number", () => {
-  it("shows only its region to a desk without identity:basic; a named subject keeps its last four", async () => {
-    const own = tempDataDir();
+describe("a related person", () => {
+  let own: ReturnType<typeof tempDataDir>;
+  let housing: Platform;
+  const HOUSING = { authorization: "Bearer housing-key", "x-purpose": "housing" };
+
+  beforeAll(async () => {
+    own = tempDataDir();
     writeFixtures(own.dir);
     const desksFile = join(own.dir, "desks.json");
     writeFileSync(
@@ -256,25 +260,74 @@ describe("a related person's number", () => {
             name: "Housing desk (test)",
             keys: [`sha256:${hashKey("housing-key")}`],
             purposes: [
-              { code: "housing", legalBasis: "Test suite.", scopes: ["family:relations"] },
+              {
+                code: "housing",
+                legalBasis: "Test suite.",
+                scopes: ["family:relations", "identity:age"],
+              },
             ],
           },
         ],
       }),
     );
-    const housing = await startPlatform(own.dir, { config: { security: { desksFile } } });
-    try {
-      const { body } = await housing.query(
-        `{ person(id: "${ZHANG_WEI}") { id spouse(on: "2026-11-01") { id } } }`,
-        {},
-        { authorization: "Bearer housing-key", "x-purpose": "housing" },
-      );
-      expect(body).toEqual({
-        data: { person: { id: "110105********1015", spouse: { id: "110108************" } } },
-      });
-    } finally {
-      await housing.close();
-      own.remove();
-    }
+    housing = await startPlatform(own.dir, { config: { security: { desksFile } } });
+  });
+
+  afterAll(async () => {
+    await housing.close();
+    own.remove();
+  });
+
+  it("shows only the region of the number to a desk without identity:basic; a named subject keeps its last four", async () => {
+    const { body } = await housing.query(
+      `{ person(id: "${ZHANG_WEI}") { id spouse(on: "2026-11-01") { id } } }`,
+      {},
+      HOUSING,
+    );
+    expect(body).toEqual({
+      data: { person: { id: "110105********1015", spouse: { id: "110108************" } } },
+    });
+  });
+
+  it("has an age for today only: on days of the desk's choosing it would give away the birth date", async () => {
+    // Ages on 7 and 8 July 1988 would tell that she was born on 8 July.
+    type Ages = { person: { ageOn: number; spouse: Record<string, number | null> } };
+    const { body } = await housing.query<Ages>(
+      `{ person(id: "${ZHANG_WEI}") {
+          ageOn(on: "2026-11-01")
+          spouse(on: "2026-11-01") { now: ageOn before: ageOn(on: "1988-07-07") after: ageOn(on: "1988-07-08") }
+        } }`,
+      {},
+      HOUSING,
+    );
+    const spouse = body.data?.person.spouse ?? {};
+    expect(body.data?.person.ageOn).toBe(41); // the subject the desk named: any day
+    expect(spouse.before).toBeNull();
+    expect(spouse.after).toBeNull();
+    const born = new Date("1987-07-08T00:00:00Z");
+    const today = new Date();
+    expect(spouse.now).toBeGreaterThanOrEqual(today.getUTCFullYear() - born.getUTCFullYear() - 1);
+    expect(spouse.now).toBeLessThanOrEqual(today.getUTCFullYear() - born.getUTCFullYear());
+    expect(body.errors?.map((error) => [error.path, error.extensions?.code])).toEqual([
+      [["person", "spouse", "before"], "FORBIDDEN"],
+      [["person", "spouse", "after"], "FORBIDDEN"],
+    ]);
+    expect(body.errors?.[0]?.message).toContain("for today only");
+  });
+
+  it("cannot be asked a dated age through a fragment the named subject shares", async () => {
+    const { body } = await housing.query(
+      `query { person(id: "${ZHANG_WEI}") { ...Age spouse(on: "2026-11-01") { ...Age } } }
+       fragment Age on Person { ageOn(on: "1988-07-07") }`,
+      {},
+      HOUSING,
+    );
+    // The fragment's one field is withheld wherever it is spread, rather than answered for one
+    // person and not the other under the same text.
+    expect(body.data).toEqual({ person: { ageOn: null, spouse: { ageOn: null } } });
+    expect(body.errors?.map((error) => error.path)).toEqual([
+      ["person", "ageOn"],
+      ["person", "spouse", "ageOn"],
+    ]);
   });
 });
