@@ -12,14 +12,14 @@
  * stopped, and the output is byte for byte that of an uninterrupted run. The job's application
  * date and the proofs' issue time are kept in `<output>.state.json`.
  */
-import { existsSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
 import { Agent, request } from "undici";
 import { todayInBeijing } from "../common/clock.ts";
 import { isCalendarDate } from "../common/ids.ts";
-import { isProcessRunning } from "../common/processes.ts";
+import { ProcessClaims } from "../common/processes.ts";
 import {
   countRecords,
   detectFormat,
@@ -248,26 +248,26 @@ function writeState(state: JobState): void {
 }
 
 /**
- * One run at a time per output: two would append their batches to the same file. The lock
- * names its process; a lock whose process is gone is taken over.
+ * One run at a time per output: two would append their batches to the same file. The claim is
+ * held in `.verify-claims.db` beside the output (see `ProcessClaims`); a claim whose process is
+ * gone is taken over, and two runs taking over the same one cannot both get it.
  */
-function lockOutput(): void {
-  const lock = `${outputPath}.lock`;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(lock, String(process.pid), { flag: "wx", mode: PRIVATE });
-      process.on("exit", () => rmSync(lock, { force: true }));
-      return;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-      const holder = Number(readFileSync(lock, "utf8"));
-      if (isProcessRunning(holder)) {
-        fail(`another verify (pid ${holder}) is writing ${outputPath}; wait for it or stop it`, 2);
-      }
-      rmSync(lock, { force: true });
-    }
+function claimOutput(): void {
+  let claims: ProcessClaims;
+  try {
+    claims = ProcessClaims.open(join(dirname(outputPath), ".verify-claims.db"));
+  } catch (error) {
+    fail(`cannot claim ${outputPath} for this run: ${(error as Error).message}`, 2);
   }
-  fail(`could not take ${lock}`, 2);
+  const holder = claims.take(outputPath);
+  if (holder !== process.pid) {
+    claims.close();
+    fail(`another verify (pid ${holder}) is writing ${outputPath}; wait for it or stop it`, 2);
+  }
+  process.on("exit", () => {
+    claims.release(outputPath);
+    claims.close();
+  });
 }
 
 /** The job this output belongs to: a new one, or the interrupted one this run continues. */
@@ -382,7 +382,7 @@ async function main(): Promise<void> {
     const problem = await inputProblem(inputPath, policy.subjectKind, detectFormat(inputPath));
     if (problem) fail(`${inputPath}: ${problem}`, 2);
   }
-  lockOutput();
+  claimOutput();
   const state = jobState();
 
   const { done: resumedAt, tally } = await resumeOutput(outputPath);

@@ -21,11 +21,10 @@ import {
 import { join } from "node:path";
 import { PassThrough, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import Database from "better-sqlite3";
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteShorthandOptions } from "fastify";
 import { ErrorCode } from "../../common/errors.ts";
 import { syncPath } from "../../common/files.ts";
-import { isProcessRunning } from "../../common/processes.ts";
+import { ProcessClaims } from "../../common/processes.ts";
 import type { GatewayConfig } from "../config.ts";
 import { requestContext } from "../department-client.ts";
 import type { PlatformServices } from "../platform.ts";
@@ -111,7 +110,7 @@ export class JobRunner {
   private running: Promise<void> | null = null;
   private readonly controller = new AbortController();
   /** Who runs which job, opened with the first job this process runs. */
-  private claims: JobClaims | null = null;
+  private claims: ProcessClaims | null = null;
   /** Listeners waiting for more results of a running job. */
   private readonly watchers = new Map<string, Set<() => void>>();
 
@@ -294,8 +293,11 @@ export class JobRunner {
    * a dead one cannot both succeed, as they could with a lock file removed and created again.
    */
   private claim(id: string): boolean {
-    this.claims ??= JobClaims.open(this.dir);
-    return this.claims.take(id);
+    if (!this.claims) {
+      mkdirSync(this.dir, { recursive: true });
+      this.claims = ProcessClaims.open(join(this.dir, ".claims.db"));
+    }
+    return this.claims.take(id) === process.pid;
   }
 
   private async runJob(id: string): Promise<void> {
@@ -397,47 +399,6 @@ export class JobRunner {
     await this.running;
     this.claims?.close();
     this.claims = null;
-  }
-}
-
-/** Which process runs which job (see `JobRunner.claim`). */
-class JobClaims {
-  private constructor(private readonly sqlite: Database.Database) {}
-
-  static open(dir: string): JobClaims {
-    mkdirSync(dir, { recursive: true });
-    const sqlite = new Database(join(dir, ".claims.db"));
-    sqlite.pragma("busy_timeout = 5000");
-    sqlite.exec(
-      "CREATE TABLE IF NOT EXISTS claims (job TEXT PRIMARY KEY, pid INTEGER NOT NULL) STRICT",
-    );
-    return new JobClaims(sqlite);
-  }
-
-  /** Claims the job unless a running process holds it; a dead holder's claim is taken over. */
-  take(id: string): boolean {
-    const take = this.sqlite.transaction((job: string) => {
-      const held = this.sqlite.prepare("SELECT pid FROM claims WHERE job = ?").get(job) as
-        | { pid: number }
-        | undefined;
-      if (held && held.pid !== process.pid && isProcessRunning(held.pid)) return false;
-      this.sqlite
-        .prepare(
-          "INSERT INTO claims (job, pid) VALUES (?, ?) ON CONFLICT (job) DO UPDATE SET pid = excluded.pid",
-        )
-        .run(job, process.pid);
-      return true;
-    });
-    // IMMEDIATE: the write lock first, so that the read and the write are one step for others.
-    return take.immediate(id);
-  }
-
-  release(id: string): void {
-    this.sqlite.prepare("DELETE FROM claims WHERE job = ? AND pid = ?").run(id, process.pid);
-  }
-
-  close(): void {
-    this.sqlite.close();
   }
 }
 

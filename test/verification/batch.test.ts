@@ -7,9 +7,10 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ProcessClaims } from "../../common/processes.ts";
 import { databasePath } from "../../common/sqlite.ts";
 import { seedPopulation } from "../../scripts/population.ts";
 import { departmentModules } from "../../subgraphs/registry.ts";
@@ -55,6 +56,16 @@ afterAll(async () => {
 });
 
 /** Starts `npm run verify` as the lottery desk; resolves with its exit code and output. */
+/** The process claiming an output for a verify run, if any. */
+function claimHolder(output: string): number | null {
+  const claims = ProcessClaims.open(join(dirname(output), ".verify-claims.db"));
+  try {
+    return claims.holder(output);
+  } finally {
+    claims.close();
+  }
+}
+
 function runVerify(args: string[]): {
   child: ChildProcess;
   done: Promise<{ code: number | null; stdout: string; stderr: string }>;
@@ -150,7 +161,8 @@ describe("npm run verify", { timeout: 240_000 }, () => {
     expect(stdout).toMatch(/subjects\/s/);
     // Results name people: readable by the operator alone.
     expect(statSync(output).mode & 0o777).toBe(0o600);
-    expect(existsSync(`${output}.lock`)).toBe(false);
+    // The run gave up its claim on the output.
+    expect(claimHolder(output)).toBeNull();
   });
 
   it("killed at any point and run again, it continues to byte-identical output", async () => {
@@ -220,6 +232,24 @@ describe("npm run verify", { timeout: 240_000 }, () => {
     expect(second.stderr).toContain("another verify");
     expect((await first.done).code).toBe(0);
     expect(lines(output)).toHaveLength(PERSONS + 3);
+  });
+
+  it("takes over the claim of a run that died", async () => {
+    const output = join(data.dir, "after-a-crash.ndjson");
+    // A run that died holding the output: its claim names a process that has ended.
+    const dead = spawn(process.execPath, ["-e", ""]);
+    const deadPid = dead.pid as number;
+    await new Promise((resolve) => dead.once("exit", resolve));
+    const claims = ProcessClaims.open(join(data.dir, ".verify-claims.db"));
+    const sqlite = new Database(join(data.dir, ".verify-claims.db"));
+    sqlite.prepare("INSERT INTO process_claims (name, pid) VALUES (?, ?)").run(output, deadPid);
+    sqlite.close();
+    expect(claims.holder(output)).toBe(deadPid);
+    claims.close();
+    const { code } = await runVerify(["--input", input, "--output", output, "--no-proofs"]).done;
+    expect(code).toBe(0);
+    expect(lines(output)).toHaveLength(PERSONS + 3);
+    expect(claimHolder(output)).toBeNull();
   });
 
   it("--only-undetermined refuses the output of a run that has not finished (exit 2)", async () => {
