@@ -91,9 +91,17 @@ export interface RemovedField {
   requiredScopes: string[][];
   /**
    * Set when the scopes are not the reason: a fact of a person the request did not name, asked
-   * for a day of the desk's choosing (this argument), which is answered for today only.
+   * for a day of the desk's choosing, which is answered for today only.
    */
-  todayOnly?: string;
+  todayOnly?: TodayOnly;
+}
+
+/** Why a day-dependent fact was withheld at one position (see `TODAY_ONLY_WHEN_RELATED`). */
+export interface TodayOnly {
+  /** The day argument the desk gave. */
+  argument: string;
+  /** Asked of a related person here; otherwise of the named one, through a shared fragment. */
+  related: boolean;
 }
 
 export interface MaskedField {
@@ -208,10 +216,13 @@ export class Authorizer {
     const shape = cachedOperationShape(this.schema, document, operation);
     const masking = principal.kind !== "open" && !hasScope(principal, "identity:basic");
     // A field node restricted where it reads a related person is replaced wherever it occurs (a
-    // fragment may be spread for the named subject too): a second walk withholds it everywhere.
+    // fragment may be spread for the named subject too), and with it every node merged with it
+    // under one response key (which must stay one field): walked again until nothing is added.
     let walked = this.walk(shape.root, principal, masking, new Set());
-    if (walked.todayOnly.size > 0)
+    for (let withheld = 0; walked.todayOnly.size > withheld; ) {
+      withheld = walked.todayOnly.size;
       walked = this.walk(shape.root, principal, masking, walked.todayOnly);
+    }
     const { removed, masked, sites, denied, reserved } = walked;
     if (reserved) {
       // Said plainly rather than as the rewrite's field conflict, which would name the key's use.
@@ -281,13 +292,16 @@ export class Authorizer {
       field: ShapeField,
       parentPath: readonly string[],
       site: SubjectSite | null,
-      todayOnly?: string,
+      todayOnly?: TodayOnly,
     ) => {
       removed.push({
         parentPath,
         responseKey: field.responseKey,
         coordinate: field.coordinate,
-        requiredScopes: this.scopes.get(field.coordinate) ?? [],
+        // Today-only: the scope that would lift the restriction, not the field's own.
+        requiredScopes: todayOnly
+          ? [["identity:basic"]]
+          : (this.scopes.get(field.coordinate) ?? []),
         ...(todayOnly ? { todayOnly } : {}),
       });
       denied.add(field.coordinate);
@@ -317,7 +331,8 @@ export class Authorizer {
           for (const node of field.nodes) todayOnly.add(node);
         }
         if (field.nodes.some((node) => withheld.has(node))) {
-          withhold(field, parentPath, site, dayArgument ?? "on");
+          for (const node of field.nodes) todayOnly.add(node);
+          withhold(field, parentPath, site, { argument: dayArgument ?? "on", related });
           continue;
         }
         site?.fields.push(field.coordinate);
@@ -462,8 +477,11 @@ export class Authorizer {
 
   private forbiddenMessage(removed: RemovedField, principal: Principal): string {
     if (removed.todayOnly) {
-      const argument = removed.todayOnly;
-      return `Not authorized to read ${removed.coordinate}(${argument}:) here: to purpose "${principal.purpose}" of desk ${principal.deskId}, a person the request did not name (a spouse, a representative) has it for today only — ask without "${argument}", and not in a fragment also spread for the person named; for days of the desk's choosing it would give away the day of birth, which only identity:basic discloses`;
+      const { argument, related } = removed.todayOnly;
+      const why = `to purpose "${principal.purpose}" of desk ${principal.deskId}, a person the request did not name (a spouse, a representative) has ${removed.coordinate} for today only — for days of the desk's choosing it would give away the day of birth, which only identity:basic discloses`;
+      return related
+        ? `Not authorized to read ${removed.coordinate}(${argument}:) of this person: ${why}; ask without "${argument}"`
+        : `Not authorized to read ${removed.coordinate}(${argument}:) here: the same field is asked, through a fragment or under the same response key, of a person the request did not name, and ${why}`;
     }
     const required = removed.requiredScopes;
     if (principal.kind === "citizen") {
