@@ -1,3 +1,4 @@
+import { closeSync, openSync } from "node:fs";
 import Database from "better-sqlite3";
 
 /**
@@ -15,22 +16,25 @@ export function isProcessRunning(pid: number): boolean {
 }
 
 /**
- * Work one process at a time may do (a verification job, an output file), claimed by name in a
- * SQLite file: a claim names its process, and a dead process's claim is taken over. The check and
- * the take are one write transaction, so two processes finding the same dead holder cannot both
- * take it — with a lock file each could remove the other's new lock, and a reader could meet a
- * lock created but not yet written.
+ * Jobs one process at a time may run (a verification job of the gateway's queue, a run of
+ * `npm run verify` on its output), claimed by name in a SQLite file: a claim names its process,
+ * and a dead process's claim is taken over. The check and the take are one write transaction,
+ * so two processes finding the same dead holder cannot both take it — with a lock file each could
+ * remove the other's new lock, and a reader could meet a lock created but not yet written. (The
+ * table is the one the job queue's claims have always had: gateways of an earlier version sharing
+ * a jobs folder see the same claims.)
  */
 export class ProcessClaims {
   private constructor(private readonly sqlite: Database.Database) {}
 
+  /** Opens (or creates, readable by its owner only: it names jobs) the claims in `file`. */
   static open(file: string): ProcessClaims {
+    closeSync(openSync(file, "a", 0o600));
     const sqlite = new Database(file);
-    // Its own table: a `claims` table in a jobs folder of an earlier version has other columns.
     try {
       sqlite.pragma("busy_timeout = 5000");
       sqlite.exec(
-        "CREATE TABLE IF NOT EXISTS process_claims (name TEXT PRIMARY KEY, pid INTEGER NOT NULL) STRICT",
+        "CREATE TABLE IF NOT EXISTS claims (job TEXT PRIMARY KEY, pid INTEGER NOT NULL) STRICT",
       );
     } catch (error) {
       sqlite.close();
@@ -39,34 +43,32 @@ export class ProcessClaims {
     return new ProcessClaims(sqlite);
   }
 
-  /** Claims `name` unless a running process holds it; returns the process that holds it now. */
-  take(name: string): number {
+  /** Claims `job` unless a running process holds it; returns the process that holds it now. */
+  take(job: string): number {
     const take = this.sqlite.transaction((claimed: string): number => {
-      const held = this.sqlite
-        .prepare("SELECT pid FROM process_claims WHERE name = ?")
-        .get(claimed) as { pid: number } | undefined;
+      const held = this.sqlite.prepare("SELECT pid FROM claims WHERE job = ?").get(claimed) as
+        | { pid: number }
+        | undefined;
       if (held && held.pid !== process.pid && isProcessRunning(held.pid)) return held.pid;
       this.sqlite
         .prepare(
-          "INSERT INTO process_claims (name, pid) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET pid = excluded.pid",
+          "INSERT INTO claims (job, pid) VALUES (?, ?) ON CONFLICT (job) DO UPDATE SET pid = excluded.pid",
         )
         .run(claimed, process.pid);
       return process.pid;
     });
     // IMMEDIATE: the write lock first, so that the read and the write are one step for others.
-    return take.immediate(name);
+    return take.immediate(job);
   }
 
-  /** Gives up this process's claim on `name` (another process's is left alone). */
-  release(name: string): void {
-    this.sqlite
-      .prepare("DELETE FROM process_claims WHERE name = ? AND pid = ?")
-      .run(name, process.pid);
+  /** Gives up this process's claim on `job` (another process's is left alone). */
+  release(job: string): void {
+    this.sqlite.prepare("DELETE FROM claims WHERE job = ? AND pid = ?").run(job, process.pid);
   }
 
-  /** The process holding `name`, if any (running or not). */
-  holder(name: string): number | null {
-    const held = this.sqlite.prepare("SELECT pid FROM process_claims WHERE name = ?").get(name) as
+  /** The process holding `job`, if any (running or not). */
+  holder(job: string): number | null {
+    const held = this.sqlite.prepare("SELECT pid FROM claims WHERE job = ?").get(job) as
       | { pid: number }
       | undefined;
     return held?.pid ?? null;

@@ -13,7 +13,7 @@
  * date and the proofs' issue time are kept in `<output>.state.json`.
  */
 import { existsSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { resolve } from "node:path";
 import { parseArgs } from "node:util";
 import cliProgress from "cli-progress";
 import { Agent, request } from "undici";
@@ -249,24 +249,32 @@ function writeState(state: JobState): void {
 
 /**
  * One run at a time per output: two would append their batches to the same file. The claim is
- * held in `.verify-claims.db` beside the output (see `ProcessClaims`); a claim whose process is
- * gone is taken over, and two runs taking over the same one cannot both get it.
+ * held in `<output>.claim.db` (see `ProcessClaims`; a file per output, so that runs of different
+ * outputs, or of different users, never meet in it, and a path through a symbolic link finds the
+ * same file); a claim whose process is gone is taken over, and two runs taking over the same one
+ * cannot both get it.
  */
 function claimOutput(): void {
+  const job = "output";
   let claims: ProcessClaims;
+  let holder: number;
   try {
-    claims = ProcessClaims.open(join(dirname(outputPath), ".verify-claims.db"));
+    claims = ProcessClaims.open(`${outputPath}.claim.db`);
+    holder = claims.take(job);
   } catch (error) {
     fail(`cannot claim ${outputPath} for this run: ${(error as Error).message}`, 2);
   }
-  const holder = claims.take(outputPath);
   if (holder !== process.pid) {
     claims.close();
     fail(`another verify (pid ${holder}) is writing ${outputPath}; wait for it or stop it`, 2);
   }
   process.on("exit", () => {
-    claims.release(outputPath);
-    claims.close();
+    // Best effort: a claim left behind is taken over by the next run once this process is gone,
+    // and the exit code must stay the one the run chose.
+    try {
+      claims.release(job);
+      claims.close();
+    } catch {}
   });
 }
 

@@ -7,7 +7,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ProcessClaims } from "../../common/processes.ts";
@@ -55,17 +55,17 @@ afterAll(async () => {
   data?.remove();
 });
 
-/** Starts `npm run verify` as the lottery desk; resolves with its exit code and output. */
 /** The process claiming an output for a verify run, if any. */
 function claimHolder(output: string): number | null {
-  const claims = ProcessClaims.open(join(dirname(output), ".verify-claims.db"));
+  const claims = ProcessClaims.open(`${output}.claim.db`);
   try {
-    return claims.holder(output);
+    return claims.holder("output");
   } finally {
     claims.close();
   }
 }
 
+/** Starts `npm run verify` as the lottery desk; resolves with its exit code and output. */
 function runVerify(args: string[]): {
   child: ChildProcess;
   done: Promise<{ code: number | null; stdout: string; stderr: string }>;
@@ -240,12 +240,11 @@ describe("npm run verify", { timeout: 240_000 }, () => {
     const dead = spawn(process.execPath, ["-e", ""]);
     const deadPid = dead.pid as number;
     await new Promise((resolve) => dead.once("exit", resolve));
-    const claims = ProcessClaims.open(join(data.dir, ".verify-claims.db"));
-    const sqlite = new Database(join(data.dir, ".verify-claims.db"));
-    sqlite.prepare("INSERT INTO process_claims (name, pid) VALUES (?, ?)").run(output, deadPid);
+    const sqlite = new Database(`${output}.claim.db`);
+    sqlite.exec("CREATE TABLE claims (job TEXT PRIMARY KEY, pid INTEGER NOT NULL) STRICT");
+    sqlite.prepare("INSERT INTO claims (job, pid) VALUES ('output', ?)").run(deadPid);
     sqlite.close();
-    expect(claims.holder(output)).toBe(deadPid);
-    claims.close();
+    expect(claimHolder(output)).toBe(deadPid);
     const { code } = await runVerify(["--input", input, "--output", output, "--no-proofs"]).done;
     expect(code).toBe(0);
     expect(lines(output)).toHaveLength(PERSONS + 3);

@@ -191,9 +191,7 @@ describe("POST /jobs", { timeout: 180_000 }, () => {
     rmSync(join(dir, "results.ndjson"));
     const claim = (pid: number) => {
       const claims = new Database(join(data.dir, "jobs", ".claims.db"));
-      claims
-        .prepare("INSERT OR REPLACE INTO process_claims (name, pid) VALUES (?, ?)")
-        .run(body.id, pid);
+      claims.prepare("INSERT OR REPLACE INTO claims (job, pid) VALUES (?, ?)").run(body.id, pid);
       claims.close();
     };
     claim(process.ppid);
