@@ -329,9 +329,13 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   app.route({
     method: ["GET", "POST"],
     url: "/graphql",
+    // Not Fastify's HEAD beside GET: it would run the query (calling departments, recording
+    // accesses) to send no answer.
+    exposeHeadRoute: false,
     ...security.routeOptions(),
     handler: handle,
   });
+  app.head("/graphql", (_request, reply) => reply.code(405).header("allow", "GET, POST").send());
   for (const local of Object.values(localSubgraphs)) await local.register?.(app);
   if (config.landingPage) registerLandingPage(app);
 

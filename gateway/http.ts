@@ -4,6 +4,7 @@
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import type { GraphQLError } from "graphql";
+import Negotiator from "negotiator";
 import { ErrorCode } from "../common/errors.ts";
 
 export interface GraphQLParams {
@@ -27,15 +28,32 @@ export class RequestError extends Error {
   }
 }
 
-/** The media type to answer with, from the Accept header; null when none is acceptable. */
+/**
+ * What the gateway can answer in, as offered to content negotiation: UTF-8 only, and where the
+ * Accept header ranks both alike (`*\/*`, `application/*`) the legacy `application/json` first,
+ * as GraphQL over HTTP asks of a server before its watershed.
+ */
+const OFFERED: readonly string[] = [
+  `${JSON_MEDIA}; charset=utf-8`,
+  `${GRAPHQL_RESPONSE}; charset=utf-8`,
+];
+
+/** Accept headers seen, and their answer: desks send the same one with every request. */
+const negotiated = new Map<string, string | null>();
+
+/**
+ * The media type to answer with, from the Accept header (weights, `q=0` and wildcards as RFC 9110
+ * has them, by `negotiator`); null when none is acceptable.
+ */
 export function responseMediaType(accept: string | undefined): string | null {
   if (!accept) return JSON_MEDIA;
-  for (const part of accept.split(",")) {
-    const type = part.split(";")[0]?.trim().toLowerCase();
-    if (type === GRAPHQL_RESPONSE) return GRAPHQL_RESPONSE;
-    if (type === JSON_MEDIA || type === "*/*" || type === "application/*") return JSON_MEDIA;
-  }
-  return null;
+  const known = negotiated.get(accept);
+  if (known !== undefined) return known;
+  const offer = new Negotiator({ headers: { accept } }).mediaType(OFFERED);
+  const type = offer === undefined ? null : (offer.split(";")[0] as string);
+  if (negotiated.size >= 1_000) negotiated.clear();
+  negotiated.set(accept, type);
+  return type;
 }
 
 function objectParam(name: string, value: unknown): Record<string, unknown> | undefined {

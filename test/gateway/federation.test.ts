@@ -210,6 +210,14 @@ describe("operability", () => {
     expect((await script.text()).length).toBeGreaterThan(100_000);
   });
 
+  it("answers HEAD /graphql with 405 and the methods it serves", async () => {
+    const head = await fetch(`${platform.url}?query=${encodeURIComponent("{ __typename }")}`, {
+      method: "HEAD",
+    });
+    expect(head.status).toBe(405);
+    expect(head.headers.get("allow")).toBe("GET, POST");
+  });
+
   it("passes the request id on to the departments", async () => {
     const response = await fetch(platform.url, {
       method: "POST",
