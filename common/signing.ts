@@ -8,6 +8,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import type { Department } from "./departments.ts";
+import { isProduction } from "./environment.ts";
 
 export const SIGNATURE_HEADER = "x-mianzheng-signature";
 /** How far a signature's timestamp may be from the subgraph's clock, either way. */
@@ -17,7 +18,7 @@ export const REPLAY_WINDOW_MS = 30_000;
 export function departmentSecret(department: Department): string {
   const fromEnv = process.env[`MIANZHENG_SECRET_${department.toUpperCase()}`];
   if (fromEnv) return fromEnv;
-  if (process.env.NODE_ENV === "production") {
+  if (isProduction()) {
     throw new Error(
       `MIANZHENG_SECRET_${department.toUpperCase()} must be set in production (the gateway signs every request to ${department})`,
     );

@@ -149,7 +149,10 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   const apiSchema: GraphQLSchema = federation.apiSchema;
   installScalarRules(apiSchema);
   security.attachSchema(apiSchema, supergraph.scopes);
-  const documents = new DocumentCache(apiSchema, { introspection: config.introspection });
+  const documents = new DocumentCache(apiSchema, {
+    introspection: config.introspection,
+    maxTokens: config.security.limits.maxTokens,
+  });
 
   executeInternal = async (query, variables, context) => {
     const prepared = documents.get(query);

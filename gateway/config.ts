@@ -2,6 +2,7 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { DEPARTMENTS, type Department, defaultPort, urlVariable } from "../common/departments.ts";
+import { isProduction } from "../common/environment.ts";
 import { dataDir } from "../common/sqlite.ts";
 
 export interface DepartmentEndpoint {
@@ -95,20 +96,57 @@ export const DEVELOPMENT_DESKS_FILE = `${CONFIG_DIR}desks.development.json`;
 export const DEVELOPMENT_CITIZEN_SECRET = "mianzheng-development-citizen-token-secret";
 export const DEVELOPMENT_CITIZEN_ISSUER = "mianzheng-development-citizen-login";
 export const CITIZEN_AUDIENCE = "mianzheng";
+/** The shortest rate-limit window: a window of 0 (or of a few ms) would switch the limit off. */
+export const MIN_WINDOW_MS = 1000;
 
-function integer(name: string, fallback: number): number {
+/**
+ * A whole number of at least `min` (digits only: `0x10`, `1e3` and a blank are refused, not read
+ * as 16, 1000 and 0 — a window of 0 ms would switch its limit off).
+ */
+export function integer(name: string, fallback: number, min = 0): number {
   const raw = process.env[name];
   if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < 0)
-    throw new Error(`${name} must be a whole number, got "${raw}"`);
+  const value = /^\s*\d+\s*$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!Number.isSafeInteger(value) || value < min) {
+    throw new Error(
+      `${name} must be a whole number${min > 0 ? ` of at least ${min}` : ""}, got "${raw}"`,
+    );
+  }
   return value;
 }
 
+const FLAG_VALUES: Readonly<Record<string, boolean>> = {
+  "1": true,
+  true: true,
+  on: true,
+  yes: true,
+  "0": false,
+  false: false,
+  off: false,
+  no: false,
+};
+
+/** A URL, checked here so that a bad one is refused naming its variable. */
+function url(name: string, value: string): string {
+  if (!URL.canParse(value)) throw new Error(`${name} is not a URL: "${value}"`);
+  return value;
+}
+
+function required(name: string, when: string): string {
+  const value = process.env[name]?.trim();
+  if (!value) throw new Error(`${name} must be set ${when}`);
+  return value;
+}
+
+/** On or off; anything else is refused (`SECURITY=enabled` must not read as off). */
 function flag(name: string, fallback: boolean): boolean {
   const raw = process.env[name];
   if (raw === undefined || raw === "") return fallback;
-  return raw === "1" || raw.toLowerCase() === "true" || raw.toLowerCase() === "on";
+  const value = FLAG_VALUES[raw.trim().toLowerCase()];
+  if (value === undefined) {
+    throw new Error(`${name} must be on or off (1/0, true/false, on/off, yes/no), got "${raw}"`);
+  }
+  return value;
 }
 
 function securityConfigFromEnv(production: boolean): SecurityConfig {
@@ -127,33 +165,35 @@ function securityConfigFromEnv(production: boolean): SecurityConfig {
       (existsSync(defaultOperations) ? defaultOperations : null),
     deskJwt: jwksUrl
       ? {
-          jwksUrl,
-          issuer: process.env.DESK_JWT_ISSUER ?? "",
-          audience: process.env.DESK_JWT_AUDIENCE ?? "mianzheng",
+          jwksUrl: url("DESK_JWKS_URL", jwksUrl),
+          issuer: required("DESK_JWT_ISSUER", "with DESK_JWKS_URL"),
+          audience: process.env.DESK_JWT_AUDIENCE || "mianzheng",
         }
       : null,
     citizen: {
       issuer: process.env.CITIZEN_TOKEN_ISSUER ?? (production ? "" : DEVELOPMENT_CITIZEN_ISSUER),
-      audience: process.env.CITIZEN_TOKEN_AUDIENCE ?? CITIZEN_AUDIENCE,
-      jwksUrl: process.env.CITIZEN_JWKS_URL ?? null,
+      audience: process.env.CITIZEN_TOKEN_AUDIENCE || CITIZEN_AUDIENCE,
+      jwksUrl: process.env.CITIZEN_JWKS_URL
+        ? url("CITIZEN_JWKS_URL", process.env.CITIZEN_JWKS_URL)
+        : null,
       devSecret: production
         ? null
         : (process.env.CITIZEN_TOKEN_SECRET ?? DEVELOPMENT_CITIZEN_SECRET),
     },
     limits: {
-      maxDepth: integer("MAX_DEPTH", 8),
-      maxAliases: integer("MAX_ALIASES", 30),
-      maxTokens: integer("MAX_TOKENS", 5000),
-      maxListSize: integer("MAX_LIST_SIZE", 1000),
-      maxBodyBytes: integer("MAX_BODY_BYTES", 1024 * 1024),
+      maxDepth: integer("MAX_DEPTH", 8, 1),
+      maxAliases: integer("MAX_ALIASES", 30, 1),
+      maxTokens: integer("MAX_TOKENS", 5000, 1),
+      maxListSize: integer("MAX_LIST_SIZE", 1000, 1),
+      maxBodyBytes: integer("MAX_BODY_BYTES", 1024 * 1024, 1),
     },
     rateLimit: {
-      max: integer("RATE_LIMIT_MAX", 600),
-      windowMs: integer("RATE_LIMIT_WINDOW_MS", 60_000),
+      max: integer("RATE_LIMIT_MAX", 600, 1),
+      windowMs: integer("RATE_LIMIT_WINDOW_MS", 60_000, MIN_WINDOW_MS),
     },
     failedAuthentications: {
-      max: integer("AUTH_FAILURES_MAX", 20),
-      windowMs: integer("AUTH_FAILURES_WINDOW_MS", 60_000),
+      max: integer("AUTH_FAILURES_MAX", 20, 1),
+      windowMs: integer("AUTH_FAILURES_WINDOW_MS", 60_000, MIN_WINDOW_MS),
     },
     auditSync: sync,
   };
@@ -173,8 +213,8 @@ export type GatewayOverrides = Partial<Omit<GatewayConfig, "security">> & {
 };
 
 export function gatewayConfigFromEnv(overrides: GatewayOverrides = {}): GatewayConfig {
-  const production = overrides.production ?? process.env.NODE_ENV === "production";
-  const defaultTimeout = integer("DEPARTMENT_TIMEOUT_MS", 5000);
+  const production = overrides.production ?? isProduction();
+  const defaultTimeout = integer("DEPARTMENT_TIMEOUT_MS", 5000, 1);
   const departments = Object.fromEntries(
     DEPARTMENTS.map((department) => [
       department,
@@ -182,7 +222,7 @@ export function gatewayConfigFromEnv(overrides: GatewayOverrides = {}): GatewayC
         url:
           process.env[urlVariable(department)] ??
           `http://127.0.0.1:${defaultPort(department)}/graphql`,
-        timeoutMs: integer(`${department.toUpperCase()}_TIMEOUT_MS`, defaultTimeout),
+        timeoutMs: integer(`${department.toUpperCase()}_TIMEOUT_MS`, defaultTimeout, 1),
       },
     ]),
   ) as Record<Department, DepartmentEndpoint>;
@@ -194,7 +234,7 @@ export function gatewayConfigFromEnv(overrides: GatewayOverrides = {}): GatewayC
     production,
     departments,
     retries: integer("DEPARTMENT_RETRIES", 2),
-    connectionsPerDepartment: integer("DEPARTMENT_CONNECTIONS", 16),
+    connectionsPerDepartment: integer("DEPARTMENT_CONNECTIONS", 16, 1),
     breakerResetMs: integer("DEPARTMENT_BREAKER_RESET_MS", 5000),
     introspection: flag("INTROSPECTION", !production),
     landingPage: flag("LANDING_PAGE", !production),

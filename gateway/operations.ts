@@ -30,17 +30,21 @@ export interface DocumentCacheOptions {
   maxDocuments?: number;
   /** Longest document accepted, in characters. */
   maxLength?: number;
+  /** Lexical tokens past which parsing stops (`MAX_TOKENS`; the limits check counts the same). */
+  maxTokens?: number;
 }
 
 export class DocumentCache {
   private readonly cache: LRUCache<string, PreparedDocument>;
   private readonly rules;
+  private readonly maxTokens: number;
 
   constructor(
     private readonly schema: GraphQLSchema,
     options: DocumentCacheOptions,
   ) {
     this.cache = new LRUCache({ max: options.maxDocuments ?? 2000 });
+    this.maxTokens = options.maxTokens ?? 5000;
     this.rules = options.introspection
       ? specifiedRules
       : [...specifiedRules, NoSchemaIntrospectionCustomRule];
@@ -58,7 +62,7 @@ export class DocumentCache {
     const hash = createHash("sha256").update(query).digest("hex");
     let document: DocumentNode;
     try {
-      document = parse(query, { maxTokens: 5000 });
+      document = parse(query, { maxTokens: this.maxTokens });
     } catch (error) {
       const syntax = error as GraphQLError;
       return {

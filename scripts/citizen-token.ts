@@ -5,6 +5,8 @@
  *   curl -s localhost:4000/graphql -H "authorization: Bearer $(npm run -s citizen-token -- 110105198503121015)" \
  *     -H 'content-type: application/json' -d '{"query":"{ myAccessLog { at desk purpose facts } }"}'
  */
+
+import { isProduction } from "../common/environment.ts";
 import { developmentCitizenToken } from "../gateway/security/citizen-token.ts";
 
 const id = process.argv[2];
@@ -12,7 +14,7 @@ if (!id) {
   console.error("usage: npm run citizen-token -- <citizen identity number>");
   process.exit(2);
 }
-if (process.env.NODE_ENV === "production") {
+if (isProduction()) {
   console.error(
     "citizen-token: development only; in production citizens log in at the identity provider",
   );

@@ -16,7 +16,9 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { DEPARTMENTS, type Department, defaultPort, urlVariable } from "../common/departments.ts";
+import { isProduction } from "../common/environment.ts";
 import { databasePath, dataDir, seedingMarker } from "../common/sqlite.ts";
+import { integer } from "../gateway/config.ts";
 import { isReadyMessage } from "./supervision.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -124,9 +126,26 @@ process.on("SIGTERM", () => stopAll(0));
 // Read before anything is written: a malformed HUKOU_URL … stops here, not after a seed.
 const departments = DEPARTMENTS.map((department) => `${department}:${departmentPort(department)}`);
 
+let production: boolean;
+let port: number;
+try {
+  production = isProduction();
+  port = integer("PORT", 4000);
+} catch (error) {
+  console.error(`[start] ${(error as Error).message}`);
+  process.exit(2);
+}
+
 const dir = dataDir();
 const interrupted = existsSync(seedingMarker(dir));
 if (interrupted || !DEPARTMENTS.some((department) => existsSync(databasePath(department, dir)))) {
+  if (production) {
+    // A volume that failed to mount must not come up serving synthetic people to real desks.
+    console.error(
+      `[start] ${dir} holds no department database (or an interrupted demo seed); in production npm start does not seed a demo population: import the departments' exports (npm run import) or point DATA_DIR at their databases`,
+    );
+    process.exit(2);
+  }
   const persons = process.env.SEED_PERSONS ?? "20000";
   console.log(
     interrupted
@@ -145,7 +164,6 @@ if (interrupted || !DEPARTMENTS.some((department) => existsSync(databasePath(dep
 try {
   // Everything starts at once: the gateway plans from the supergraph file and needs no department
   // to start, so loading its modules overlaps with the departments'.
-  const port = Number(process.env.PORT ?? 4000);
   // PORT is the gateway's; the departments' ports are given with their names.
   run("departments", [...script("subgraph"), ...departments], {
     env: { PORT: undefined },

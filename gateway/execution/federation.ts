@@ -17,6 +17,7 @@ import {
   type OperationDefinitionNode,
 } from "graphql";
 import { LRUCache } from "lru-cache";
+import { isProduction } from "../../common/environment.ts";
 import { ErrorCode } from "../../common/errors.ts";
 import type { GatewayRequestContext } from "../department-client.ts";
 import { PlanExecutor, supportsPlan } from "./plan-executor.ts";
@@ -81,7 +82,7 @@ export class Federation {
 
   constructor(options: FederationOptions) {
     this.supergraph = Supergraph.build(options.supergraphSdl, {
-      validateSupergraph: process.env.NODE_ENV !== "production",
+      validateSupergraph: !isProduction(),
     });
     this.apiSchema = this.supergraph.apiSchema().toGraphQLJSSchema();
     this.supergraphSchema = this.supergraph.schema.toGraphQLJSSchema();

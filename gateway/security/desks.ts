@@ -7,6 +7,7 @@
  */
 import { hash } from "node:crypto";
 import { readFileSync } from "node:fs";
+import { MIN_WINDOW_MS } from "../config.ts";
 import type { Principal } from "../principal.ts";
 
 export interface Purpose {
@@ -47,9 +48,39 @@ function text(file: string, where: string, value: unknown): string {
   return value;
 }
 
+/**
+ * An object with these keys only (and `$comment`): a misspelt key (`persistedOperationOnly`,
+ * `ratelimit`) would otherwise be ignored, leaving the desk without what its operator wrote.
+ */
+function object(
+  file: string,
+  where: string,
+  raw: unknown,
+  keys: readonly string[],
+): Record<string, unknown> {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    fail(file, where, "must be an object");
+  }
+  for (const key of Object.keys(raw)) {
+    if (key !== "$comment" && !keys.includes(key)) {
+      fail(file, `${where}.${key}`, `is not a setting (expected ${keys.join(", ")})`);
+    }
+  }
+  return raw as Record<string, unknown>;
+}
+
+function optionalBoolean(file: string, where: string, value: unknown): boolean {
+  if (value === undefined) return false;
+  if (typeof value !== "boolean") fail(file, where, "must be true or false");
+  return value;
+}
+
+/** Desk ids and scopes: plain names (no spaces, no look-alike letters in an audit log). */
+const DESK_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const SCOPE = /^(\*|[a-z0-9][a-z0-9._:/-]{0,127})$/;
+
 function readPurpose(file: string, where: string, raw: unknown): Purpose {
-  if (typeof raw !== "object" || raw === null) fail(file, where, "must be an object");
-  const purpose = raw as Record<string, unknown>;
+  const purpose = object(file, where, raw, ["code", "legalBasis", "scopes"]);
   const code = text(file, `${where}.code`, purpose.code);
   if (!/^[a-z0-9][a-z0-9._-]{0,63}$/.test(code)) {
     fail(file, `${where}.code`, "must be lower-case letters, digits, '.', '_' or '-'");
@@ -61,15 +92,31 @@ function readPurpose(file: string, where: string, raw: unknown): Purpose {
   return {
     code,
     legalBasis: text(file, `${where}.legalBasis`, purpose.legalBasis),
-    scopes: scopes.map((scope, index) => text(file, `${where}.scopes[${index}]`, scope)),
+    scopes: scopes.map((scope, index) => {
+      const name = text(file, `${where}.scopes[${index}]`, scope);
+      if (!SCOPE.test(name)) {
+        fail(file, `${where}.scopes[${index}]`, `"${name}" is not a scope name`);
+      }
+      return name;
+    }),
   };
 }
 
 function readDesk(file: string, index: number, raw: unknown): Desk {
   const where = `desks[${index}]`;
-  if (typeof raw !== "object" || raw === null) fail(file, where, "must be an object");
-  const desk = raw as Record<string, unknown>;
+  const desk = object(file, where, raw, [
+    "id",
+    "name",
+    "demo",
+    "keys",
+    "purposes",
+    "rateLimit",
+    "persistedOperationsOnly",
+  ]);
   const id = text(file, `${where}.id`, desk.id);
+  if (!DESK_ID.test(id)) {
+    fail(file, `${where}.id`, "must be letters, digits, '.', '_' or '-' (at most 64)");
+  }
   const keys = desk.keys;
   if (!Array.isArray(keys))
     fail(file, `${where}.keys`, "must be a list of sha256:<hex> key hashes");
@@ -91,20 +138,37 @@ function readDesk(file: string, index: number, raw: unknown): Desk {
   });
   let rateLimit: Desk["rateLimit"] = null;
   if (desk.rateLimit !== undefined) {
-    const limit = desk.rateLimit as { max?: unknown; windowMs?: unknown };
-    if (!Number.isInteger(limit?.max) || !Number.isInteger(limit?.windowMs)) {
-      fail(file, `${where}.rateLimit`, "must be { max: <requests>, windowMs: <milliseconds> }");
+    const limit = object(file, `${where}.rateLimit`, desk.rateLimit, ["max", "windowMs"]);
+    const { max, windowMs } = limit;
+    // A window of 0 (or of a few ms) would switch the limit off; a max of 0 blocks the desk.
+    if (
+      !Number.isSafeInteger(max) ||
+      (max as number) < 0 ||
+      !Number.isSafeInteger(windowMs) ||
+      (windowMs as number) < MIN_WINDOW_MS
+    ) {
+      fail(
+        file,
+        `${where}.rateLimit`,
+        `must be { max: <requests, 0 or more>, windowMs: <milliseconds, ${MIN_WINDOW_MS} or more> }`,
+      );
     }
-    rateLimit = { max: limit.max as number, windowMs: limit.windowMs as number };
+    rateLimit = { max: max as number, windowMs: windowMs as number };
   }
   return {
     id,
     name: text(file, `${where}.name`, desk.name),
-    demo: desk.demo === true || keyHashes.some((hash) => DEMO_KEY_HASHES.has(hash)),
+    demo:
+      optionalBoolean(file, `${where}.demo`, desk.demo) ||
+      keyHashes.some((hash) => DEMO_KEY_HASHES.has(hash)),
     keyHashes,
     purposes,
     rateLimit,
-    persistedOperationsOnly: desk.persistedOperationsOnly === true,
+    persistedOperationsOnly: optionalBoolean(
+      file,
+      `${where}.persistedOperationsOnly`,
+      desk.persistedOperationsOnly,
+    ),
   };
 }
 
@@ -150,7 +214,7 @@ export class DeskRegistry {
     } catch (error) {
       throw new DeskFileError(`cannot read the desk registry ${file}: ${(error as Error).message}`);
     }
-    const desks = (raw as { desks?: unknown })?.desks;
+    const { desks } = object(file, "the file", raw, ["desks"]);
     if (!Array.isArray(desks)) fail(file, "desks", "must be a list");
     return new DeskRegistry(desks.map((desk, index) => readDesk(file, index, desk)));
   }

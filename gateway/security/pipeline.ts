@@ -114,6 +114,17 @@ export class SecurityPipeline {
           )} (published development keys) registered in ${security.desksFile}; register the real desks in DESKS_FILE`,
       );
     }
+    const everything = registry.desks.flatMap((desk) =>
+      [...desk.purposes.values()]
+        .filter((purpose) => purpose.scopes.includes("*"))
+        .map((purpose) => `${desk.id}/${purpose.code}`),
+    );
+    if (config.production && everything.length > 0) {
+      // "*" grants every scope, including those a later department adds: a development shortcut.
+      throw new Error(
+        `refusing to start in production: ${everything.join(", ")} grant${everything.length > 1 ? "" : "s"} every scope ("*") in ${security.desksFile}; list the scopes the purpose needs`,
+      );
+    }
     if (config.production && !security.citizen.jwksUrl) {
       log.warn("CITIZEN_JWKS_URL is not set: citizens cannot read their access log");
     }

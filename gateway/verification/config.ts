@@ -1,5 +1,6 @@
 /** Verification settings, from the environment (documented in `policies/README.md`). */
 import { join } from "node:path";
+import { isProduction } from "../../common/environment.ts";
 
 export interface VerificationConfig {
   /** `iss` of every proof (`PROOF_ISSUER`, default `mianzheng`). */
@@ -59,7 +60,7 @@ export function verificationConfigFromEnv(
     jobsDir: process.env.JOBS_DIR || join(dataDir, "jobs"),
     jobsMaxBytes: whole("JOBS_MAX_BYTES", 512 * 1024 * 1024),
     jobsConcurrency: whole("JOBS_CONCURRENCY", 2),
-    production: process.env.NODE_ENV === "production",
+    production: isProduction(),
     ...overrides,
   };
 }

@@ -97,6 +97,45 @@ describe("NODE_ENV=production", () => {
     expect(missing.output).toContain("DESKS_FILE must name the registered desks");
   });
 
+  it("refuses a NODE_ENV it does not know, rather than running in development", async () => {
+    const { code, output } = await exitOf(startGateway(productionEnv({ NODE_ENV: "prod" })));
+    expect(code).toBe(1);
+    expect(output).toContain('NODE_ENV must be "production", "development" or "test"');
+  });
+
+  it("refuses a switch it cannot read and a rate window that would switch the limit off", async () => {
+    const security = await exitOf(startGateway(productionEnv({ SECURITY: "enabled" })));
+    expect(security.code).toBe(1);
+    expect(security.output).toContain("SECURITY must be on or off");
+    const window = await exitOf(
+      startGateway(productionEnv({ DESKS_FILE: "x", AUTH_FAILURES_WINDOW_MS: "0" })),
+    );
+    expect(window.code).toBe(1);
+    expect(window.output).toContain(
+      "AUTH_FAILURES_WINDOW_MS must be a whole number of at least 1000",
+    );
+  });
+
+  it("refuses a purpose granting every scope", async () => {
+    const file = join(data.dir, "everything.json");
+    writeFileSync(
+      file,
+      JSON.stringify({
+        desks: [
+          {
+            id: "housing",
+            name: "Housing desk",
+            keys: [`sha256:${hashKey("another-long-random-production-key")}`],
+            purposes: [{ code: "housing", legalBasis: "x", scopes: ["*"] }],
+          },
+        ],
+      }),
+    );
+    const { code, output } = await exitOf(startGateway(productionEnv({ DESKS_FILE: file })));
+    expect(code).toBe(1);
+    expect(output).toContain('housing/housing grants every scope ("*")');
+  });
+
   it("starts with real desks, introspection and the landing page off", {
     timeout: 60_000,
   }, async () => {
