@@ -51,8 +51,8 @@ export interface AccessRecord {
 export interface AccessLedger {
   /** Resolves once the record is durable; rejects when it could not be written. */
   append(record: AccessRecord): Promise<void>;
-  /** A subject's entries, newest first. */
-  entriesFor(subject: string, limit?: number): Promise<LedgerEntry[]>;
+  /** A subject's entries, newest first (older than entry `before`, when given). */
+  entriesFor(subject: string, limit?: number, before?: number): Promise<LedgerEntry[]>;
   /** Resolves once every access acknowledged so far is in `audit.db` (not only in the journal). */
   moved(): Promise<void>;
   readonly available: boolean;
@@ -426,8 +426,8 @@ export class AuditLedger implements AccessLedger {
     this.fail(failure);
   }
 
-  entriesFor(subject: string, limit = 1000): Promise<LedgerEntry[]> {
-    return this.ask({ type: "entries", subject, limit }).then((message) => {
+  entriesFor(subject: string, limit = 1000, before?: number): Promise<LedgerEntry[]> {
+    return this.ask({ type: "entries", subject, limit, before }).then((message) => {
       if (message.type !== "entries") return [];
       if (message.error) throw new LedgerUnavailable(message.error);
       return message.entries;
@@ -440,7 +440,11 @@ export class AuditLedger implements AccessLedger {
     });
   }
 
-  private ask(request: { type: "entries"; subject: string; limit: number } | { type: "moved" }) {
+  private ask(
+    request:
+      | { type: "entries"; subject: string; limit: number; before?: number | undefined }
+      | { type: "moved" },
+  ) {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
     return new Promise<WriterMessage>((resolve, reject) => {

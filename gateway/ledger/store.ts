@@ -294,6 +294,9 @@ export function recordAppender(
   const insertEntries = rowInserter(sqlite, "entries", ENTRY_COLUMNS);
   const lastEntry = sqlite.prepare("SELECT seq, hash FROM entries ORDER BY seq DESC LIMIT 1");
   const lastRequest = sqlite.prepare("SELECT max(seq) AS seq FROM requests");
+  const recordedHead = sqlite.prepare(
+    "SELECT name, value FROM ledger_state WHERE name IN ('head_seq', 'head_hash')",
+  );
   const setHead = sqlite.prepare(
     `INSERT INTO ledger_state (name, value) VALUES ('head_seq', ?), ('head_hash', ?) ${SET_STATE}`,
   );
@@ -306,6 +309,7 @@ export function recordAppender(
     insertRequests.reset();
     insertEntries.reset();
     const head = lastEntry.get() as { seq: number; hash: string } | undefined;
+    checkHead(head, recordedHead.all() as Array<{ name: string; value: string }>);
     let seq = head?.seq ?? 0;
     let prev = head?.hash ?? GENESIS_HASH;
     let requestSeq = (lastRequest.get() as { seq: number | null }).seq ?? 0;
@@ -373,6 +377,25 @@ export function recordAppender(
       throw error;
     }
   };
+}
+
+/**
+ * The last entry must be the head the ledger recorded with it: entries removed from the end would
+ * otherwise be written over by the next appends, chained after what is left, and the chain would
+ * verify again — the evidence of the removal erased by the gateway itself. Refusing to write makes
+ * the gateway answer `AUDIT_UNAVAILABLE` (nothing disclosed) until the ledger is looked at.
+ */
+function checkHead(
+  last: { seq: number; hash: string } | undefined,
+  recorded: ReadonlyArray<{ name: string; value: string }>,
+): void {
+  const seq = recorded.find((row) => row.name === "head_seq")?.value;
+  const hash = recorded.find((row) => row.name === "head_hash")?.value;
+  if (seq === undefined && hash === undefined) return; // nothing appended yet (or format 1)
+  if (String(last?.seq ?? 0) === seq && (last?.hash ?? GENESIS_HASH) === hash) return;
+  throw new Error(
+    `audit.db's entries end at ${last?.seq ?? 0} but its head is entry ${seq} (${hash}): entries were removed or altered; nothing more is recorded until it is examined (npm run audit -- verify)`,
+  );
 }
 
 export interface Migration {
@@ -626,14 +649,24 @@ FROM (
 ) AS found
 JOIN entries e ON e.seq = found.seq
 JOIN request_details r ON r.seq = e.request
+WHERE e.subject = :subject AND e.seq < :before
 ORDER BY e.seq DESC
 LIMIT :limit`;
 
 type SubjectRow = EntryRow & RequestRow;
 
-/** A subject's entries, newest first. */
-export function subjectEntries(sqlite: Sqlite, subject: string, limit = 1000): LedgerEntry[] {
-  const rows = sqlite.prepare(SUBJECT_QUERY).all({ subject, limit }) as SubjectRow[];
+/**
+ * A subject's entries, newest first, older than entry `before` when given (to read a log longer
+ * than `limit` page by page). Each entry's own subject is checked, not only the index's: an index
+ * row pointing at another person's entry must not show it.
+ */
+export function subjectEntries(
+  sqlite: Sqlite,
+  subject: string,
+  limit = 1000,
+  before: number = Number.MAX_SAFE_INTEGER,
+): LedgerEntry[] {
+  const rows = sqlite.prepare(SUBJECT_QUERY).all({ subject, limit, before }) as SubjectRow[];
   return rows.map((row) => {
     const selection = (JSON.parse(row.selections) as Array<{ fields: string[]; denied: string[] }>)[
       row.selection

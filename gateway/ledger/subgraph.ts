@@ -31,7 +31,7 @@ export function ledgerSubgraph(services: PlatformServices): LocalSubgraph {
       Query: {
         myAccessLog: async (
           _parent: unknown,
-          { limit }: { limit: number },
+          { limit, before }: { limit: number; before?: number | null },
           context: GatewayRequestContext,
         ) => {
           const citizenId =
@@ -46,8 +46,19 @@ export function ledgerSubgraph(services: PlatformServices): LocalSubgraph {
               extensions: { code: ErrorCode.BadUserInput, argument: "limit" },
             });
           }
+          if (
+            before !== undefined &&
+            before !== null &&
+            (!Number.isInteger(before) || before < 1)
+          ) {
+            throw new GraphQLError('Argument "before" is invalid: must be an entry number', {
+              extensions: { code: ErrorCode.BadUserInput, argument: "before" },
+            });
+          }
           // Not a log without the latest accesses: those not yet in audit.db cannot be read.
-          const entries = await services.ledger.entriesFor(citizenId, limit).catch(unreadableLog);
+          const entries = await services.ledger
+            .entriesFor(citizenId, limit, before ?? undefined)
+            .catch(unreadableLog);
           return entries.map((entry) => ({
             entry: entry.entry,
             at: entry.at,

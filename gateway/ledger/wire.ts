@@ -63,6 +63,8 @@ export interface LedgerRequest {
   id: number;
   subject: string;
   limit: number;
+  /** Entries older than this one only (a later page of the log). */
+  before?: number;
 }
 
 export type WriterMessage =

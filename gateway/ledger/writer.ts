@@ -137,7 +137,7 @@ function answer(request: LedgerRequest): void {
     return;
   }
   try {
-    const entries = subjectEntries(sqlite, request.subject, request.limit);
+    const entries = subjectEntries(sqlite, request.subject, request.limit, request.before);
     post({ type: "entries", id: request.id, entries });
   } catch (error) {
     post({ type: "entries", id: request.id, entries: [], error: (error as Error).message });

@@ -293,8 +293,13 @@ export class VerificationService {
     if (this.services.ledger === NO_LEDGER) return;
     const answered = new Set<string>();
     const subjects: SubjectAccess[] = [];
+    // One entry per person a request verifies, however often it names them: a thousand copies
+    // of one number would otherwise push the person's earlier entries off the first page of
+    // their log, and are one access (their verdicts are the same).
+    const seen = new Set<string>();
     for (const verdict of verdicts) {
-      if (verdict.outcome === "INVALID") continue;
+      if (verdict.outcome === "INVALID" || seen.has(verdict.subject)) continue;
+      seen.add(verdict.subject);
       for (const { department } of verdict.departments) answered.add(department);
       subjects.push({
         subject: verdict.subject,

@@ -10,9 +10,11 @@ import { makePersonId } from "../../common/ids.ts";
 import {
   auditDatabasePath,
   openAuditDatabase,
+  recordAppender,
   subjectEntries,
   verifyChain,
 } from "../../gateway/ledger/store.ts";
+import type { WireRecord } from "../../gateway/ledger/wire.ts";
 import { developmentCitizenToken } from "../../gateway/security/citizen-token.ts";
 import { LI_NA, WANG_QIANG, writeFixtures, ZHANG_WEI, ZHANG_XIAOMING } from "../fixtures.ts";
 import { journalRecords, tempDataDir, writeRecords } from "../helpers.ts";
@@ -245,6 +247,16 @@ describe("npm run audit", () => {
       const tail = await audit(copy.dir, "verify");
       expect(tail.code).toBe(1);
       expect(tail.stderr).toContain(`head records entry ${last.seq}`);
+      // Nor does the ledger write over the gap: chained after what is left, the next entries
+      // would make the chain verify again.
+      const reopened = new Database(`${copy.dir}/audit.db`);
+      try {
+        expect(() => recordAppender(reopened)([accessOf(WANG_QIANG)])).toThrow(
+          `audit.db's entries end at 320 but its head is entry ${last.seq}`,
+        );
+      } finally {
+        reopened.close();
+      }
     } finally {
       copy.remove();
     }
@@ -255,6 +267,26 @@ describe("npm run audit", () => {
     expect((await audit(data.dir, "subject", "12345")).code).toBe(2);
   });
 });
+
+/** A record of one access by the lottery desk, as the journal hands it to audit.db. */
+function accessOf(subject: string): WireRecord {
+  return {
+    at: new Date().toISOString(),
+    requestId: "test-request",
+    deskId: "dev-lottery",
+    deskName: "Lottery",
+    purpose: "car-lottery",
+    legalBasis: "Test suite.",
+    caseId: null,
+    operationName: null,
+    operationHash: "0".repeat(64),
+    departments: ["hukou"],
+    selections: [{ fields: ["Person.alive"], denied: [] }],
+    subjects: subject,
+    picks: Uint16Array.of(0),
+    outcomes: "a",
+  };
+}
 
 describe("myAccessLog", () => {
   it("shows a citizen who looked at their records, and nobody else's accesses", async () => {
@@ -356,6 +388,68 @@ describe("myAccessLog", () => {
     expect(body.data).toEqual({
       myAccessLog: [{ deskId: "dev-lottery", facts: ["Person.alive"] }],
     });
+  });
+
+  it("reads a long log page by page (before: the last entry read), the whole of it", async () => {
+    for (let i = 0; i < 3; i++) {
+      await platform.query(`{ person(id: "${WANG_QIANG}") { alive } }`, {}, LOTTERY_DESK);
+    }
+    const token = await developmentCitizenToken(WANG_QIANG);
+    const page = async (extra: string) => {
+      const { body } = await platform.query(
+        `{ myAccessLog(limit: 2${extra}) { entry } }`,
+        {},
+        { authorization: `Bearer ${token}` },
+      );
+      return body;
+    };
+    const first = (await page("")).data as { myAccessLog: Array<{ entry: number }> };
+    expect(first.myAccessLog).toHaveLength(2);
+    const last = first.myAccessLog[1]?.entry as number;
+    const second = (await page(`, before: ${last}`)).data as {
+      myAccessLog: Array<{ entry: number }>;
+    };
+    const all = withLedger(data.dir, (sqlite) => subjectEntries(sqlite, WANG_QIANG));
+    expect([...first.myAccessLog, ...second.myAccessLog].map((entry) => entry.entry)).toEqual(
+      all.map((entry) => entry.entry),
+    );
+    expect((await page(", before: 0")).errors?.[0]?.extensions?.code).toBe("BAD_USER_INPUT");
+  });
+
+  it("shows an entry only to its own subject, even if the subject index says otherwise", () => {
+    const copy = tempDataDir();
+    try {
+      withLedger(data.dir, (sqlite) => sqlite.exec(`VACUUM INTO '${copy.dir}/audit.db'`));
+      const file = new Database(`${copy.dir}/audit.db`);
+      try {
+        const theirs = subjectEntries(file, LI_NA)[0]?.entry as number;
+        file
+          .prepare("INSERT INTO subject_index (subject, entry) VALUES (?, ?)")
+          .run(WANG_QIANG, theirs);
+        file
+          .prepare("INSERT OR REPLACE INTO ledger_state (name, value) VALUES ('indexed_upto', ?)")
+          .run(String(theirs));
+        expect(subjectEntries(file, WANG_QIANG).map((entry) => entry.entry)).not.toContain(theirs);
+      } finally {
+        file.close();
+      }
+    } finally {
+      copy.remove();
+    }
+  });
+
+  it("has one entry per person a verification names, however often it names them", async () => {
+    await platform.ledgerMoved();
+    const before = withLedger(data.dir, (sqlite) => subjectEntries(sqlite, ZHANG_XIAOMING)).length;
+    const { body } = await platform.query(
+      `query ($s: [ID!]!) { verify(policy: "beijing-car-lottery/individual", subjects: $s, on: "2026-11-01") { outcome } }`,
+      { s: [ZHANG_XIAOMING, ZHANG_XIAOMING, ZHANG_XIAOMING] },
+      LOTTERY_DESK,
+    );
+    expect((body.data as { verify: unknown[] }).verify).toHaveLength(3);
+    await platform.ledgerMoved();
+    const after = withLedger(data.dir, (sqlite) => subjectEntries(sqlite, ZHANG_XIAOMING)).length;
+    expect(after - before).toBe(1);
   });
 
   it("is not itself recorded as an access to the registers", async () => {
