@@ -171,15 +171,25 @@ export function touchedSubjects(
     if (site.fieldArgument) {
       // Recorded for each object that answered the field: the question was asked of the
       // subject's records (the same argument for every object, so one access).
+      // Objects are found in the unshaped answer when there is one: an error elsewhere in the
+      // child (a department down) may have nulled the object after the register answered.
       const { responseKey } = site.fieldArgument;
       const subject = normalizeSubject(site.type, argumentSubjects(site, variables));
       if (!subject) continue;
-      forEachObjectAt(data, site.path, (object, at) => {
+      forEachObjectAt(unshaped ?? data, site.path, (object, at) => {
         if (object[responseKey] === undefined) return;
+        // The object holding the answer as the desk got it: nulled by an error, nothing reached it.
+        const holder = unshaped === undefined ? object : valueAt(data, at);
         add(
           subject,
           site,
-          outcomeOf(object[responseKey], () => [...at, responseKey], prefixes),
+          holder === null || typeof holder !== "object"
+            ? "failed"
+            : outcomeOf(
+                (holder as Record<string, unknown>)[responseKey],
+                () => [...at, responseKey],
+                prefixes,
+              ),
         );
       });
       continue;

@@ -159,6 +159,18 @@ describe("subjects named in an argument below the root", () => {
       [["Person.isChildOf"], "answered"],
     ]);
   });
+
+  it("records the parent also when an error elsewhere nulled the child", async () => {
+    const { body } = await platform.query(
+      `query NulledChild { person(id: "${ZHANG_XIAOMING}") { isChildOf(parentId: "${ZHANG_WEI}") ownsVehicle(region: "11") } }`,
+    );
+    expect(body.data).toEqual({ person: null });
+    await platform.ledgerMoved();
+    const outcomes = withLedger(data.dir, (sqlite) => subjectEntries(sqlite, ZHANG_WEI))
+      .filter((entry) => entry.operationName === "NulledChild")
+      .map((entry) => [entry.fields, entry.outcome]);
+    expect(outcomes).toEqual([[["Person.isChildOf"], "failed"]]);
+  });
 });
 
 describe("a nested subject whose object an error nulled", () => {
