@@ -50,6 +50,8 @@ try {
   for (const problem of recovered.problems) {
     console.error(`audit: an abandoned journal stopped early: ${problem}`);
   }
+  // What such a journal held past the break is not in audit.db: the ledger is not whole.
+  if (recovered.problems.length > 0) process.exitCode = 1;
   if (command === "subject") {
     const subject = argument ? (normalizePersonId(argument) ?? normalizeUscc(argument)) : null;
     if (!subject) {

@@ -50,9 +50,11 @@ import { JsonFragments, type Selection, type WireRecord } from "./wire.ts";
 export const JOURNAL_BYTES = 8 << 20;
 /**
  * Past this the ledger refuses new records: the writer thread has not moved anything for a long
- * time, and a journal must not grow without bound.
+ * time, and a journal must not grow without bound. Under V8's longest string (≈ 512 MiB), since a
+ * journal is read back as text: a larger one could not be read, and a gateway starting after a
+ * crash could not move it.
  */
-export const MAX_JOURNAL_BYTES = 1 << 30;
+export const MAX_JOURNAL_BYTES = 256 << 20;
 
 const NAME = /^audit-(\d+)-[0-9a-f]{12}\.journal$/;
 

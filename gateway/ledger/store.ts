@@ -26,7 +26,7 @@
  *   request path. Queries read the index plus the not-yet-indexed tail.
  */
 import { hash } from "node:crypto";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import {
@@ -451,6 +451,9 @@ export function migrateFromFormat1(sqlite: Sqlite): Migration {
  * them. Exactly once: how far each journal was moved is read and written in the transaction
  * that inserts its entries. Returns the entries moved and what stopped a scan early.
  */
+/** Appended to the name of an abandoned journal whose lines broke off before its end. */
+export const DAMAGED_SUFFIX = ".damaged";
+
 export function moveAbandonedJournals(
   sqlite: Sqlite,
   dir: string,
@@ -462,16 +465,23 @@ export function moveAbandonedJournals(
   for (const name of abandonedJournals(dir, own)) {
     const path = join(dir, name);
     const key = journalStateKey(name);
+    let damaged = false;
     sqlite
       .transaction(() => {
         const scanned = scanJournal(readJournal(path), parsePosition(readState(sqlite, key), name));
-        if (scanned.problem) problems.push(`${name}: ${scanned.problem}`);
+        if (scanned.problem) {
+          damaged = true;
+          problems.push(`${name}: ${scanned.problem} (kept as ${name}${DAMAGED_SUFFIX})`);
+        }
         if (scanned.records.length > 0) {
           entries += append(scanned.records, [key, formatPosition(scanned.last)]);
         }
       })
       .immediate();
-    removeJournal(path);
+    // A journal that broke off before its end (an edited line, lines missing) is evidence: kept
+    // under a name no ledger reads again, not deleted with the accesses it may still hold.
+    if (damaged) renameSync(path, `${path}${DAMAGED_SUFFIX}`);
+    else removeJournal(path);
   }
   return { entries, problems };
 }

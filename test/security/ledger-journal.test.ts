@@ -177,6 +177,9 @@ describe("a journal read back", () => {
       // Line 1 is the records' context: r-3 is on line 4.
       expect.stringMatching(/line 4 does not match its hash/),
     ]);
+    // Kept as evidence, under a name no ledger moves again; not deleted.
+    expect(existsSync(journal.path)).toBe(false);
+    expect(existsSync(`${journal.path}.damaged`)).toBe(true);
   });
 
   it("writes a context once per round and names it in each record", () => {
