@@ -340,7 +340,7 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   });
   app.head("/graphql", (_request, reply) => reply.code(405).header("allow", "GET, POST").send());
   for (const local of Object.values(localSubgraphs)) await local.register?.(app);
-  if (config.landingPage) registerLandingPage(app);
+  if (config.landingPage) registerLandingPage(app, { developmentHeaders: !config.production });
 
   app.get("/health", async () => ({ status: "ok" }));
   app.get("/ready", async (_request, reply) => {

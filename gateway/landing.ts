@@ -32,7 +32,26 @@ const DEVELOPMENT_HEADERS = JSON.stringify(
   2,
 );
 
-function page(endpoint: string, query: string): string {
+/** Text for HTML: the endpoint comes from the request's Host header, which the client chose. */
+function html(text: string): string {
+  return text.replace(
+    /[&<>"']/g,
+    (character) =>
+      ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[
+        character
+      ] as string,
+  );
+}
+
+/** JSON inside a `<script>`: no `</script>` (nor line separators) can end or break it. */
+function scriptJson(value: unknown): string {
+  return JSON.stringify(value)
+    .replace(/</g, "\\u003c")
+    .replace(/\u2028/g, "\\u2028")
+    .replace(/\u2029/g, "\\u2029");
+}
+
+function page(endpoint: string, query: string, developmentHeaders: boolean): string {
   const sandbox = `https://studio.apollographql.com/sandbox/explorer?endpoint=${encodeURIComponent(endpoint)}`;
   return `<!doctype html>
 <html lang="en">
@@ -50,22 +69,23 @@ function page(endpoint: string, query: string): string {
 <body>
 <header>
   <strong>Mianzheng 免证</strong>
-  <span>GraphQL endpoint: <code>${endpoint}</code></span>
-  <a href="${sandbox}" target="_blank" rel="noopener">Open in Apollo Sandbox</a>
-  <span>Development headers are pre-filled in the Headers tab.</span>
+  <span>GraphQL endpoint: <code>${html(endpoint)}</code></span>
+  <a href="${html(sandbox)}" target="_blank" rel="noopener">Open in Apollo Sandbox</a>
+  <span>${developmentHeaders ? "Development headers are pre-filled in the Headers tab." : "Put your desk key and purpose in the Headers tab."}</span>
 </header>
 <div id="graphiql">Loading GraphiQL…</div>
 <script src="/graphiql/react.js"></script>
 <script src="/graphiql/react-dom.js"></script>
 <script src="/graphiql/graphiql.js"></script>
 <script>
-  const fetcher = GraphiQL.createFetcher({ url: ${JSON.stringify(endpoint)} });
+  const fetcher = GraphiQL.createFetcher({ url: ${scriptJson(endpoint)} });
   const root = ReactDOM.createRoot(document.getElementById("graphiql"));
   root.render(React.createElement(GraphiQL, {
     fetcher,
-    defaultHeaders: ${JSON.stringify(DEVELOPMENT_HEADERS)},
-    shouldPersistHeaders: true,
-    defaultQuery: ${JSON.stringify(query)},
+    defaultHeaders: ${scriptJson(developmentHeaders ? DEVELOPMENT_HEADERS : "")},
+    // A real desk key typed in production must not stay in the browser's storage.
+    shouldPersistHeaders: ${developmentHeaders},
+    defaultQuery: ${scriptJson(query)},
   }));
 </script>
 </body>
@@ -111,7 +131,14 @@ function wantsHtml(request: FastifyRequest): boolean {
   return accept.includes("text/html");
 }
 
-export function registerLandingPage(app: FastifyInstance): void {
+/**
+ * `developmentHeaders`: pre-fill the development desk's key (never in production, where the
+ * page shows when `LANDING_PAGE` turns it on).
+ */
+export function registerLandingPage(
+  app: FastifyInstance,
+  { developmentHeaders }: { developmentHeaders: boolean },
+): void {
   const query = exampleQuery(demoSubject());
   const files = new Map(
     Object.entries(ASSETS).map(([name, asset]) => [
@@ -121,7 +148,10 @@ export function registerLandingPage(app: FastifyInstance): void {
   );
   const endpointOf = (request: FastifyRequest) => `${request.protocol}://${request.host}/graphql`;
   const sendPage = (request: FastifyRequest, reply: FastifyReply) =>
-    reply.type("text/html; charset=utf-8").send(page(endpointOf(request), query));
+    reply
+      .type("text/html; charset=utf-8")
+      .header("cache-control", "no-store") // built from the request's Host header
+      .send(page(endpointOf(request), query, developmentHeaders));
 
   app.get("/", sendPage);
   // Browsers opening the endpoint itself get the page; GraphQL clients never ask for HTML.

@@ -210,6 +210,19 @@ describe("operability", () => {
     expect((await script.text()).length).toBeGreaterThan(100_000);
   });
 
+  it("writes a hostile Host header into the landing page as text, not markup", async () => {
+    const { request } = await import("undici");
+    const host = 'x"><img src=x onerror=alert(1)></script><script>alert(2)</script>';
+    const response = await request(platform.url, {
+      headers: { accept: "text/html", host },
+    });
+    const html = await response.body.text();
+    expect(response.headers["cache-control"]).toBe("no-store");
+    expect(html).not.toContain("<img src=x");
+    expect(html).not.toContain("</script><script>alert(2)");
+    expect(html).toContain("&lt;img src=x onerror=alert(1)&gt;");
+  });
+
   it("answers HEAD /graphql with 405 and the methods it serves", async () => {
     const head = await fetch(`${platform.url}?query=${encodeURIComponent("{ __typename }")}`, {
       method: "HEAD",
