@@ -30,24 +30,54 @@ export class PersistedOperations {
     return new PersistedOperations(new Map());
   }
 
+  /**
+   * An Apollo persisted-query manifest (`{ format: "apollo-persisted-query-manifest", version: 1,
+   * operations: [{ id, body, … }] }`) or a map of sha256 → document. Anything else is refused
+   * naming the file and the place: a desk restricted to registered operations would otherwise be
+   * refused everything, or the gateway stop on a bare TypeError.
+   */
   static fromFile(file: string): PersistedOperations {
-    const raw = JSON.parse(readFileSync(file, "utf8")) as unknown;
-    const documents = new Map<string, string>();
-    const add = (id: string, body: unknown) => {
-      if (typeof body !== "string") throw new Error(`${file}: operation ${id} has no body`);
-      if (sha256(body) !== id) {
-        throw new Error(`${file}: operation ${id} is not the sha256 of its body (${sha256(body)})`);
-      }
-      documents.set(id, body);
+    const refuse = (problem: string): never => {
+      throw new Error(`registered operations ${file}: ${problem}`);
     };
-    const manifest = raw as { format?: string; operations?: Array<{ id: string; body: unknown }> };
-    if (
-      manifest.format === "apollo-persisted-query-manifest" &&
-      Array.isArray(manifest.operations)
-    ) {
-      for (const operation of manifest.operations) add(operation.id, operation.body);
-    } else if (typeof raw === "object" && raw !== null) {
-      for (const [id, body] of Object.entries(raw)) add(id, body);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(readFileSync(file, "utf8"));
+    } catch (error) {
+      return refuse(`cannot be read as JSON: ${(error as Error).message}`);
+    }
+    if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+      return refuse("must be a manifest object or a map of sha256 → document");
+    }
+    const documents = new Map<string, string>();
+    const add = (where: string, id: unknown, body: unknown) => {
+      if (typeof id !== "string" || !/^[0-9a-f]{64}$/.test(id)) {
+        refuse(`${where}: the id must be the document's sha256 (64 lower-case hex digits)`);
+      }
+      if (typeof body !== "string" || body.trim() === "") refuse(`${where}: has no document`);
+      if (sha256(body as string) !== id) {
+        refuse(`${where}: ${id} is not the sha256 of its document (${sha256(body as string)})`);
+      }
+      documents.set(id as string, body as string);
+    };
+    const object = raw as Record<string, unknown>;
+    if ("format" in object || "operations" in object) {
+      if (object.format !== "apollo-persisted-query-manifest") {
+        refuse(
+          `format must be "apollo-persisted-query-manifest", got ${JSON.stringify(object.format)}`,
+        );
+      }
+      if (object.version !== 1) refuse(`version ${JSON.stringify(object.version)} is not 1`);
+      if (!Array.isArray(object.operations)) refuse("operations must be a list");
+      (object.operations as unknown[]).forEach((operation, index) => {
+        if (typeof operation !== "object" || operation === null) {
+          refuse(`operations[${index}] must be an object`);
+        }
+        const { id, body } = operation as { id?: unknown; body?: unknown };
+        add(`operations[${index}]`, id, body);
+      });
+    } else {
+      for (const [id, body] of Object.entries(object)) add(`"${id}"`, id, body);
     }
     return new PersistedOperations(documents);
   }

@@ -128,6 +128,13 @@ export class SecurityPipeline {
     if (config.production && !security.citizen.jwksUrl) {
       log.warn("CITIZEN_JWKS_URL is not set: citizens cannot read their access log");
     }
+    const restricted = registry.desks.filter((desk) => desk.persistedOperationsOnly);
+    if (restricted.length > 0 && persisted.size === 0) {
+      log.warn(
+        { desks: restricted.map((desk) => desk.id) },
+        "desks restricted to registered operations, but none are registered (PERSISTED_OPERATIONS_FILE): they are refused everything",
+      );
+    }
     const authenticator = new Authenticator(registry, security);
     const ledger = await AuditLedger.open(config.dataDir, security.auditSync);
     const { recovered } = ledger;
