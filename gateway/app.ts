@@ -170,9 +170,14 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   };
 
   if (!config.production) {
-    // Apollo Sandbox and GraphiQL run in a browser on another origin in development.
+    // Apollo Sandbox and tools on this machine run in a browser on another origin in
+    // development. Not every origin: any web page a developer opens could otherwise call the
+    // gateway with the published development key (every scope) and read what it holds.
+    const origins = new Set(config.corsOrigins);
+    const LOOPBACK = /^https?:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?$/;
     await app.register(cors, {
-      origin: true,
+      origin: (origin, callback) =>
+        callback(null, origin !== undefined && (origins.has(origin) || LOOPBACK.test(origin))),
       allowedHeaders: [
         "content-type",
         "authorization",

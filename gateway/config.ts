@@ -87,6 +87,12 @@ export interface GatewayConfig {
    */
   earlyLookups: boolean;
   security: SecurityConfig;
+  /**
+   * Browser origins allowed to call the gateway in development (`CORS_ORIGINS`, comma-separated;
+   * default Apollo Sandbox), besides pages served from this machine (localhost). None in
+   * production.
+   */
+  corsOrigins: string[];
 }
 
 const CONFIG_DIR = fileURLToPath(new URL("../config/", import.meta.url));
@@ -238,6 +244,10 @@ export function gatewayConfigFromEnv(overrides: GatewayOverrides = {}): GatewayC
     breakerResetMs: integer("DEPARTMENT_BREAKER_RESET_MS", 5000),
     introspection: flag("INTROSPECTION", !production),
     landingPage: flag("LANDING_PAGE", !production),
+    corsOrigins: (process.env.CORS_ORIGINS ?? "https://studio.apollographql.com")
+      .split(",")
+      .map((origin) => origin.trim())
+      .filter(Boolean),
     dataDir: dataDir(),
     executor: executorFromEnv(),
     earlyLookups: flag("EARLY_LOOKUPS", true),

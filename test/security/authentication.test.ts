@@ -201,6 +201,26 @@ describe("what needs no credentials", () => {
     expect(allowed).toContain("authorization");
     expect(allowed).toContain("x-purpose");
   });
+
+  it("lets Apollo Sandbox and pages on this machine call it from a browser, not any web page", async () => {
+    const preflight = (origin: string) =>
+      fetch(platform.url, {
+        method: "OPTIONS",
+        headers: {
+          origin,
+          "access-control-request-method": "POST",
+          "access-control-request-headers": "authorization,x-purpose,content-type",
+        },
+      });
+    for (const origin of ["https://studio.apollographql.com", "http://localhost:3000"]) {
+      const response = await preflight(origin);
+      expect(response.headers.get("access-control-allow-origin")).toBe(origin);
+    }
+    for (const origin of ["https://evil.example", "null", "http://localhost.evil.example"]) {
+      const response = await preflight(origin);
+      expect(response.headers.get("access-control-allow-origin")).toBeNull();
+    }
+  });
 });
 
 describe("citizens", () => {
