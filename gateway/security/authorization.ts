@@ -224,6 +224,22 @@ export class Authorizer {
       walked = this.walk(shape.root, principal, masking, walked.todayOnly);
     }
     const { removed, masked, sites, denied, reserved } = walked;
+    // A citizen's log is read on the ledger's writer thread, a page per field: thirty aliases
+    // would be thirty reads of it in one request.
+    const logReads = [...shape.root.values()].filter(
+      (field) => field.coordinate === `${this.queryType}.myAccessLog`,
+    );
+    if (logReads.length > 1) {
+      return [
+        new GraphQLError(
+          "myAccessLog may be asked once per request (read further pages with its before argument)",
+          {
+            nodes: logReads.flatMap((field) => field.nodes),
+            extensions: { code: ErrorCode.LimitExceeded, limit: "myAccessLog", max: 1 },
+          },
+        ),
+      ];
+    }
     if (reserved) {
       // Said plainly rather than as the rewrite's field conflict, which would name the key's use.
       const field = reserved as ShapeField;

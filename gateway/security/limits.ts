@@ -76,6 +76,9 @@ export class DocumentLimits {
       }),
       maxAliasesRule({
         n: maxAliases,
+        // Armor's default lets aliases named `__typename` go uncounted: `__typename: person(…)`
+        // would be a lookup past the limit.
+        allowList: [],
         propagateOnRejection: false,
         onReject: [report("aliases", maxAliases)],
       }),

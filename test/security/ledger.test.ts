@@ -464,6 +464,21 @@ describe("myAccessLog", () => {
     expect(after - before).toBe(1);
   });
 
+  it("is read once per request: aliases would multiply the reads of the log", async () => {
+    const token = await developmentCitizenToken(ZHANG_WEI);
+    const { body } = await platform.query(
+      "{ a: myAccessLog { at } b: myAccessLog { at } }",
+      {},
+      { authorization: `Bearer ${token}` },
+    );
+    expect(body.data).toBeUndefined();
+    expect(body.errors?.[0]?.extensions).toEqual({
+      code: "LIMIT_EXCEEDED",
+      limit: "myAccessLog",
+      max: 1,
+    });
+  });
+
   it("is not itself recorded as an access to the registers", async () => {
     const before = withLedger(data.dir, (sqlite) => verifyChain(sqlite));
     const token = await developmentCitizenToken(ZHANG_WEI);

@@ -124,6 +124,17 @@ describe("operation limits", () => {
     });
   });
 
+  it("counts an alias named __typename like any other", async () => {
+    const { body } = await platform.query(
+      `{ a: person(id: "${ZHANG_WEI}") { id } b: person(id: "${ZHANG_WEI}") { id }
+         c: person(id: "${ZHANG_WEI}") { id } __typename: person(id: "${ZHANG_WEI}") { id } }`,
+    );
+    expect(body.errors?.[0]?.extensions).toMatchObject({
+      code: "LIMIT_EXCEEDED",
+      limit: "aliases",
+    });
+  });
+
   it("refuses a document with more tokens than the limit", async () => {
     const fields = Array.from({ length: 350 }, () => "alive").join(" ");
     const { body } = await platform.query(`{ person(id: "${ZHANG_WEI}") { ${fields} } }`);
