@@ -3,7 +3,9 @@
  * moving into it what the journal of a gateway that stopped without closing still holds:
  *
  *   subject <ID>   the accesses to one person or organisation, oldest first, one JSON object a line
- *   verify         walks the hash chain: exit 0 when intact, 1 naming the first broken entry
+ *   verify         walks the hash chain: exit 0 when intact, 1 naming the first broken entry;
+ *                  with `--expect <seq>:<hash>` (a head published earlier) also 1 unless that
+ *                  entry is still there with that hash — the check no edit of the file can pass
  *   head           the last entry's number and hash, to publish (anchor) outside the file
  */
 import { existsSync } from "node:fs";
@@ -18,12 +20,20 @@ import {
   verifyChain,
 } from "../gateway/ledger/store.ts";
 
-const USAGE = "usage: npm run audit -- subject <ID> | verify | head  [--data-dir DIR]";
+const USAGE =
+  "usage: npm run audit -- subject <ID> | verify [--expect <seq>:<hash>] | head  [--data-dir DIR]";
 const argv = process.argv.slice(2);
 const dir = option(argv, "data-dir") ?? dataDir();
+const expectOption = option(argv, "expect");
 const [command, argument] = argv.filter(
-  (arg, index) => !arg.startsWith("--") && argv[index - 1] !== "--data-dir",
+  (arg, index) =>
+    !arg.startsWith("--") && argv[index - 1] !== "--data-dir" && argv[index - 1] !== "--expect",
 );
+const expected = expectOption === undefined ? null : /^(\d+):([0-9a-f]{64})$/.exec(expectOption);
+if (expectOption !== undefined && (!expected || command !== "verify")) {
+  console.error(`audit: --expect takes <seq>:<64 hex digits>, with verify\n${USAGE}`);
+  process.exit(2);
+}
 
 if (!command || !["subject", "verify", "head"].includes(command)) {
   console.error(USAGE);
@@ -72,6 +82,25 @@ try {
     } else {
       const head = verdict.head ? `, head entry ${verdict.head.seq} ${verdict.head.hash}` : "";
       console.log(`audit: chain intact: ${verdict.entries} entries${head}`);
+      if (expected) {
+        // A head published outside the file: a ledger cut back before it and rebuilt (its own
+        // head rows rewritten too) verifies as a chain, but not against this.
+        const [, seq, hash] = expected;
+        const found = sqlite
+          .prepare("SELECT hash FROM entries WHERE seq = ?")
+          .pluck()
+          .get(Number(seq));
+        if (found !== hash) {
+          console.error(
+            found === undefined
+              ? `audit: the published entry ${seq} is not in the ledger: entries were removed`
+              : `audit: entry ${seq} has hash ${found}, not the published ${hash}: the ledger was rewritten`,
+          );
+          process.exitCode = 1;
+        } else {
+          console.log(`audit: entry ${seq} has the published hash`);
+        }
+      }
     }
   }
 } finally {

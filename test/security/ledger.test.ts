@@ -274,6 +274,36 @@ describe("npm run audit", () => {
     }
   });
 
+  it("checks a head published earlier (--expect), which a ledger cut back and rebuilt fails", async () => {
+    const head = JSON.parse((await audit(data.dir, "head")).stdout) as {
+      seq: number;
+      hash: string;
+    };
+    const intact = await audit(data.dir, "verify", "--expect", `${head.seq}:${head.hash}`);
+    expect(intact.code).toBe(0);
+    expect(intact.stdout).toContain(`entry ${head.seq} has the published hash`);
+
+    const copy = tempDataDir();
+    try {
+      withLedger(data.dir, (sqlite) => sqlite.exec(`VACUUM INTO '${copy.dir}/audit.db'`));
+      const file = new Database(`${copy.dir}/audit.db`);
+      // Cut back to entry 10 and the head rows rewritten to match: the chain itself verifies.
+      file.exec("DROP TRIGGER entries_no_delete");
+      file.prepare("DELETE FROM entries WHERE seq > 10").run();
+      const last = file.prepare("SELECT hash FROM entries WHERE seq = 10").pluck().get() as string;
+      file.prepare("UPDATE ledger_state SET value = '10' WHERE name = 'head_seq'").run();
+      file.prepare("UPDATE ledger_state SET value = ? WHERE name = 'head_hash'").run(last);
+      file.close();
+      expect((await audit(copy.dir, "verify")).code).toBe(0);
+      const cut = await audit(copy.dir, "verify", "--expect", `${head.seq}:${head.hash}`);
+      expect(cut.code).toBe(1);
+      expect(cut.stderr).toContain(`the published entry ${head.seq} is not in the ledger`);
+      expect((await audit(copy.dir, "verify", "--expect", "12")).code).toBe(2);
+    } finally {
+      copy.remove();
+    }
+  });
+
   it("exits non-zero with usage for an unknown command or subject", async () => {
     expect((await audit(data.dir, "frobnicate")).code).toBe(2);
     expect((await audit(data.dir, "subject", "12345")).code).toBe(2);
