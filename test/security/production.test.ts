@@ -45,6 +45,25 @@ function productionEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
   };
 }
 
+/** A desk registry of one housing desk holding `key`, for one purpose with `scopes`. */
+function housingDesk(name: string, key: string, scopes: string[]): string {
+  const file = join(data.dir, `${name}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      desks: [
+        {
+          id: "housing",
+          name: "Housing desk",
+          keys: [`sha256:${hashKey(key)}`],
+          purposes: [{ code: "housing", legalBasis: "x", scopes }],
+        },
+      ],
+    }),
+  );
+  return file;
+}
+
 function startGateway(env: NodeJS.ProcessEnv): ChildProcess {
   return spawn(process.execPath, ["--import", "tsx", "scripts/gateway.ts"], { env, stdio: "pipe" });
 }
@@ -67,20 +86,7 @@ describe("NODE_ENV=production", () => {
   });
 
   it("refuses a demo key even under another desk's name", async () => {
-    const file = join(data.dir, "disguised.json");
-    writeFileSync(
-      file,
-      JSON.stringify({
-        desks: [
-          {
-            id: "housing",
-            name: "Housing desk",
-            keys: [`sha256:${hashKey("dev-desk-key")}`],
-            purposes: [{ code: "housing", legalBasis: "x", scopes: ["hukou:region"] }],
-          },
-        ],
-      }),
-    );
+    const file = housingDesk("disguised", "dev-desk-key", ["hukou:region"]);
     const { code, output } = await exitOf(startGateway(productionEnv({ DESKS_FILE: file })));
     expect(code).toBe(1);
     expect(output).toContain("demo desk housing");
@@ -117,20 +123,7 @@ describe("NODE_ENV=production", () => {
   });
 
   it("refuses a purpose granting every scope", async () => {
-    const file = join(data.dir, "everything.json");
-    writeFileSync(
-      file,
-      JSON.stringify({
-        desks: [
-          {
-            id: "housing",
-            name: "Housing desk",
-            keys: [`sha256:${hashKey("another-long-random-production-key")}`],
-            purposes: [{ code: "housing", legalBasis: "x", scopes: ["*"] }],
-          },
-        ],
-      }),
-    );
+    const file = housingDesk("everything", "another-long-random-production-key", ["*"]);
     const { code, output } = await exitOf(startGateway(productionEnv({ DESKS_FILE: file })));
     expect(code).toBe(1);
     expect(output).toContain('housing/housing grants every scope ("*")');
@@ -139,20 +132,7 @@ describe("NODE_ENV=production", () => {
   it("starts with real desks, introspection and the landing page off", {
     timeout: 60_000,
   }, async () => {
-    const file = join(data.dir, "desks.json");
-    writeFileSync(
-      file,
-      JSON.stringify({
-        desks: [
-          {
-            id: "housing",
-            name: "Housing desk",
-            keys: [`sha256:${hashKey("a-long-random-production-key")}`],
-            purposes: [{ code: "housing", legalBasis: "x", scopes: ["hukou:region"] }],
-          },
-        ],
-      }),
-    );
+    const file = housingDesk("desks", "a-long-random-production-key", ["hukou:region"]);
     const child = startGateway(productionEnv({ DESKS_FILE: file }));
     try {
       const url = await new Promise<string>((resolve, reject) => {
