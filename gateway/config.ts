@@ -225,9 +225,11 @@ export function gatewayConfigFromEnv(overrides: GatewayOverrides = {}): GatewayC
     DEPARTMENTS.map((department) => [
       department,
       {
-        url:
+        url: url(
+          urlVariable(department),
           process.env[urlVariable(department)] ??
-          `http://127.0.0.1:${defaultPort(department)}/graphql`,
+            `http://127.0.0.1:${defaultPort(department)}/graphql`,
+        ),
         timeoutMs: integer(`${department.toUpperCase()}_TIMEOUT_MS`, defaultTimeout, 1),
       },
     ]),

@@ -379,9 +379,7 @@ export class Authorizer {
           }
         }
         // A related person's number keeps only its region.
-        const mask = masking
-          ? maskFor(field.coordinate, site !== null && site.rootArgument === null)
-          : null;
+        const mask = masking ? maskFor(field.coordinate, related) : null;
         if (mask) masked.push({ parentPath, responseKey: field.responseKey, mask });
         const path = [...parentPath, field.responseKey];
         let childSite = site;
