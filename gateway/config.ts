@@ -263,5 +263,25 @@ export function productionProblem(config: GatewayConfig): string | null {
   if (!config.production) return null;
   if (!config.security.enabled) return "SECURITY=off is refused in production";
   if (!config.security.desksFile) return "DESKS_FILE must name the registered desks in production";
+  const keySets: Array<[string, string | null | undefined]> = [
+    ["DESK_JWKS_URL", config.security.deskJwt?.jwksUrl],
+    ["CITIZEN_JWKS_URL", config.security.citizen.jwksUrl],
+  ];
+  for (const [name, value] of keySets) {
+    // Whoever can change the keys on their way can sign tokens for any desk or citizen.
+    if (value && !fetchedSafely(value)) {
+      return `${name} must be an https URL (or one on this machine), got "${value}"`;
+    }
+  }
   return null;
+}
+
+/** https, or http to this machine (a sidecar's key set crosses no network). */
+function fetchedSafely(address: string): boolean {
+  const { protocol, hostname } = new URL(address);
+  if (protocol === "https:") return true;
+  return (
+    protocol === "http:" &&
+    (hostname === "localhost" || hostname === "[::1]" || /^127\.\d+\.\d+\.\d+$/.test(hostname))
+  );
 }

@@ -243,3 +243,24 @@ export class DeskRegistry {
     return this.desks.filter((desk) => desk.demo);
   }
 }
+
+/**
+ * Each scope a purpose grants that is not in `known`, as `desk/purpose: scope`, with the known
+ * scopes of the same area (the part before the first `:`) as the likely intended ones.
+ */
+export function unknownGrants(registry: DeskRegistry, known: ReadonlySet<string>): string[] {
+  const found: string[] = [];
+  for (const desk of registry.desks) {
+    for (const purpose of desk.purposes.values()) {
+      for (const scope of purpose.scopes) {
+        if (scope === "*" || known.has(scope)) continue;
+        const area = `${scope.split(":")[0]}:`;
+        const near = [...known].filter((name) => name.startsWith(area)).sort();
+        found.push(
+          `${desk.id}/${purpose.code} grants "${scope}"${near.length > 0 ? ` (${area} scopes are ${near.join(", ")})` : ""}`,
+        );
+      }
+    }
+  }
+  return found;
+}

@@ -25,6 +25,7 @@ import type {
 } from "fastify";
 import type { DocumentNode, GraphQLError, GraphQLSchema, OperationDefinitionNode } from "graphql";
 import { ErrorCode } from "../../common/errors.ts";
+import { POLICIES } from "../../policies/registry.ts";
 import type { GatewayConfig } from "../config.ts";
 import { productionProblem } from "../config.ts";
 import type { GatewayRequestContext } from "../department-client.ts";
@@ -36,7 +37,7 @@ import type { FieldScopes } from "../supergraph.ts";
 import { type PathedError, touchedSubjects } from "./access-record.ts";
 import { AuthenticationFailure, Authenticator } from "./authentication.ts";
 import { type AuthorizedOperation, Authorizer } from "./authorization.ts";
-import { type Desk, DeskRegistry } from "./desks.ts";
+import { type Desk, DeskRegistry, unknownGrants } from "./desks.ts";
 import { DocumentLimits, listSizeErrors } from "./limits.ts";
 import { applyMasks } from "./masking.ts";
 import { PersistedCode, PersistedOperations } from "./persisted.ts";
@@ -79,6 +80,7 @@ export class SecurityPipeline {
     private readonly authenticator: Authenticator | null,
     readonly ledger: AccessLedger,
     readonly persisted: PersistedOperations,
+    private readonly log: FastifyBaseLogger,
   ) {}
 
   /**
@@ -94,7 +96,7 @@ export class SecurityPipeline {
       : PersistedOperations.empty();
     if (!security.enabled) {
       log.warn("SECURITY=off: no authentication, authorization, masking, limits or audit");
-      return new SecurityPipeline(config, false, null, null, NO_LEDGER, persisted);
+      return new SecurityPipeline(config, false, null, null, NO_LEDGER, persisted, log);
     }
     // A token is told apart by its issuer: with one issuer for both, every desk JWT would be
     // checked as a citizen's and refused.
@@ -128,6 +130,13 @@ export class SecurityPipeline {
     if (config.production && !security.citizen.jwksUrl) {
       log.warn("CITIZEN_JWKS_URL is not set: citizens cannot read their access log");
     }
+    const keyless = registry.desks.filter((desk) => desk.keyHashes.length === 0);
+    if (keyless.length > 0 && !security.deskJwt) {
+      log.warn(
+        { desks: keyless.map((desk) => desk.id) },
+        "desks without keys, and no DESK_JWKS_URL for their tokens: they cannot authenticate",
+      );
+    }
     const restricted = registry.desks.filter((desk) => desk.persistedOperationsOnly);
     if (restricted.length > 0 && persisted.size === 0) {
       log.warn(
@@ -153,13 +162,29 @@ export class SecurityPipeline {
     for (const problem of recovered.problems) {
       log.error({ problem }, "audit ledger: an abandoned journal stopped before its end");
     }
-    return new SecurityPipeline(config, true, registry, authenticator, ledger, persisted);
+    return new SecurityPipeline(config, true, registry, authenticator, ledger, persisted, log);
   }
 
   /** Called once the supergraph's API schema is loaded. */
   attachSchema(schema: GraphQLSchema, scopes: FieldScopes): void {
+    if (this.registry) this.checkGrants(this.registry, scopes);
     this.authorizer = new Authorizer(schema, scopes);
     this.limits = new DocumentLimits(schema, this.config.security.limits);
+  }
+
+  /**
+   * A scope no field of the supergraph and no policy requires grants nothing: almost always a
+   * misspelling (`hukou:regoin`) that leaves a desk without a fact its purpose was registered
+   * for, found only when a citizen's application fails. Refused in production, warned otherwise.
+   */
+  private checkGrants(registry: DeskRegistry, scopes: FieldScopes): void {
+    const known = new Set(POLICIES.map((policy) => policy.scope));
+    for (const sets of scopes.values()) for (const set of sets) for (const s of set) known.add(s);
+    const unknown = unknownGrants(registry, known);
+    if (unknown.length === 0) return;
+    const message = `${unknown.join("; ")} in ${this.config.security.desksFile}: no field or policy requires ${unknown.length > 1 ? "these scopes" : "this scope"}, so ${unknown.length > 1 ? "they grant" : "it grants"} nothing`;
+    if (this.config.production) throw new Error(`refusing to start in production: ${message}`);
+    this.log.warn(message);
   }
 
   /** Counts an address's failed authentications (set by `register`). */

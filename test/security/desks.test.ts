@@ -6,7 +6,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { DeskRegistry, hashKey } from "../../gateway/security/desks.ts";
+import { DeskRegistry, hashKey, unknownGrants } from "../../gateway/security/desks.ts";
 import { tempDataDir } from "../helpers.ts";
 
 const data = tempDataDir();
@@ -62,5 +62,17 @@ describe("the desk registry file", () => {
     expect(registryOf({ purposes: [{ ...PURPOSE, scopes: [" hukou:region"] }] })).toThrow(
       '" hukou:region" is not a scope name',
     );
+  });
+
+  it("names each granted scope the graph does not know, with the known ones of its area", () => {
+    const registry = registryOf({
+      purposes: [{ ...PURPOSE, scopes: ["hukou:regoin", "hukou:region", "taxes:vat", "*"] }],
+    })();
+    const known = new Set(["hukou:region", "hukou:status", "tax:vat"]);
+    expect(unknownGrants(registry, known)).toEqual([
+      'housing/housing grants "hukou:regoin" (hukou: scopes are hukou:region, hukou:status)',
+      'housing/housing grants "taxes:vat"',
+    ]);
+    expect(unknownGrants(registryOf({})(), known)).toEqual([]);
   });
 });

@@ -129,6 +129,37 @@ describe("NODE_ENV=production", () => {
     expect(output).toContain('housing/housing grants every scope ("*")');
   });
 
+  it("refuses a purpose granting a scope no field or policy requires", async () => {
+    const file = housingDesk("misspelt", "a-third-long-random-production-key", ["hukou:regoin"]);
+    const { code, output } = await exitOf(startGateway(productionEnv({ DESKS_FILE: file })));
+    expect(code).toBe(1);
+    expect(output).toContain('housing/housing grants "hukou:regoin"');
+    // The message names what the operator probably meant.
+    expect(output).toContain("hukou:region");
+  });
+
+  it("refuses key sets fetched over plain http from another machine", async () => {
+    const file = housingDesk("jwks", "a-fourth-long-random-production-key", ["hukou:region"]);
+    const desk = await exitOf(
+      startGateway(
+        productionEnv({
+          DESKS_FILE: file,
+          DESK_JWKS_URL: "http://idp.example.gov.cn/jwks.json",
+          DESK_JWT_ISSUER: "idp",
+        }),
+      ),
+    );
+    expect(desk.code).toBe(1);
+    expect(desk.output).toContain("DESK_JWKS_URL must be an https URL");
+    const citizen = await exitOf(
+      startGateway(
+        productionEnv({ DESKS_FILE: file, CITIZEN_JWKS_URL: "http://login.example.gov.cn/jwks" }),
+      ),
+    );
+    expect(citizen.code).toBe(1);
+    expect(citizen.output).toContain("CITIZEN_JWKS_URL must be an https URL");
+  });
+
   it("starts with real desks, introspection and the landing page off", {
     timeout: 60_000,
   }, async () => {
