@@ -282,7 +282,9 @@ export class VerificationService {
 
   /**
    * The access ledger: one entry per subject verified (malformed ones touch no record), with the
-   * facts the policy consulted about it; the verdicts are returned only once it is durable.
+   * facts the policy consulted about it; the verdicts are returned only once it is durable. One
+   * record per combination of departments that answered, so that a person's entry names the
+   * departments asked about them — a person the register does not know was asked of no other.
    */
   private async recordAccess(
     policy: Policy,
@@ -291,8 +293,9 @@ export class VerificationService {
   ): Promise<void> {
     // Security off: the ledger records nothing, so nothing is gathered for it.
     if (this.services.ledger === NO_LEDGER) return;
-    const answered = new Set<string>();
-    const subjects: SubjectAccess[] = [];
+    // Verdicts of a batch share their departments arrays (see the engine): a group per array,
+    // merged below when two arrays name the same departments.
+    const groups = new Map<Verdict["departments"], SubjectAccess[]>();
     // One entry per person a request verifies, however often it names them: a thousand copies
     // of one number would otherwise push the person's earlier entries off the first page of
     // their log, and are one access (their verdicts are the same).
@@ -300,8 +303,12 @@ export class VerificationService {
     for (const verdict of verdicts) {
       if (verdict.outcome === "INVALID" || seen.has(verdict.subject)) continue;
       seen.add(verdict.subject);
-      for (const { department } of verdict.departments) answered.add(department);
-      subjects.push({
+      let group = groups.get(verdict.departments);
+      if (!group) {
+        group = [];
+        groups.set(verdict.departments, group);
+      }
+      group.push({
         subject: verdict.subject,
         fields: this.factsConsulted(policy, verdict),
         denied: [],
@@ -315,15 +322,26 @@ export class VerificationService {
                 : "answered",
       });
     }
-    if (subjects.length === 0) return;
-    await this.services.ledger.append({
-      principal: context.principal,
-      requestId: context.requestId,
-      operationName: `verify ${policy.name}`,
-      operationHash: this.policyHash(policy),
-      departments: answered,
-      subjects,
-    });
+    const records = new Map<string, { departments: string[]; subjects: SubjectAccess[] }>();
+    for (const [answered, subjects] of groups) {
+      const departments = answered.map((d) => d.department).sort();
+      const key = departments.join(",");
+      const record = records.get(key);
+      if (!record) records.set(key, { departments, subjects });
+      else for (const subject of subjects) record.subjects.push(subject);
+    }
+    await Promise.all(
+      [...records.values()].map(({ departments, subjects }) =>
+        this.services.ledger.append({
+          principal: context.principal,
+          requestId: context.requestId,
+          operationName: `verify ${policy.name}`,
+          operationHash: this.policyHash(policy),
+          departments,
+          subjects,
+        }),
+      ),
+    );
   }
 
   /** Facts asked about a subject: those of the departments consulted (one array per combination). */

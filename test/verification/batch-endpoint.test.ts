@@ -10,6 +10,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { createLocalJWKSet, type JSONWebKeySet, jwtVerify } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makePersonId } from "../../common/ids.ts";
 import { maskPersonId } from "../../common/masking.ts";
 import { databasePath } from "../../common/sqlite.ts";
 import { formatResultLine, type ResultLine } from "../../gateway/verification/batch.ts";
@@ -255,25 +256,45 @@ describe("POST /verify/batch", { timeout: 60_000 }, () => {
   });
 
   it("records one audit entry per well-formed subject, before answering", async () => {
-    const subjects = [ids[1200] as string, ids[1201] as string, "not an id"];
+    // Born in 1901: nobody the seed made, so the register answers that it does not know them.
+    const stranger = makePersonId("110101", "1901-01-01", 999);
+    const subjects = [ids[1200] as string, ids[1201] as string, stranger, "not an id"];
     const answer = await batch({ policy: POLICY, subjects, on: D }, LOTTERY);
     expect(answer.status).toBe(200);
     // On disk the moment the answer is in: in the gateway's journal, moved into audit.db later.
     const acknowledged = journalRecords(data.dir).flatMap((record) => record.subjects.split("\n"));
-    expect(acknowledged).toEqual(expect.arrayContaining(subjects.slice(0, 2)));
+    expect(acknowledged).toEqual(expect.arrayContaining(subjects.slice(0, 3)));
     await platform.ledgerMoved();
     const ledger = new Database(join(data.dir, "audit.db"), { readonly: true });
     const rows = ledger
       .prepare(
-        `SELECT e.subject, r.desk_id AS desk, r.purpose, r.operation_name AS operation, e.outcome
+        `SELECT e.subject, r.desk_id AS desk, r.purpose, r.operation_name AS operation, e.outcome,
+                r.departments
          FROM entries e JOIN request_details r ON r.seq = e.request
-         WHERE r.desk_id = 'dev-lottery' AND e.subject IN (?, ?, ?)`,
+         WHERE r.desk_id = 'dev-lottery' AND e.subject IN (?, ?, ?, ?)`,
       )
-      .all(...subjects) as Array<{ subject: string; operation: string; outcome: string }>;
+      .all(...subjects) as Array<{
+      subject: string;
+      operation: string;
+      outcome: string;
+      departments: string;
+    }>;
     ledger.close();
-    expect(rows.map((row) => row.subject).sort()).toEqual(subjects.slice(0, 2).sort());
-    for (const row of rows) {
-      expect(row).toMatchObject({ operation: `verify ${POLICY}`, outcome: "answered" });
+    expect(rows.map((row) => row.subject).sort()).toEqual(subjects.slice(0, 3).sort());
+    const bySubject = new Map(rows.map((row) => [row.subject, row]));
+    for (const subject of subjects.slice(0, 2)) {
+      expect(bySubject.get(subject)).toMatchObject({
+        operation: `verify ${POLICY}`,
+        outcome: "answered",
+      });
     }
+    // At least one of them was asked of more departments than the register…
+    const asked = subjects
+      .slice(0, 2)
+      .map((s) => JSON.parse(bySubject.get(s)?.departments ?? "[]"));
+    expect(asked.some((departments) => departments.length > 1)).toBe(true);
+    // …but the stranger's entry names the one department asked about them, not the request's.
+    expect(bySubject.get(stranger)).toMatchObject({ outcome: "not-found" });
+    expect(JSON.parse(bySubject.get(stranger)?.departments ?? "null")).toEqual(["hukou"]);
   });
 });
