@@ -391,7 +391,14 @@ function checkHead(
 ): void {
   const seq = recorded.find((row) => row.name === "head_seq")?.value;
   const hash = recorded.find((row) => row.name === "head_hash")?.value;
-  if (seq === undefined && hash === undefined) return; // nothing appended yet (or format 1)
+  // Every append since the first version of the ledger has written the head with its entries:
+  // entries without a head mean the head rows were removed, which hides a removed tail.
+  if (seq === undefined && hash === undefined && last === undefined) return;
+  if (seq === undefined || hash === undefined) {
+    throw new Error(
+      `audit.db's entries end at ${last?.seq ?? 0} but its head is missing (ledger_state): it was removed, which would hide entries removed from the end; nothing more is recorded until it is examined (npm run audit -- verify)`,
+    );
+  }
   if (String(last?.seq ?? 0) === seq && (last?.hash ?? GENESIS_HASH) === hash) return;
   throw new Error(
     `audit.db's entries end at ${last?.seq ?? 0} but its head is entry ${seq} (${hash}): entries were removed or altered; nothing more is recorded until it is examined (npm run audit -- verify)`,
@@ -742,31 +749,33 @@ export function verifyChain(sqlite: Sqlite): ChainVerdict {
     contexts.set(row.seq, row);
     if (contextDigest(row) !== row.digest) badContexts.add(row.seq);
   }
-  const requests = new Map<number, string>();
-  const requestRows = sqlite
-    .prepare("SELECT seq, at, request_id, case_id, context, hash FROM requests ORDER BY seq")
-    .iterate() as Iterable<
-    Pick<RequestRow, "seq" | "at" | "request_id" | "case_id"> & {
-      context: number;
-      hash: string;
-    }
-  >;
-  const badRequests = new Map<number, string>();
-  for (const row of requestRows) {
+  // One request at a time: an entry's request is read when it differs from the previous entry's
+  // (entries of a request are consecutive), so memory does not grow with the ledger: a hash per
+  // request kept for the walk made `npm run audit -- verify` of a million requests peak at
+  // 535 MB, against 184 MB this way (and 19 against 17 s).
+  const requestRow = sqlite.prepare(
+    "SELECT seq, at, request_id, case_id, context, hash FROM requests WHERE seq = ?",
+  );
+  type RequestCheck = { seq: number; hash: string; problem: string | null } | null;
+  const checkRequest = (seq: number): RequestCheck => {
+    const row = requestRow.get(seq) as
+      | (Pick<RequestRow, "seq" | "at" | "request_id" | "case_id"> & {
+          context: number;
+          hash: string;
+        })
+      | undefined;
+    if (!row) return null;
     const context = contexts.get(row.context);
-    if (!context) {
-      requests.set(row.seq, row.hash);
-      badRequests.set(row.seq, `its context ${row.context} is missing`);
-      continue;
-    }
+    if (!context) return { seq, hash: row.hash, problem: `its context ${row.context} is missing` };
     const computed = requestHash({ ...context, ...row });
-    requests.set(row.seq, computed);
-    if (badContexts.has(row.context)) {
-      badRequests.set(row.seq, `its context ${row.context} was edited`);
-    } else if (computed !== row.hash) {
-      badRequests.set(row.seq, "its content does not match its hash");
-    }
-  }
+    const problem = badContexts.has(row.context)
+      ? `its context ${row.context} was edited`
+      : computed !== row.hash
+        ? "its content does not match its hash"
+        : null;
+    return { seq, hash: computed, problem };
+  };
+  let request: RequestCheck = null;
   let expectedSeq = 1;
   let prev = GENESIS_HASH;
   let count = 0;
@@ -792,21 +801,20 @@ export function verifyChain(sqlite: Sqlite): ChainVerdict {
         `entry ${entry.seq} does not carry the hash of entry ${entry.seq - 1}`,
       );
     }
-    const ofRequest = requests.get(entry.request);
-    if (ofRequest === undefined) {
+    if (request?.seq !== entry.request) request = checkRequest(entry.request);
+    if (request === null) {
       return broken(
         entry.seq,
         `entry ${entry.seq} refers to request ${entry.request}, which is missing`,
       );
     }
-    const problem = badRequests.get(entry.request);
-    if (problem) {
+    if (request.problem) {
       return broken(
         entry.seq,
-        `entry ${entry.seq}: its request ${entry.request} was edited (${problem})`,
+        `entry ${entry.seq}: its request ${entry.request} was edited (${request.problem})`,
       );
     }
-    if (entryHash(prev, entry, ofRequest) !== entry.hash) {
+    if (entryHash(prev, entry, request.hash) !== entry.hash) {
       return broken(
         entry.seq,
         `entry ${entry.seq} was edited: its content does not match its hash`,
@@ -818,6 +826,13 @@ export function verifyChain(sqlite: Sqlite): ChainVerdict {
   }
   const headSeq = readState(sqlite, "head_seq");
   const headHash = readState(sqlite, "head_hash");
+  if ((headSeq === null || headHash === null) && count > 0) {
+    // Written with the entries by every append since the ledger's first version.
+    return broken(
+      count + 1,
+      `the ledger ends at entry ${count} but records no head (ledger_state): the head was removed, so a truncated tail cannot be told`,
+    );
+  }
   if (
     headSeq !== null &&
     (Number(headSeq) !== count || headHash !== (count ? prev : GENESIS_HASH))

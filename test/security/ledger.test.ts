@@ -269,6 +269,21 @@ describe("npm run audit", () => {
       } finally {
         reopened.close();
       }
+      // Nor when the head rows go too: every append writes them, so their absence is evidence.
+      const headless = new Database(`${copy.dir}/audit.db`);
+      headless.prepare("DELETE FROM ledger_state WHERE name IN ('head_seq', 'head_hash')").run();
+      headless.close();
+      const noHead = await audit(copy.dir, "verify");
+      expect(noHead.code).toBe(1);
+      expect(noHead.stderr).toContain("ends at entry 320 but records no head");
+      const again = new Database(`${copy.dir}/audit.db`);
+      try {
+        expect(() => recordAppender(again)([accessOf(WANG_QIANG)])).toThrow(
+          "audit.db's entries end at 320 but its head is missing",
+        );
+      } finally {
+        again.close();
+      }
     } finally {
       copy.remove();
     }
