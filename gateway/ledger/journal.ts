@@ -9,7 +9,7 @@
  * SHA-256 per record, and one `pwrite` and one `fdatasync` per group of records (see
  * docs/performance.md, "The audit journal").
  *
- * One file per gateway process, `DATA_DIR/audit-<pid>-<random>.journal`, of lines
+ * One file per gateway process, `DATA_DIR/audit-<pid>@<host>-<random>.journal`, of lines
  *
  *     <seq> TAB <hash> TAB <JSON> LF
  *
@@ -19,8 +19,10 @@
  * record is tamper-evident from the moment it is acknowledged, not only once it is in `audit.db`.
  * The writer records how far it has moved a journal (`ledger_state`, `journal:<file>` = "<seq>
  * <hash>") in the transaction that inserts the entries, so a line is moved exactly once — also
- * after a crash: the next gateway to open the ledger, or `npm run audit`, moves what the journal
- * of a process that is no longer running still holds, then deletes the file.
+ * after a crash: the next gateway to open the ledger, a running gateway's writer within a few
+ * seconds, or `npm run audit`, moves what the journal of a process that is no longer running
+ * still holds, then deletes the file. Whether it runs is told by its number on the machine that
+ * named the file, and by the file's age elsewhere (a writer touches its journal every second).
  *
  * The file is preallocated (zeros written and flushed once) so that a flush writes data only: a
  * file that grows makes every `fdatasync` commit the filesystem's own journal as well. Once every
@@ -38,9 +40,12 @@ import {
   readdirSync,
   readFileSync,
   readSync,
+  statSync,
   unlinkSync,
+  utimesSync,
   writeSync,
 } from "node:fs";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import { syncPath } from "../../common/files.ts";
 import { isProcessRunning } from "../../common/processes.ts";
@@ -56,7 +61,27 @@ export const JOURNAL_BYTES = 8 << 20;
  */
 export const MAX_JOURNAL_BYTES = 256 << 20;
 
-const NAME = /^audit-(\d+)-[0-9a-f]{12}\.journal$/;
+/**
+ * `audit-<pid>@<host>-<random>.journal`; `audit-<pid>-<random>.journal` from gateways before the
+ * host was named (judged as this machine's).
+ */
+const NAME = /^audit-(\d+)(?:@([a-z0-9-]{1,63}))?-[0-9a-f]{12}\.journal$/;
+
+/**
+ * This machine as a journal's name records it: process numbers say whether a process runs only
+ * on the machine (or container: each has its own numbers, often 1) that started it.
+ */
+export const HOST =
+  hostname()
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, "-")
+    .slice(0, 63) || "host";
+
+/**
+ * A journal of another machine is abandoned once its writer has not touched it for this long:
+ * a running gateway touches its journal every second (`touchJournal`).
+ */
+export const STALE_JOURNAL_MS = 60_000;
 
 /**
  * How far the journal is written and moved, shared by the event loop and the writer thread
@@ -355,8 +380,17 @@ export function scanJournal(
   return stop(null);
 }
 
-/** Journal files of `dir` whose process is not running (their lines are moved, then deleted). */
-export function abandonedJournals(dir: string, own: ReadonlySet<string> = new Set()): string[] {
+/**
+ * Journal files of `dir` whose process is not running (their lines are moved, then deleted).
+ * `atStart`: a journal of this very process that it does not hold open (`own`) was left by a
+ * ledger that failed; later, another ledger of this process may have opened it since.
+ */
+export function abandonedJournals(
+  dir: string,
+  own: ReadonlySet<string> = new Set(),
+  atStart = true,
+  now = Date.now(),
+): string[] {
   let names: string[];
   try {
     names = readdirSync(dir);
@@ -367,11 +401,27 @@ export function abandonedJournals(dir: string, own: ReadonlySet<string> = new Se
     const match = NAME.exec(name);
     if (!match || own.has(name)) return false;
     const pid = Number(match[1]);
-    // A journal of this very process that it does not hold open was left by a ledger that failed.
+    const host = match[2] ?? HOST;
+    if (host !== HOST) {
+      // Another machine's (or container's) process number means nothing here: its gateway is
+      // gone when it has stopped touching the file.
+      try {
+        return now - statSync(join(dir, name)).mtimeMs > STALE_JOURNAL_MS;
+      } catch {
+        return false; // moved meanwhile by another gateway
+      }
+    }
+    if (pid === process.pid) return atStart;
     // A running process of that number may be another program that reused it after a reboot:
     // the journal then waits until that process has ended; its records are late, not lost.
-    return pid === process.pid || !isProcessRunning(pid);
+    return !isProcessRunning(pid);
   });
+}
+
+/** Tells gateways on other machines sharing the directory that this journal's writer runs. */
+export function touchJournal(path: string): void {
+  const now = new Date();
+  utimesSync(path, now, now);
 }
 
 /** Reads a whole journal file as text (empty when it is gone). */
@@ -416,7 +466,7 @@ export class JournalWriter {
   /** Creates this process's journal in `dir`, preallocated and on disk (directory entry too). */
   static create(dir: string, progress: Int32Array, bytes = JOURNAL_BYTES): JournalWriter {
     const random = hash("sha256", `${process.pid} ${Date.now()} ${Math.random()}`, "hex");
-    const name = `audit-${process.pid}-${random.slice(0, 12)}.journal`;
+    const name = `audit-${process.pid}@${HOST}-${random.slice(0, 12)}.journal`;
     const path = join(dir, name);
     const fd = openSync(path, "wx+");
     try {

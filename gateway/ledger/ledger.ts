@@ -464,8 +464,13 @@ export class AuditLedger implements AccessLedger {
       answer?.(message);
     } else if (message.type === "failed") {
       this.fail(new LedgerUnavailable(message.message));
+    } else if (message.type === "recovered") {
+      this.onRecovered?.({ entries: message.entries, problems: message.problems });
     }
   }
+
+  /** Told when the writer moved the journals of gateways that stopped while this one ran. */
+  onRecovered: ((moved: { entries: number; problems: string[] }) => void) | null = null;
 
   /**
    * Stops acknowledging: every record not yet durable, and every read, fails. Also while closing,

@@ -452,24 +452,26 @@ export function migrateFromFormat1(sqlite: Sqlite): Migration {
     .immediate();
 }
 
-/**
- * Moves into the ledger what the journals of processes no longer running still hold (a gateway
- * that crashed or was killed: every access it acknowledged is in its journal), then deletes
- * them. Exactly once: how far each journal was moved is read and written in the transaction
- * that inserts its entries. Returns the entries moved and what stopped a scan early.
- */
 /** Appended to the name of an abandoned journal whose lines broke off before its end. */
 export const DAMAGED_SUFFIX = ".damaged";
 
+/**
+ * Moves into the ledger what the journals of processes no longer running still hold (a gateway
+ * that crashed or was killed: every access it acknowledged is in its journal), then deletes
+ * them. Exactly once, also when several gateways move one journal at the same time: how far
+ * each journal was moved is read and written in the transaction that inserts its entries.
+ * Returns the entries moved and what stopped a scan early. `atStart`: see `abandonedJournals`.
+ */
 export function moveAbandonedJournals(
   sqlite: Sqlite,
   dir: string,
   own: ReadonlySet<string> = new Set(),
+  atStart = true,
 ): { entries: number; problems: string[] } {
   const append = recordAppender(sqlite);
   let entries = 0;
   const problems: string[] = [];
-  for (const name of abandonedJournals(dir, own)) {
+  for (const name of abandonedJournals(dir, own, atStart)) {
     const path = join(dir, name);
     const key = journalStateKey(name);
     let damaged = false;
@@ -487,8 +489,15 @@ export function moveAbandonedJournals(
       .immediate();
     // A journal that broke off before its end (an edited line, lines missing) is evidence: kept
     // under a name no ledger reads again, not deleted with the accesses it may still hold.
-    if (damaged) renameSync(path, `${path}${DAMAGED_SUFFIX}`);
-    else removeJournal(path);
+    if (!damaged) removeJournal(path);
+    else {
+      try {
+        renameSync(path, `${path}${DAMAGED_SUFFIX}`);
+      } catch (error) {
+        // Another gateway found it damaged too and kept it first.
+        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+      }
+    }
   }
   return { entries, problems };
 }

@@ -75,6 +75,8 @@ export type WriterMessage =
   | { type: "ready"; recovered: number; problems: string[]; migrated: Migration | null }
   /** Everything acknowledged before the request is in audit.db; or `error`, why it is not. */
   | { type: "moved"; id: number; error?: string }
+  /** Journals of gateways that stopped while this one ran, moved into audit.db. */
+  | { type: "recovered"; entries: number; problems: string[] }
   /** The journal cannot be moved into audit.db: the ledger must stop acknowledging. */
   | { type: "failed"; message: string }
   | { type: "entries"; id: number; entries: LedgerEntry[]; error?: string }

@@ -2,7 +2,9 @@
  * The ledger writer, a worker thread. It owns `audit.db`, so that no statement on it runs on the
  * gateway's event loop:
  *
- * - at start, moves what the journals of gateways no longer running still hold;
+ * - at start, and every few seconds after, moves what the journals of gateways no longer running
+ *   still hold (other gateways may share the directory and crash while this one runs), and
+ *   touches this process's journal every second, so that gateways on other machines see it runs;
  * - every `MOVE_MS`, moves what the event loop has made durable in its journal into `audit.db`,
  *   in one transaction (the entries chained after the head, how far the journal is moved in
  *   `ledger_state`), and tells the event loop through the shared progress, so that the journal
@@ -17,6 +19,7 @@ import {
   parsePosition,
   removeJournal,
   scanJournal,
+  touchJournal,
 } from "./journal.ts";
 import type { Migration } from "./store.ts";
 import {
@@ -60,6 +63,23 @@ const INDEX_BACKLOG = 500_000;
 const INDEX_CHUNK = 5_000;
 /** How often the writer looks after the file: checkpoint, index when quiet. */
 const TICK_MS = 1_000;
+/** How often the writer looks for journals of gateways that stopped (a directory listing). */
+const ABANDONED_MS = 5_000;
+let lookedForAbandoned = Date.now();
+
+/**
+ * Moves the journals of gateways that stopped while this one ran, and tells the event loop
+ * what it moved (it logs it). Journals of this process are left alone: another ledger of this
+ * process may have opened them.
+ */
+function moveAbandoned(): void {
+  lookedForAbandoned = Date.now();
+  const moved = moveAbandonedJournals(sqlite, dir, new Set([journal.name]), false);
+  if (moved.entries > 0 || moved.problems.length > 0) {
+    wrote = true;
+    post({ type: "recovered", entries: moved.entries, problems: moved.problems });
+  }
+}
 
 /** SQLite's count of commits by other connections: unchanged over a tick means quiet. */
 let lastVersion = -1;
@@ -112,6 +132,16 @@ function backlog(): number {
  */
 function tick(): void {
   try {
+    touchJournal(journal.path);
+  } catch {
+    // the journal's own writes touch it too; the next tick tries again
+  }
+  try {
+    if (Date.now() - lookedForAbandoned >= ABANDONED_MS) moveAbandoned();
+  } catch {
+    // SQLITE_BUSY while another process writes, a journal moved meanwhile: the next look
+  }
+  try {
     sqlite.pragma("wal_checkpoint(PASSIVE)");
     const version = sqlite.pragma("data_version", { simple: true }) as number;
     const quiet = version === lastVersion && !wrote;
@@ -135,6 +165,13 @@ function answer(request: LedgerRequest): void {
   if (unmoved) {
     post({ type: "entries", id: request.id, entries: [], error: unmoved });
     return;
+  }
+  try {
+    // …and what a gateway sharing the directory acknowledged before it stopped (when it can:
+    // a busy audit.db leaves that to the next tick, not the read failing).
+    moveAbandoned();
+  } catch {
+    // moved by a later tick
   }
   try {
     const entries = subjectEntries(sqlite, request.subject, request.limit, request.before);

@@ -153,15 +153,19 @@ export class SecurityPipeline {
         "audit ledger: migrated audit.db from format 1 to 2 (each context stored once; every hash unchanged)",
       );
     }
-    if (recovered.entries > 0) {
-      log.warn(
-        { entries: recovered.entries },
-        "audit ledger: moved the accesses a stopped gateway had acknowledged in its journal into audit.db",
-      );
-    }
-    for (const problem of recovered.problems) {
-      log.error({ problem }, "audit ledger: an abandoned journal stopped before its end");
-    }
+    const logRecovered = ({ entries, problems }: { entries: number; problems: string[] }) => {
+      if (entries > 0) {
+        log.warn(
+          { entries },
+          "audit ledger: moved the accesses a stopped gateway had acknowledged in its journal into audit.db",
+        );
+      }
+      for (const problem of problems) {
+        log.error({ problem }, "audit ledger: an abandoned journal stopped before its end");
+      }
+    };
+    logRecovered(recovered);
+    ledger.onRecovered = logRecovered;
     return new SecurityPipeline(config, true, registry, authenticator, ledger, persisted, log);
   }
 

@@ -6,17 +6,28 @@
  */
 import { execFile, spawn } from "node:child_process";
 import { hash } from "node:crypto";
-import { closeSync, existsSync, openSync, readdirSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  openSync,
+  readdirSync,
+  utimesSync,
+  writeFileSync,
+  writeSync,
+} from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  abandonedJournals,
+  HOST,
   type JournalEnd,
   JournalWriter,
   journalProgress,
   journalStart,
   Progress,
   readJournal,
+  STALE_JOURNAL_MS,
   scanJournal,
 } from "../../gateway/ledger/journal.ts";
 import { type AccessRecord, AuditLedger } from "../../gateway/ledger/ledger.ts";
@@ -133,6 +144,51 @@ describe("a gateway killed after acknowledging", () => {
     const entries = ledgerFile(data.dir, (sqlite) => subjectEntries(sqlite, "110105199001000019"));
     expect(entries.map((entry) => entry.requestId).sort()).toEqual(["held-19", "moved-19"]);
     expect(entries[0]?.desk).toBe("崩溃测试");
+  });
+});
+
+describe("a gateway sharing the directory with one that is killed", () => {
+  it("moves the peer's journal while it runs, before answering a citizen's read", async () => {
+    data = tempDataDir();
+    const running = await AuditLedger.open(data.dir, "full");
+    try {
+      await killedAfterAcknowledging(data.dir, { journalBytes: 1 << 20, moved: 30, held: 25 });
+      expect(journals(data.dir)).toHaveLength(2);
+      const moved = new Promise((resolve) => {
+        running.onRecovered = resolve;
+      });
+      // The read finds the peer's held accesses without waiting for the writer's next look.
+      const held = await running.entriesFor("110105199001000007");
+      expect(held.map((entry) => entry.requestId).sort()).toEqual(["held-7", "moved-7"]);
+      expect(await moved).toEqual({ entries: 25, problems: [] });
+      expect(journals(data.dir)).toHaveLength(1);
+    } finally {
+      await running.close();
+    }
+    expect(ledgerFile(data.dir, verifyChain)).toMatchObject({ ok: true, entries: 55 });
+  });
+
+  it("judges another machine's journal by its age, not by a process number of this one", () => {
+    data = tempDataDir();
+    const now = Date.now();
+    const named = (name: string, ageMs: number) => {
+      writeFileSync(join(data.dir, name), "");
+      const at = new Date(now - ageMs);
+      utimesSync(join(data.dir, name), at, at);
+      return name;
+    };
+    // A container's gateway is often process 1, as this one may be in its own container.
+    named(`audit-${process.pid}@another-container-0123456789ab.journal`, 1_000);
+    const stopped = named("audit-1@another-container-ba9876543210.journal", 2 * STALE_JOURNAL_MS);
+    // Of this machine: judged by the process number (this process's left by a failed ledger
+    // only at start, when every journal it holds open is known).
+    const mine = named(`audit-${process.pid}@${HOST}-000000000001.journal`, 0);
+    const legacy = named(`audit-${process.pid}-000000000002.journal`, 0);
+    expect(abandonedJournals(data.dir, new Set(), true, now).sort()).toEqual(
+      [stopped, mine, legacy].sort(),
+    );
+    expect(abandonedJournals(data.dir, new Set(), false, now)).toEqual([stopped]);
+    expect(abandonedJournals(data.dir, new Set([mine, legacy]), true, now)).toEqual([stopped]);
   });
 });
 
