@@ -89,8 +89,9 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     ...requestIdOptions(),
     bodyLimit: config.security.limits.maxBodyBytes,
   });
+  const supergraph = readSupergraph(options.supergraphSdl ?? readFileSync(SUPERGRAPH_PATH, "utf8"));
   // Desks, purposes, the audit ledger: refuses to start on a configuration production must not run.
-  const security = await SecurityPipeline.create(config, app.log);
+  const security = await SecurityPipeline.create(config, app.log, supergraph.scopes);
 
   app.decorate("ledger", security.ledger);
   echoRequestId(app);
@@ -125,7 +126,6 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     PLATFORM_SUBGRAPHS.map((name) => [name, platformSubgraphs[name](services)]),
   ) as Record<PlatformSubgraphName, LocalSubgraph>;
 
-  const supergraph = readSupergraph(options.supergraphSdl ?? readFileSync(SUPERGRAPH_PATH, "utf8"));
   const logger = apolloLogger(app);
   const federation = new Federation({
     supergraphSdl: supergraph.plannerSdl,

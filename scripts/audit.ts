@@ -7,13 +7,17 @@
  *                  with `--expect <seq>:<hash>` (a head published earlier) also 1 unless that
  *                  entry is still there with that hash — the check no edit of the file can pass
  *   head           the last entry's number and hash, to publish (anchor) outside the file
+ *
+ * Exit 1 also while a damaged journal (`*.journal.damaged`) is kept in the directory, or when a
+ * stopped gateway's journal could not be moved: the ledger is then not whole.
  */
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync } from "node:fs";
 import { normalizePersonId, normalizeUscc } from "../common/ids.ts";
 import { option } from "../common/serve.ts";
 import { dataDir } from "../common/sqlite.ts";
 import {
   auditDatabasePath,
+  DAMAGED_SUFFIX,
   moveAbandonedJournals,
   openAuditDatabase,
   subjectEntries,
@@ -60,8 +64,20 @@ try {
   for (const problem of recovered.problems) {
     console.error(`audit: an abandoned journal stopped early: ${problem}`);
   }
-  // What such a journal held past the break is not in audit.db: the ledger is not whole.
-  if (recovered.problems.length > 0) process.exitCode = 1;
+  for (const failure of recovered.failures) {
+    console.error(`audit: a stopped gateway's journal could not be moved now: ${failure}`);
+  }
+  // Kept by this run or by a running gateway, which moves abandoned journals too: what such a
+  // journal held past its break is not in audit.db, so the ledger is not whole while it is here.
+  const damaged = readdirSync(dir).filter((name) => name.endsWith(`.journal${DAMAGED_SUFFIX}`));
+  for (const name of damaged) {
+    console.error(
+      `audit: a damaged journal is kept: ${name} (what it holds past its break is not in audit.db)`,
+    );
+  }
+  if (recovered.problems.length + recovered.failures.length + damaged.length > 0) {
+    process.exitCode = 1;
+  }
   if (command === "subject") {
     const subject = argument ? (normalizePersonId(argument) ?? normalizeUscc(argument)) : null;
     if (!subject) {

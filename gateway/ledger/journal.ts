@@ -9,7 +9,7 @@
  * SHA-256 per record, and one `pwrite` and one `fdatasync` per group of records (see
  * docs/performance.md, "The audit journal").
  *
- * One file per gateway process, `DATA_DIR/audit-<pid>@<host>-<random>.journal`, of lines
+ * One file per gateway process, `DATA_DIR/audit-<pid>@<namespace>-<random>.journal`, of lines
  *
  *     <seq> TAB <hash> TAB <JSON> LF
  *
@@ -21,8 +21,9 @@
  * <hash>") in the transaction that inserts the entries, so a line is moved exactly once — also
  * after a crash: the next gateway to open the ledger, a running gateway's writer within a few
  * seconds, or `npm run audit`, moves what the journal of a process that is no longer running
- * still holds, then deletes the file. Whether it runs is told by its number on the machine that
- * named the file, and by the file's age elsewhere (a writer touches its journal every second).
+ * still holds, then deletes the file. Whether it runs is told by its number in the PID namespace
+ * that named the file, and by the file's age elsewhere (a gateway touches its journal every
+ * second); a gateway whose lines another moved meanwhile stops rather than move them twice.
  *
  * The file is preallocated (zeros written and flushed once) so that a flush writes data only: a
  * file that grows makes every `fdatasync` commit the filesystem's own journal as well. Once every
@@ -39,6 +40,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  readlinkSync,
   readSync,
   statSync,
   unlinkSync,
@@ -62,26 +64,40 @@ export const JOURNAL_BYTES = 8 << 20;
 export const MAX_JOURNAL_BYTES = 256 << 20;
 
 /**
- * `audit-<pid>@<host>-<random>.journal`; `audit-<pid>-<random>.journal` from gateways before the
- * host was named (judged as this machine's).
+ * `audit-<pid>@<namespace>-<random>.journal`; `audit-<pid>-<random>.journal` from gateways before
+ * the namespace was named (judged as this namespace's, and only when a gateway starts).
  */
 const NAME = /^audit-(\d+)(?:@([a-z0-9-]{1,63}))?-[0-9a-f]{12}\.journal$/;
 
 /**
- * This machine as a journal's name records it: process numbers say whether a process runs only
- * on the machine (or container: each has its own numbers, often 1) that started it.
+ * Where this process's number names this process: its PID namespace since this boot (a container
+ * has its own, in which a gateway is often process 1), else the host name. A journal named by
+ * another namespace cannot be judged by its number here.
  */
-export const HOST =
-  hostname()
-    .toLowerCase()
-    .replace(/[^a-z0-9-]+/g, "-")
-    .slice(0, 63) || "host";
+export const NAMESPACE = processNamespace();
+
+function processNamespace(): string {
+  try {
+    const inode = /\[(\d+)\]/.exec(readlinkSync("/proc/self/ns/pid"))?.[1];
+    const boot = readFileSync("/proc/sys/kernel/random/boot_id", "utf8").replaceAll("-", "");
+    if (inode && /^[0-9a-f]{8}/.test(boot)) return `${boot.slice(0, 8)}-${inode}`;
+  } catch {
+    // not Linux, or /proc hidden: the host name stands for the namespace
+  }
+  return (
+    hostname()
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, "-")
+      .slice(0, 63) || "host"
+  );
+}
 
 /**
- * A journal of another machine is abandoned once its writer has not touched it for this long:
- * a running gateway touches its journal every second (`touchJournal`).
+ * A journal of another namespace is abandoned once it has not been touched for this long: a
+ * running gateway touches its journal every `TOUCH_MS` (`keepTouching`).
  */
 export const STALE_JOURNAL_MS = 60_000;
+export const TOUCH_MS = 1_000;
 
 /**
  * How far the journal is written and moved, shared by the event loop and the writer thread
@@ -401,10 +417,11 @@ export function abandonedJournals(
     const match = NAME.exec(name);
     if (!match || own.has(name)) return false;
     const pid = Number(match[1]);
-    const host = match[2] ?? HOST;
-    if (host !== HOST) {
-      // Another machine's (or container's) process number means nothing here: its gateway is
-      // gone when it has stopped touching the file.
+    const namespace = match[2];
+    if (namespace === undefined && !atStart) return false; // a gateway of an earlier version
+    if (namespace !== undefined && namespace !== NAMESPACE) {
+      // Another container's process number means nothing here: its gateway is gone when it has
+      // stopped touching the file.
       try {
         return now - statSync(join(dir, name)).mtimeMs > STALE_JOURNAL_MS;
       } catch {
@@ -418,10 +435,22 @@ export function abandonedJournals(
   });
 }
 
-/** Tells gateways on other machines sharing the directory that this journal's writer runs. */
-export function touchJournal(path: string): void {
-  const now = new Date();
-  utimesSync(path, now, now);
+/**
+ * Touches a journal every `TOUCH_MS` from the event loop — not from the writer thread, which a
+ * migration or a long move can keep busy — so that gateways of other namespaces see its gateway
+ * runs. Calls `gone` if the file has been removed (another gateway judged this one stopped).
+ */
+export function keepTouching(path: string, gone: (error: Error) => void): () => void {
+  const timer = setInterval(() => {
+    const now = new Date();
+    try {
+      utimesSync(path, now, now);
+    } catch (error) {
+      gone(error as Error);
+    }
+  }, TOUCH_MS);
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /** Reads a whole journal file as text (empty when it is gone). */
@@ -466,7 +495,7 @@ export class JournalWriter {
   /** Creates this process's journal in `dir`, preallocated and on disk (directory entry too). */
   static create(dir: string, progress: Int32Array, bytes = JOURNAL_BYTES): JournalWriter {
     const random = hash("sha256", `${process.pid} ${Date.now()} ${Math.random()}`, "hex");
-    const name = `audit-${process.pid}@${HOST}-${random.slice(0, 12)}.journal`;
+    const name = `audit-${process.pid}@${NAMESPACE}-${random.slice(0, 12)}.journal`;
     const path = join(dir, name);
     const fd = openSync(path, "wx+");
     try {

@@ -22,7 +22,13 @@
  */
 import { Worker } from "node:worker_threads";
 import type { Principal } from "../principal.ts";
-import { JOURNAL_BYTES, type JournalEnd, JournalWriter, journalProgress } from "./journal.ts";
+import {
+  JOURNAL_BYTES,
+  type JournalEnd,
+  JournalWriter,
+  journalProgress,
+  keepTouching,
+} from "./journal.ts";
 import type { LedgerEntry, Migration } from "./store.ts";
 import {
   OUTCOME_LETTERS,
@@ -183,6 +189,8 @@ const MAX_FLUSHES = 3;
 export interface LedgerOptions {
   /** Preallocated journal size (tests use a small one to exercise its starting over). */
   journalBytes?: number;
+  /** How often the writer looks for journals of gateways that stopped (default 5 s). */
+  abandonedEveryMs?: number;
 }
 
 /** Journals held open by ledgers of this process (another ledger on the same directory skips them). */
@@ -222,6 +230,7 @@ export class AuditLedger implements AccessLedger {
      * format-1 file.
      */
     readonly recovered: { entries: number; problems: string[]; migrated: Migration | null },
+    private readonly stopTouching: () => void,
   ) {
     worker.on("message", (message: WriterMessage) => this.receive(message));
     worker.on("error", (error) =>
@@ -262,6 +271,14 @@ export class AuditLedger implements AccessLedger {
       );
     }
     openJournals.add(journal.name);
+    let ledger: AuditLedger | null = null;
+    const stopTouching = keepTouching(journal.path, (error) =>
+      ledger?.fail(
+        new LedgerUnavailable(
+          `the audit journal ${journal.name} is gone (${error.message}): another gateway judged this one stopped and moved it`,
+        ),
+      ),
+    );
     const worker = new Worker(new URL("./worker.mjs", import.meta.url), {
       workerData: {
         module: new URL("./writer.ts", import.meta.url).href,
@@ -270,6 +287,7 @@ export class AuditLedger implements AccessLedger {
         journal: { path: journal.path, name: journal.name },
         progress: progress.buffer,
         own: [...openJournals],
+        abandonedEveryMs: options.abandonedEveryMs ?? 5_000,
       },
       // Its messages are a few strings per read: a young generation of V8's default size would
       // only add to the gateway's footprint.
@@ -298,6 +316,7 @@ export class AuditLedger implements AccessLedger {
         worker.once("exit", (code) => failed(new Error(`the ledger writer exited (${code})`)));
       });
     } catch (error) {
+      stopTouching();
       openJournals.delete(journal.name);
       journal.close();
       throw error;
@@ -305,7 +324,8 @@ export class AuditLedger implements AccessLedger {
     // Acknowledged records are on disk already; the writer must not keep a process alive that
     // failed to start or forgot to close the gateway.
     worker.unref();
-    return new AuditLedger(worker, journal, sync, recovered);
+    ledger = new AuditLedger(worker, journal, sync, recovered, stopTouching);
+    return ledger;
   }
 
   get available(): boolean {
@@ -504,6 +524,7 @@ export class AuditLedger implements AccessLedger {
     while (this.syncing > 0 || (this.unsynced.length > 0 && !this.failure)) {
       await new Promise((resolve) => setTimeout(resolve, 1));
     }
+    this.stopTouching();
     this.journal.close();
     openJournals.delete(this.journal.name);
   }

@@ -6,7 +6,8 @@
  *   of facts disclosed and withheld (`Type.field`) that its subjects share — stored once, found by
  *   `digest` (the SHA-256 of its columns as JSON). Those were ≈ 450 of a request row's ≈ 600
  *   bytes, written again for every request (format 1).
- * - `requests`: one row per request that touched personal or organisational data — when, its id,
+ * - `requests`: one row per request that touched personal or organisational data (a verification:
+ *   one per combination of departments its subjects were asked of) — when, its id,
  *   case id, its context — and `hash`, the SHA-256 of the request's whole content: the JSON of
  *   `requestColumns`, its own columns and its context's, as format 1 stored them in one row, so a
  *   format-1 ledger migrates (`migrateFromFormat1`) without changing a hash of its chain. The view
@@ -162,7 +163,14 @@ export function openAuditDatabase(dir: string, options: OpenOptions = {}): Sqlit
 const SET_STATE = "ON CONFLICT (name) DO UPDATE SET value = excluded.value";
 
 /** A `ledger_state` row written in the same transaction as the entries. */
-export type StateUpdate = readonly [name: string, value: string];
+/**
+ * A `ledger_state` row written with the entries; with `expected`, the row must hold that value
+ * (`null`: no row) or nothing is appended (`JournalTaken`).
+ */
+export type StateUpdate = readonly [name: string, value: string, expected?: string | null];
+
+/** The journal's lines were moved by another gateway, which judged its owner stopped. */
+export class JournalTaken extends Error {}
 
 /** Rows per INSERT statement: one statement per 64 rows costs far less than 64 statements. */
 const ROWS_PER_INSERT = 64;
@@ -303,11 +311,20 @@ export function recordAppender(
   const setState = sqlite.prepare(
     `INSERT INTO ledger_state (name, value) VALUES (?, ?) ${SET_STATE}`,
   );
+  const getState = sqlite.prepare("SELECT value FROM ledger_state WHERE name = ?").pluck();
   const encoder = new RequestEncoder();
   const contexts = new ContextRows(sqlite, encoder);
   const append = sqlite.transaction((records: readonly WireRecord[], state?: StateUpdate) => {
     insertRequests.reset();
     insertEntries.reset();
+    if (state && state[2] !== undefined) {
+      const current = (getState.get(state[0]) as string | undefined) ?? null;
+      if (current !== state[2]) {
+        throw new JournalTaken(
+          `${state[0]} is at ${current ?? "its start"} in audit.db, not at ${state[2] ?? "its start"} where this gateway left it: another gateway moved the journal`,
+        );
+      }
+    }
     const head = lastEntry.get() as { seq: number; hash: string } | undefined;
     checkHead(head, recordedHead.all() as Array<{ name: string; value: string }>);
     let seq = head?.seq ?? 0;
@@ -460,46 +477,66 @@ export const DAMAGED_SUFFIX = ".damaged";
  * that crashed or was killed: every access it acknowledged is in its journal), then deletes
  * them. Exactly once, also when several gateways move one journal at the same time: how far
  * each journal was moved is read and written in the transaction that inserts its entries.
- * Returns the entries moved and what stopped a scan early. `atStart`: see `abandonedJournals`.
+ * Returns the entries moved, what stopped a scan early (`problems`: the journal is kept as
+ * damaged) and which journals could not be moved now (`failures`: a busy `audit.db`, a file
+ * moved meanwhile; the next look tries again). `atStart`: see `abandonedJournals`.
  */
 export function moveAbandonedJournals(
   sqlite: Sqlite,
   dir: string,
   own: ReadonlySet<string> = new Set(),
   atStart = true,
-): { entries: number; problems: string[] } {
+): { entries: number; problems: string[]; failures: string[] } {
   const append = recordAppender(sqlite);
   let entries = 0;
   const problems: string[] = [];
+  const failures: string[] = [];
   for (const name of abandonedJournals(dir, own, atStart)) {
-    const path = join(dir, name);
-    const key = journalStateKey(name);
-    let damaged = false;
-    sqlite
-      .transaction(() => {
-        const scanned = scanJournal(readJournal(path), parsePosition(readState(sqlite, key), name));
-        if (scanned.problem) {
-          damaged = true;
-          problems.push(`${name}: ${scanned.problem} (kept as ${name}${DAMAGED_SUFFIX})`);
-        }
-        if (scanned.records.length > 0) {
-          entries += append(scanned.records, [key, formatPosition(scanned.last)]);
-        }
-      })
-      .immediate();
-    // A journal that broke off before its end (an edited line, lines missing) is evidence: kept
-    // under a name no ledger reads again, not deleted with the accesses it may still hold.
-    if (!damaged) removeJournal(path);
-    else {
-      try {
-        renameSync(path, `${path}${DAMAGED_SUFFIX}`);
-      } catch (error) {
-        // Another gateway found it damaged too and kept it first.
-        if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-      }
+    try {
+      entries += moveJournal(sqlite, append, dir, name, problems);
+    } catch (error) {
+      // SQLITE_BUSY, a file another gateway moved meanwhile: the others are still moved, and
+      // this one at the next look.
+      failures.push(`${name}: ${(error as Error).message}`);
     }
   }
-  return { entries, problems };
+  return { entries, problems, failures };
+}
+
+/** Moves one abandoned journal (see `moveAbandonedJournals`); returns the entries it added. */
+function moveJournal(
+  sqlite: Sqlite,
+  append: ReturnType<typeof recordAppender>,
+  dir: string,
+  name: string,
+  problems: string[],
+): number {
+  const path = join(dir, name);
+  const key = journalStateKey(name);
+  let entries = 0;
+  let problem: string | null = null;
+  sqlite
+    .transaction(() => {
+      const scanned = scanJournal(readJournal(path), parsePosition(readState(sqlite, key), name));
+      problem = scanned.problem;
+      if (scanned.records.length > 0) {
+        entries = append(scanned.records, [key, formatPosition(scanned.last)]);
+      }
+    })
+    .immediate();
+  // A journal that broke off before its end (an edited line, lines missing) is evidence: kept
+  // under a name no ledger reads again, not deleted with the accesses it may still hold.
+  if (problem === null) removeJournal(path);
+  else {
+    problems.push(`${name}: ${problem} (kept as ${name}${DAMAGED_SUFFIX})`);
+    try {
+      renameSync(path, `${path}${DAMAGED_SUFFIX}`);
+    } catch (error) {
+      // Another gateway found it damaged too and kept it first.
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    }
+  }
+  return entries;
 }
 
 export interface RequestRow {

@@ -3,8 +3,7 @@
  * gateway's event loop:
  *
  * - at start, and every few seconds after, moves what the journals of gateways no longer running
- *   still hold (other gateways may share the directory and crash while this one runs), and
- *   touches this process's journal every second, so that gateways on other machines see it runs;
+ *   still hold (other gateways may share the directory and crash while this one runs);
  * - every `MOVE_MS`, moves what the event loop has made durable in its journal into `audit.db`,
  *   in one transaction (the entries chained after the head, how far the journal is moved in
  *   `ledger_state`), and tells the event loop through the shared progress, so that the journal
@@ -14,16 +13,17 @@
  */
 import { parentPort, workerData } from "node:worker_threads";
 import {
+  formatPosition,
   JournalReader,
   journalStateKey,
   parsePosition,
   removeJournal,
   scanJournal,
-  touchJournal,
 } from "./journal.ts";
 import type { Migration } from "./store.ts";
 import {
   indexSubjects,
+  JournalTaken,
   moveAbandonedJournals,
   openAuditDatabase,
   readState,
@@ -32,7 +32,7 @@ import {
 } from "./store.ts";
 import type { LedgerRequest, WriterMessage } from "./wire.ts";
 
-const { dir, sync, journal, progress, own } = workerData as {
+const { dir, sync, journal, progress, own, abandonedEveryMs } = workerData as {
   dir: string;
   sync: "full" | "normal";
   /** This process's journal: its path and file name. */
@@ -40,6 +40,8 @@ const { dir, sync, journal, progress, own } = workerData as {
   progress: SharedArrayBuffer;
   /** Journals this process holds open (other ledgers on the same directory): not abandoned. */
   own: string[];
+  /** How often to look for journals of gateways that stopped (a directory listing). */
+  abandonedEveryMs: number;
 };
 const port = parentPort;
 if (!port) throw new Error("the ledger writer runs as a worker thread");
@@ -48,6 +50,11 @@ let migrated: Migration | null = null;
 const sqlite = openAuditDatabase(dir, { sync, migrated: (report) => (migrated = report) });
 const appendRecords = recordAppender(sqlite);
 const recovered = moveAbandonedJournals(sqlite, dir, new Set(own));
+if (recovered.failures.length > 0) {
+  throw new Error(
+    `a stopped gateway's journal could not be moved: ${recovered.failures.join("; ")}`,
+  );
+}
 const journalKey = journalStateKey(journal.name);
 const reader = new JournalReader(
   journal.path,
@@ -63,8 +70,6 @@ const INDEX_BACKLOG = 500_000;
 const INDEX_CHUNK = 5_000;
 /** How often the writer looks after the file: checkpoint, index when quiet. */
 const TICK_MS = 1_000;
-/** How often the writer looks for journals of gateways that stopped (a directory listing). */
-const ABANDONED_MS = 5_000;
 let lookedForAbandoned = Date.now();
 
 /**
@@ -109,8 +114,16 @@ function move(): string | null {
     return unreadable;
   }
   try {
-    appendRecords(scanned.records, [journalKey, `${scanned.last.seq} ${scanned.last.hash}`]);
+    // Where this writer left the journal: another gateway that judged this one stopped (paused
+    // for a minute, say) and moved its lines must not have them moved twice.
+    const left = reader.position.seq === 0 ? null : formatPosition(reader.position);
+    appendRecords(scanned.records, [journalKey, formatPosition(scanned.last), left]);
   } catch (error) {
+    if (error instanceof JournalTaken) {
+      unreadable = `the audit journal ${journal.name} was moved by another gateway: ${error.message}`;
+      post({ type: "failed", message: unreadable });
+      return unreadable;
+    }
     // SQLITE_BUSY (another process writes) or a transient error: the next move retries
     return `audit.db could not be written: ${(error as Error).message}`;
   }
@@ -132,12 +145,7 @@ function backlog(): number {
  */
 function tick(): void {
   try {
-    touchJournal(journal.path);
-  } catch {
-    // the journal's own writes touch it too; the next tick tries again
-  }
-  try {
-    if (Date.now() - lookedForAbandoned >= ABANDONED_MS) moveAbandoned();
+    if (Date.now() - lookedForAbandoned >= abandonedEveryMs) moveAbandoned();
   } catch {
     // SQLITE_BUSY while another process writes, a journal moved meanwhile: the next look
   }

@@ -80,14 +80,17 @@ export class SecurityPipeline {
     private readonly authenticator: Authenticator | null,
     readonly ledger: AccessLedger,
     readonly persisted: PersistedOperations,
-    private readonly log: FastifyBaseLogger,
   ) {}
 
   /**
    * Loads the desk registry and opens the audit ledger; refuses a configuration production must
    * not run (demo desks, security off, no desk registry).
    */
-  static async create(config: GatewayConfig, log: FastifyBaseLogger): Promise<SecurityPipeline> {
+  static async create(
+    config: GatewayConfig,
+    log: FastifyBaseLogger,
+    scopes: FieldScopes,
+  ): Promise<SecurityPipeline> {
     const problem = productionProblem(config);
     if (problem) throw new Error(`refusing to start in production: ${problem}`);
     const { security } = config;
@@ -96,7 +99,7 @@ export class SecurityPipeline {
       : PersistedOperations.empty();
     if (!security.enabled) {
       log.warn("SECURITY=off: no authentication, authorization, masking, limits or audit");
-      return new SecurityPipeline(config, false, null, null, NO_LEDGER, persisted, log);
+      return new SecurityPipeline(config, false, null, null, NO_LEDGER, persisted);
     }
     // A token is told apart by its issuer: with one issuer for both, every desk JWT would be
     // checked as a citizen's and refused.
@@ -130,6 +133,8 @@ export class SecurityPipeline {
     if (config.production && !security.citizen.jwksUrl) {
       log.warn("CITIZEN_JWKS_URL is not set: citizens cannot read their access log");
     }
+    // Before the ledger opens: a refusal leaves no writer thread and no journal behind.
+    checkGrants(config, registry, scopes, log);
     const keyless = registry.desks.filter((desk) => desk.keyHashes.length === 0);
     if (keyless.length > 0 && !security.deskJwt) {
       log.warn(
@@ -166,29 +171,13 @@ export class SecurityPipeline {
     };
     logRecovered(recovered);
     ledger.onRecovered = logRecovered;
-    return new SecurityPipeline(config, true, registry, authenticator, ledger, persisted, log);
+    return new SecurityPipeline(config, true, registry, authenticator, ledger, persisted);
   }
 
   /** Called once the supergraph's API schema is loaded. */
   attachSchema(schema: GraphQLSchema, scopes: FieldScopes): void {
-    if (this.registry) this.checkGrants(this.registry, scopes);
     this.authorizer = new Authorizer(schema, scopes);
     this.limits = new DocumentLimits(schema, this.config.security.limits);
-  }
-
-  /**
-   * A scope no field of the supergraph and no policy requires grants nothing: almost always a
-   * misspelling (`hukou:regoin`) that leaves a desk without a fact its purpose was registered
-   * for, found only when a citizen's application fails. Refused in production, warned otherwise.
-   */
-  private checkGrants(registry: DeskRegistry, scopes: FieldScopes): void {
-    const known = new Set(POLICIES.map((policy) => policy.scope));
-    for (const sets of scopes.values()) for (const set of sets) for (const s of set) known.add(s);
-    const unknown = unknownGrants(registry, known);
-    if (unknown.length === 0) return;
-    const message = `${unknown.join("; ")} in ${this.config.security.desksFile}: no field or policy requires ${unknown.length > 1 ? "these scopes" : "this scope"}, so ${unknown.length > 1 ? "they grant" : "it grants"} nothing`;
-    if (this.config.production) throw new Error(`refusing to start in production: ${message}`);
-    this.log.warn(message);
   }
 
   /** Counts an address's failed authentications (set by `register`). */
@@ -426,3 +415,29 @@ export function sendAuditUnavailable(
 }
 
 export { LedgerUnavailable };
+
+/**
+ * A scope no field of the supergraph and no policy requires grants nothing: almost always a
+ * misspelling (`hukou:regoin`) that leaves a desk without a fact its purpose was registered for,
+ * found only when a citizen's application fails. Citizens' scopes (`citizen:…`) grant a desk
+ * nothing either. Refused in production, warned otherwise.
+ */
+function checkGrants(
+  config: GatewayConfig,
+  registry: DeskRegistry,
+  scopes: FieldScopes,
+  log: FastifyBaseLogger,
+): void {
+  const known = new Set(POLICIES.map((policy) => policy.scope));
+  for (const sets of scopes.values()) {
+    for (const set of sets) {
+      for (const scope of set) if (!scope.startsWith("citizen:")) known.add(scope);
+    }
+  }
+  const unknown = unknownGrants(registry, known);
+  if (unknown.length === 0) return;
+  const many = unknown.length > 1;
+  const message = `${unknown.join("; ")} in ${config.security.desksFile}: no field or policy requires ${many ? "these scopes" : "this scope"} of a desk, so ${many ? "they grant" : "it grants"} nothing`;
+  if (config.production) throw new Error(`refusing to start in production: ${message}`);
+  log.warn(message);
+}

@@ -11,27 +11,35 @@ import {
   existsSync,
   openSync,
   readdirSync,
+  rmSync,
   utimesSync,
   writeFileSync,
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   abandonedJournals,
-  HOST,
   type JournalEnd,
   JournalWriter,
   journalProgress,
   journalStart,
+  NAMESPACE,
   Progress,
   readJournal,
   STALE_JOURNAL_MS,
   scanJournal,
 } from "../../gateway/ledger/journal.ts";
 import { type AccessRecord, AuditLedger } from "../../gateway/ledger/ledger.ts";
-import { openAuditDatabase, subjectEntries, verifyChain } from "../../gateway/ledger/store.ts";
+import {
+  JournalTaken,
+  openAuditDatabase,
+  recordAppender,
+  subjectEntries,
+  verifyChain,
+} from "../../gateway/ledger/store.ts";
 import type { WireRecord } from "../../gateway/ledger/wire.ts";
 import { tempDataDir } from "../helpers.ts";
 
@@ -150,14 +158,14 @@ describe("a gateway killed after acknowledging", () => {
 describe("a gateway sharing the directory with one that is killed", () => {
   it("moves the peer's journal while it runs, before answering a citizen's read", async () => {
     data = tempDataDir();
-    const running = await AuditLedger.open(data.dir, "full");
+    // Its writer's periodic look is an hour away: the read itself has to move the journal.
+    const running = await AuditLedger.open(data.dir, "full", { abandonedEveryMs: 3_600_000 });
     try {
       await killedAfterAcknowledging(data.dir, { journalBytes: 1 << 20, moved: 30, held: 25 });
       expect(journals(data.dir)).toHaveLength(2);
       const moved = new Promise((resolve) => {
         running.onRecovered = resolve;
       });
-      // The read finds the peer's held accesses without waiting for the writer's next look.
       const held = await running.entriesFor("110105199001000007");
       expect(held.map((entry) => entry.requestId).sort()).toEqual(["held-7", "moved-7"]);
       expect(await moved).toEqual({ entries: 25, problems: [] });
@@ -168,7 +176,7 @@ describe("a gateway sharing the directory with one that is killed", () => {
     expect(ledgerFile(data.dir, verifyChain)).toMatchObject({ ok: true, entries: 55 });
   });
 
-  it("judges another machine's journal by its age, not by a process number of this one", () => {
+  it("judges another container's journal by its age, not by a process number of this one", () => {
     data = tempDataDir();
     const now = Date.now();
     const named = (name: string, ageMs: number) => {
@@ -180,15 +188,49 @@ describe("a gateway sharing the directory with one that is killed", () => {
     // A container's gateway is often process 1, as this one may be in its own container.
     named(`audit-${process.pid}@another-container-0123456789ab.journal`, 1_000);
     const stopped = named("audit-1@another-container-ba9876543210.journal", 2 * STALE_JOURNAL_MS);
-    // Of this machine: judged by the process number (this process's left by a failed ledger
-    // only at start, when every journal it holds open is known).
-    const mine = named(`audit-${process.pid}@${HOST}-000000000001.journal`, 0);
+    // Of this PID namespace: judged by the process number (this process's left by a failed
+    // ledger only at start, when every journal it holds open is known; one of a gateway of an
+    // earlier version, which named no namespace, only at start too).
+    const mine = named(`audit-${process.pid}@${NAMESPACE}-000000000001.journal`, 0);
     const legacy = named(`audit-${process.pid}-000000000002.journal`, 0);
     expect(abandonedJournals(data.dir, new Set(), true, now).sort()).toEqual(
       [stopped, mine, legacy].sort(),
     );
     expect(abandonedJournals(data.dir, new Set(), false, now)).toEqual([stopped]);
     expect(abandonedJournals(data.dir, new Set([mine, legacy]), true, now)).toEqual([stopped]);
+  });
+
+  it("appends nothing when another gateway has moved its journal meanwhile", () => {
+    data = tempDataDir();
+    const sqlite = openAuditDatabase(data.dir);
+    try {
+      const append = recordAppender(sqlite);
+      const key = "journal:audit-1@elsewhere-000000000000.journal";
+      // The owner moved lines 1–2; a gateway that judged it stopped then moved lines 3–4.
+      append([record(1)], [key, "2 h2", null]);
+      append([record(2)], [key, "4 h4", "2 h2"]);
+      // The owner, resuming where it left the journal, would move lines 3–4 a second time.
+      expect(() => append([record(3)], [key, "4 h4", "2 h2"])).toThrow(JournalTaken);
+      expect(verifyChain(sqlite)).toMatchObject({ ok: true, entries: 2 });
+    } finally {
+      sqlite.close();
+    }
+  });
+
+  it("stops acknowledging once its journal is gone, rather than write to a removed file", async () => {
+    data = tempDataDir();
+    const ledger = await AuditLedger.open(data.dir, "full");
+    try {
+      await ledger.append(access("before", "110105194912310021"));
+      const [journal] = journals(data.dir);
+      rmSync(join(data.dir, journal as string));
+      const deadline = Date.now() + 5_000;
+      while (ledger.available && Date.now() < deadline) await sleep(50);
+      expect(ledger.available).toBe(false);
+      await expect(ledger.append(access("after", "110105194912310021"))).rejects.toThrow(/is gone/);
+    } finally {
+      await ledger.close();
+    }
   });
 });
 
@@ -236,6 +278,20 @@ describe("a journal read back", () => {
     // Kept as evidence, under a name no ledger moves again; not deleted.
     expect(existsSync(journal.path)).toBe(false);
     expect(existsSync(`${journal.path}.damaged`)).toBe(true);
+    // The audit says the ledger is not whole while it is kept, whoever kept it.
+    const audit = await run(process.execPath, [
+      "--import",
+      "tsx",
+      "scripts/audit.ts",
+      "verify",
+      "--data-dir",
+      data.dir,
+    ]).then(
+      () => ({ code: 0, stderr: "" }),
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(audit.code).toBe(1);
+    expect(audit.stderr).toContain(`a damaged journal is kept: ${journal.name}.damaged`);
   });
 
   it("writes a context once per round and names it in each record", () => {
