@@ -188,7 +188,12 @@ if (values.departments !== undefined) {
     summary = seedPopulation({
       ...options,
       departments,
-      onProgress: (done) => process.send?.({ progress: done } satisfies JobMessage),
+      onProgress: (done) => {
+        // The parent is gone (stopped by a signal while this loop held the event loop, so the
+        // disconnect was never heard): stop without a stack trace for the closed channel.
+        if (!process.connected) process.exit(1);
+        process.send?.({ progress: done } satisfies JobMessage);
+      },
     });
   } catch (error) {
     const { code, message } = error as NodeJS.ErrnoException;
@@ -225,6 +230,16 @@ if (values.departments !== undefined) {
     bar?.update(Math.min(...progress));
   };
 
+  // Stopped (`npm start` stopping, or a signal to this process only): the jobs stop too, rather
+  // than write on after it; the marker stays, so that the next start seeds again.
+  // (One job runs here, synchronously: a handler would only defer the signal to its end.)
+  for (const signal of jobs > 1 ? (["SIGINT", "SIGTERM"] as const) : []) {
+    process.once(signal, () => {
+      for (const child of jobProcesses) if (child.exitCode === null) child.kill(signal);
+      bar?.stop();
+      process.exit(130);
+    });
+  }
   const started = performance.now();
   // Present while databases are being written: `npm start` seeds again over an interrupted seed
   // instead of serving half a population.

@@ -50,6 +50,14 @@ function departmentPort(department: Department): number {
   return Number(url.port || (url.protocol === "https:" ? 443 : 80));
 }
 
+/** Where a department listens: the host of its `HUKOU_URL` …, else 127.0.0.1. */
+function departmentHost(department: Department): string {
+  const variable = process.env[urlVariable(department)];
+  // Checked by departmentPort first.
+  const host = variable ? new URL(variable).hostname : "127.0.0.1";
+  return host.replace(/^\[(.*)\]$/, "$1");
+}
+
 /**
  * Starts a child. A server (`supervised`) gets a process group of its own, so that Ctrl-C, which
  * signals the terminal's whole foreground group, reaches it once, through stopAll (a second signal
@@ -73,6 +81,13 @@ function run(
   child.on("exit", (code, signal) => {
     children.delete(label);
     if (stopping) {
+      // Stopped, but not cleanly (its ledger would not close, it was killed at the deadline):
+      // whoever stopped the platform is told so.
+      if (code !== 0 && label !== "seed") {
+        console.error(`[start] ${label} did not stop cleanly (${signal ?? `code ${code}`})`);
+        exitCode = Math.max(exitCode, 1);
+      }
+      if (label === "gateway") stopDepartments();
       if (children.size === 0) process.exit(exitCode);
       return;
     }
@@ -108,16 +123,26 @@ function ready(label: string, timeoutMs = 60_000): Promise<void> {
   });
 }
 
+/**
+ * The gateway first: the requests it is answering still need the departments. The departments
+ * (and a seed under way) once it has exited.
+ */
 function stopAll(code: number): void {
   if (stopping) return;
   stopping = true;
   exitCode = code;
   if (children.size === 0) process.exit(exitCode);
-  for (const child of children.values()) child.kill("SIGTERM");
+  const gateway = children.get("gateway");
+  if (gateway) gateway.kill("SIGTERM");
+  else stopDepartments();
   // A process that does not finish its requests in flight within 10 s is stopped outright.
   setTimeout(() => {
     for (const child of children.values()) child.kill("SIGKILL");
   }, 10_000).unref();
+}
+
+function stopDepartments(): void {
+  for (const [label, child] of children) if (label !== "gateway") child.kill("SIGTERM");
 }
 
 process.on("SIGINT", () => stopAll(0));
@@ -125,6 +150,16 @@ process.on("SIGTERM", () => stopAll(0));
 
 // Read before anything is written: a malformed HUKOU_URL … stops here, not after a seed.
 const departments = DEPARTMENTS.map((department) => `${department}:${departmentPort(department)}`);
+// The departments listen where the gateway will call them (their URLs, 127.0.0.1 by default),
+// not on HOST, which is the gateway's: with HOST=::1 they listened where it never called.
+const departmentHosts = new Set(DEPARTMENTS.map(departmentHost));
+if (departmentHosts.size > 1) {
+  console.error(
+    `[start] npm start runs the six departments in one process on one address, but their URLs name ${[...departmentHosts].join(", ")}`,
+  );
+  process.exit(2);
+}
+const [departmentsHost] = departmentHosts;
 
 let production: boolean;
 let port: number;
@@ -166,7 +201,7 @@ try {
   // to start, so loading its modules overlaps with the departments'.
   // PORT is the gateway's; the departments' ports are given with their names.
   run("departments", [...script("subgraph"), ...departments], {
-    env: { PORT: undefined },
+    env: { PORT: undefined, HOST: departmentsHost },
     supervised: true,
   });
   run("gateway", script("gateway"), { env: { PORT: String(port) }, supervised: true });

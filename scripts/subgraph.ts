@@ -7,9 +7,11 @@
  * over its own database, logging under its own name; `npm start` runs all six so, which loads the
  * modules once instead of six times (start-up is mostly loading them).
  */
+import { existsSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
 import { DEPARTMENTS, type Department, defaultPort, isDepartment } from "../common/departments.ts";
-import { option, serveUntilSignal } from "../common/serve.ts";
+import { closeGracefully, option, serveUntilSignal } from "../common/serve.ts";
+import { databasePath, dataDir } from "../common/sqlite.ts";
 import { departmentModules } from "../subgraphs/registry.ts";
 import { reportReady, stopWithSupervisor } from "./supervision.ts";
 
@@ -20,7 +22,11 @@ const args = process.argv
   .filter((arg, i, all) => arg !== "--port" && all[i - 1] !== "--port");
 const wanted = args.map((arg) => {
   const [department = "", port] = arg.split(":");
-  return { department, port: port === undefined ? undefined : Number(port) };
+  // `hukou:` is a mistake, not port 0 (a random port nobody would find).
+  return {
+    department,
+    port: port === undefined ? undefined : /^\d+$/.test(port) ? Number(port) : Number.NaN,
+  };
 });
 if (
   wanted.length === 0 ||
@@ -32,6 +38,20 @@ if (
   process.exit(2);
 }
 const host = process.env.HOST ?? "127.0.0.1";
+// A department serves its records, never an empty file it made itself: a volume that failed to
+// mount would otherwise answer every citizen "unknown", and /ready would say all is well.
+const dir = dataDir();
+const missing = wanted.filter(
+  ({ department }) => !existsSync(databasePath(department as Department, dir)),
+);
+if (missing.length > 0) {
+  for (const { department } of missing) {
+    console.error(
+      `${department}: could not start: no database at ${databasePath(department as Department, dir)}; seed a demo population (npm run seed) or import the department's export (npm run import) first`,
+    );
+  }
+  process.exit(2);
+}
 stopWithSupervisor();
 
 if (wanted.length === 1) {
@@ -60,7 +80,7 @@ if (wanted.length === 1) {
     for (const app of apps.values()) {
       if (signal) app.log.info({ signal }, "shutting down: finishing requests in flight");
     }
-    const closed = await Promise.allSettled([...apps.values()].map((app) => app.close()));
+    const closed = await Promise.allSettled([...apps.values()].map(closeGracefully));
     process.exit(closed.some((result) => result.status === "rejected") ? 1 : exitCode);
   };
   process.on("SIGINT", () => void stop(0, "SIGINT"));

@@ -5,7 +5,8 @@
  * thread, which the bundles start from files of their own; Ctrl-C (SIGINT) stops every process.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { Agent, request as httpRequest } from "node:http";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -145,12 +146,43 @@ describe("npm start", () => {
     expect(response.status).toBe(401);
   });
 
-  it("stops every process on Ctrl-C and exits 0", async () => {
-    start.kill("SIGINT");
-    expect(await exited(start)).toBe(0);
+  it("stops every process on Ctrl-C and exits 0, a client keeping its connection alive or not", async () => {
+    // A client that keeps its connection open between requests (Node's agent keeps idle sockets
+    // until the server closes them): the gateway used to wait for it for its 72 s keep-alive
+    // timeout, and was killed at npm start's 10 s deadline with its journal unclosed.
+    const agent = new Agent({ keepAlive: true });
+    try {
+      let started = 0;
+      const answered = new Promise<number>((resolve, reject) => {
+        const request = httpRequest(
+          `${gateway}/graphql`,
+          { method: "POST", agent, headers: { "content-type": "application/json", ...DEV_DESK } },
+          (response) => {
+            response.resume();
+            response.on("end", () => resolve(response.statusCode ?? 0));
+          },
+        );
+        request.on("error", reject);
+        // In flight when Ctrl-C comes: half its body sent before, the rest after.
+        const body = JSON.stringify({ query: "{ __typename }" });
+        request.write(body.slice(0, 10));
+        setTimeout(() => {
+          started = Date.now();
+          start.kill("SIGINT");
+          setTimeout(() => request.end(body.slice(10)), 500);
+        }, 300);
+      });
+      expect(await answered).toBe(200);
+      expect(await exited(start)).toBe(0);
+      expect(Date.now() - started).toBeLessThan(8_000);
+    } finally {
+      agent.destroy();
+    }
     for (const url of [gateway, ...Object.values(departmentUrls)]) {
       expect(await refused(`${url}/health`)).toBe(true);
     }
+    // The gateway closed its ledger: its journal is moved and gone.
+    expect(readdirSync(data.dir).filter((name) => name.endsWith(".journal"))).toEqual([]);
   }, 30_000);
 });
 
