@@ -10,6 +10,8 @@ export const ErrorCode = {
   DepartmentUnavailable: "DEPARTMENT_UNAVAILABLE",
   LimitExceeded: "LIMIT_EXCEEDED",
   RateLimited: "RATE_LIMITED",
+  /** The server is stopping (503, `Retry-After`): retry on another instance or shortly. */
+  ShuttingDown: "SHUTTING_DOWN",
   Internal: "INTERNAL_SERVER_ERROR",
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -1,5 +1,36 @@
 /** Listening and graceful shutdown, shared by the gateway and every department's server. */
 import type { FastifyInstance } from "fastify";
+import { ErrorCode } from "./errors.ts";
+
+/** Servers that have begun to stop (`closeGracefully`). */
+const stopping = new WeakSet<FastifyInstance>();
+
+/**
+ * Register first (the app built with `return503OnClosing: false`): a request that arrives while
+ * the server stops is answered 503 with a GraphQL-style error and a code, and its connection
+ * closed — not Fastify's bare `{"error":"Service Unavailable"}`.
+ */
+export function refuseWhileStopping(app: FastifyInstance): void {
+  app.addHook("onRequest", (_request, reply, done) => {
+    if (!stopping.has(app)) {
+      done();
+      return;
+    }
+    const body = {
+      errors: [
+        {
+          message: "This server is stopping; retry shortly or on another instance",
+          extensions: { code: ErrorCode.ShuttingDown },
+        },
+      ],
+    };
+    reply
+      .code(503)
+      .headers({ connection: "close", "retry-after": "1" })
+      .type("application/json; charset=utf-8")
+      .send(JSON.stringify(body));
+  });
+}
 
 /**
  * Fastify's close, which waits for every open connection: a client keeping its connection alive
@@ -8,6 +39,7 @@ import type { FastifyInstance } from "fastify";
  * as they are idle — once the request in flight on them is answered.
  */
 export function closeGracefully(app: FastifyInstance): Promise<void> {
+  stopping.add(app);
   const sweep = setInterval(() => app.server.closeIdleConnections(), 50);
   return app.close().finally(() => clearInterval(sweep));
 }

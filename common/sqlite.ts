@@ -148,8 +148,15 @@ export function openDepartmentDatabase(
   const dir = options.dir ?? dataDir();
   mkdirSync(dir, { recursive: true });
   const path = databasePath(department, dir);
-  const sqlite = new Database(path);
-  sqlite.pragma("journal_mode = WAL");
+  let sqlite: Sqlite;
+  try {
+    sqlite = new Database(path);
+    sqlite.pragma("journal_mode = WAL");
+  } catch (error) {
+    // "unable to open database file", "file is not a database": which file, for the operator.
+    const { message, code } = error as Error & { code?: string };
+    throw Object.assign(new Error(`${path}: ${message}`, { cause: error }), { code });
+  }
   sqlite.pragma("synchronous = NORMAL");
   sqlite.pragma("mmap_size = 268435456");
   sqlite.pragma("cache_size = -65536");

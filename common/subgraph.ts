@@ -30,6 +30,7 @@ import { ErrorCode } from "./errors.ts";
 import { jsonBody, ResponseBuffers } from "./json-response.ts";
 import { RequestLoaders } from "./loaders.ts";
 import { scalarResolvers } from "./scalars.ts";
+import { refuseWhileStopping } from "./serve.ts";
 import { departmentSecret, SIGNATURE_HEADER, SignatureVerifier } from "./signing.ts";
 import { type DepartmentDatabase, openDepartmentDatabase } from "./sqlite.ts";
 
@@ -217,7 +218,10 @@ export async function buildSubgraphServer(options: SubgraphOptions): Promise<Fas
     logger: options.logger ?? { level: process.env.LOG_LEVEL ?? "info" },
     ...requestIdOptions(GATEWAY_REQUEST_IDS),
     bodyLimit: 16 * 1024 * 1024,
+    // Requests arriving while it stops get a coded error (refuseWhileStopping), not Fastify's.
+    return503OnClosing: false,
   });
+  refuseWhileStopping(app);
 
   // Keep the raw body: the signature covers the exact bytes the gateway sent.
   app.addContentTypeParser("application/json", { parseAs: "string" }, (request, body, done) => {

@@ -23,6 +23,7 @@ import {
 import { ErrorCode } from "../common/errors.ts";
 import { jsonBody, ResponseBuffers } from "../common/json-response.ts";
 import { scalarResolvers } from "../common/scalars.ts";
+import { refuseWhileStopping } from "../common/serve.ts";
 import { departmentSecret } from "../common/signing.ts";
 import { echoRequestId, requestIdOptions, subgraphSdl } from "../common/subgraph.ts";
 import { type GatewayOverrides, gatewayConfigFromEnv } from "./config.ts";
@@ -88,7 +89,10 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     logger: options.logger ?? { level: process.env.LOG_LEVEL ?? "info" },
     ...requestIdOptions(),
     bodyLimit: config.security.limits.maxBodyBytes,
+    // Requests arriving while it stops get a coded error (refuseWhileStopping), not Fastify's.
+    return503OnClosing: false,
   });
+  refuseWhileStopping(app);
   const supergraph = readSupergraph(options.supergraphSdl ?? readFileSync(SUPERGRAPH_PATH, "utf8"));
   // Desks, purposes, the audit ledger: refuses to start on a configuration production must not run.
   const security = await SecurityPipeline.create(config, app.log, supergraph.scopes);

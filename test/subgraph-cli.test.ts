@@ -1,10 +1,11 @@
 /**
  * `npm run subgraph` refuses what would leave a department serving nothing: a data directory
  * without its database (a volume that failed to mount: it made an empty file and answered every
- * citizen "unknown", with /ready saying all was well), and a port written as `hukou:`.
+ * citizen "unknown", with /ready saying all was well), a file that is not a database (naming it),
+ * and a port written as `hukou:`.
  */
 import { execFile } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, describe, expect, it } from "vitest";
@@ -32,6 +33,14 @@ describe("npm run subgraph", () => {
     );
     expect(stderr).toContain("tax: could not start: no database at");
     expect(existsSync(join(data.dir, "hukou.db"))).toBe(false);
+  });
+
+  it("names the file it cannot open", async () => {
+    const corrupt = join(data.dir, "traffic.db");
+    writeFileSync(corrupt, "this is a spreadsheet export, not a SQLite database\n".repeat(40));
+    const { code, stderr } = await subgraph("traffic:0");
+    expect(code).toBe(1);
+    expect(stderr).toContain(`traffic: could not start: ${corrupt}: file is not a database`);
   });
 
   it("refuses a department named with an empty port", async () => {
