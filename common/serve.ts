@@ -54,10 +54,15 @@ export async function serveUntilSignal(
   host: string,
 ): Promise<string> {
   const address = await app.listen({ port, host });
-  let closing = false;
+  let closing: { signal: NodeJS.Signals; at: number } | null = null;
   const stop = (signal: NodeJS.Signals) => {
-    if (closing) process.exit(130);
-    closing = true;
+    if (closing) {
+      // `npm run gateway` in a terminal: Ctrl-C reaches node from the terminal and again from
+      // npm, which forwards it — one Ctrl-C, not a second asking to exit at once.
+      if (signal === closing.signal && Date.now() - closing.at < 1000) return;
+      process.exit(130);
+    }
+    closing = { signal, at: Date.now() };
     app.log.info({ signal }, "shutting down: finishing requests in flight");
     closeGracefully(app).then(
       () => process.exit(0),
@@ -67,8 +72,8 @@ export async function serveUntilSignal(
       },
     );
   };
-  process.once("SIGINT", stop);
-  process.once("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  process.on("SIGTERM", stop);
   return address;
 }
 

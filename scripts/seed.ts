@@ -182,6 +182,7 @@ if (values.departments !== undefined) {
   // A job process: write the given departments, report progress and the summary to the parent —
   // and stop with it: a seed whose parent is gone is not finished by anyone.
   process.once("disconnect", () => process.exit(1));
+  const parent = process.ppid;
   const departments = values.departments.split(",").filter(isDepartment);
   let summary: SeedSummary;
   try {
@@ -189,9 +190,10 @@ if (values.departments !== undefined) {
       ...options,
       departments,
       onProgress: (done) => {
-        // The parent is gone (stopped by a signal while this loop held the event loop, so the
-        // disconnect was never heard): stop without a stack trace for the closed channel.
-        if (!process.connected) process.exit(1);
+        // The parent is gone (this loop holds the event loop, so neither its disconnect nor
+        // `process.connected` changes; the parent process number does): stop, without a stack
+        // trace for the closed channel.
+        if (process.ppid !== parent) process.exit(1);
         process.send?.({ progress: done } satisfies JobMessage);
       },
     });
@@ -200,6 +202,7 @@ if (values.departments !== undefined) {
     console.error(`seed failed (${departments.join(", ")}): ${code ? `${code} ` : ""}${message}`);
     process.exit(1);
   }
+  if (process.ppid !== parent) process.exit(1);
   process.send?.({ summary } satisfies JobMessage);
   process.removeAllListeners("disconnect");
   process.disconnect?.();

@@ -83,7 +83,9 @@ function run(
     if (stopping) {
       // Stopped, but not cleanly (its ledger would not close, it was killed at the deadline):
       // whoever stopped the platform is told so.
-      if (code !== 0 && label !== "seed") {
+      // SIGTERM ending a process that had not yet installed its handlers (stopped while starting)
+      // is a clean stop; the deadline's SIGKILL or a failed close is not.
+      if (label !== "seed" && ((code !== null && code !== 0) || signal === "SIGKILL")) {
         console.error(`[start] ${label} did not stop cleanly (${signal ?? `code ${code}`})`);
         exitCode = Math.max(exitCode, 1);
       }
@@ -133,16 +135,22 @@ function stopAll(code: number): void {
   exitCode = code;
   if (children.size === 0) process.exit(exitCode);
   const gateway = children.get("gateway");
-  if (gateway) gateway.kill("SIGTERM");
-  else stopDepartments();
-  // A process that does not finish its requests in flight within 10 s is stopped outright.
-  setTimeout(() => {
-    for (const child of children.values()) child.kill("SIGKILL");
-  }, 10_000).unref();
+  if (!gateway) {
+    stopDepartments();
+    return;
+  }
+  gateway.kill("SIGTERM");
+  // A process that does not finish its requests in flight within 10 s is stopped outright (the
+  // departments then get theirs, from stopDepartments).
+  setTimeout(() => gateway.kill("SIGKILL"), 10_000).unref();
 }
 
 function stopDepartments(): void {
   for (const [label, child] of children) if (label !== "gateway") child.kill("SIGTERM");
+  // Their own 10 s from now, not what is left of the gateway's.
+  setTimeout(() => {
+    for (const child of children.values()) child.kill("SIGKILL");
+  }, 10_000).unref();
 }
 
 process.on("SIGINT", () => stopAll(0));
@@ -152,7 +160,13 @@ process.on("SIGTERM", () => stopAll(0));
 const departments = DEPARTMENTS.map((department) => `${department}:${departmentPort(department)}`);
 // The departments listen where the gateway will call them (their URLs, 127.0.0.1 by default),
 // not on HOST, which is the gateway's: with HOST=::1 they listened where it never called.
-const departmentHosts = new Set(DEPARTMENTS.map(departmentHost));
+const LOOPBACK = /^(localhost|127(\.\d+){3}|::1)$/;
+const named = new Set(DEPARTMENTS.map(departmentHost));
+// localhost here, 127.0.0.1 there: all this machine, where "localhost" listens on both.
+const departmentHosts =
+  named.size > 1 && [...named].every((host) => LOOPBACK.test(host))
+    ? new Set(["localhost"])
+    : named;
 if (departmentHosts.size > 1) {
   console.error(
     `[start] npm start runs the six departments in one process on one address, but their URLs name ${[...departmentHosts].join(", ")}`,

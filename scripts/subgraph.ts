@@ -71,12 +71,16 @@ if (wanted.length === 1) {
   }
 } else {
   const apps = new Map<Department, FastifyInstance>();
-  let stopping = false;
+  let stopping: { signal?: NodeJS.Signals; at: number } | null = null;
   // One signal stops every server in the process (each finishes its requests in flight); a
-  // second signal exits at once.
+  // second signal exits at once — but not the same one within a second, which is npm forwarding
+  // the Ctrl-C the terminal also sent.
   const stop = async (exitCode: number, signal?: NodeJS.Signals) => {
-    if (stopping) process.exit(130);
-    stopping = true;
+    if (stopping) {
+      if (signal && signal === stopping.signal && Date.now() - stopping.at < 1000) return;
+      process.exit(130);
+    }
+    stopping = { signal, at: Date.now() };
     for (const app of apps.values()) {
       if (signal) app.log.info({ signal }, "shutting down: finishing requests in flight");
     }

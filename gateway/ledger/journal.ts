@@ -446,7 +446,9 @@ export function keepTouching(path: string, gone: (error: Error) => void): () => 
     try {
       utimesSync(path, now, now);
     } catch (error) {
-      gone(error as Error);
+      // Only a removed file means another gateway took it; a volume that refuses explicit
+      // times (EPERM on some network shares) leaves the journal's own writes to touch it.
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") gone(error as Error);
     }
   }, TOUCH_MS);
   timer.unref();

@@ -536,9 +536,11 @@ export class AuditLedger implements AccessLedger {
         resolve();
         return;
       }
+      // Failed or not, the writer is asked to move what it still can and close (a journal another
+      // gateway took still holds what this one acknowledged before it heard so); one that does
+      // not answer within 5 s is stopped.
       if (this.failure) {
-        void this.worker.terminate().then(() => resolve());
-        return;
+        setTimeout(() => void this.worker.terminate(), 5_000).unref();
       }
       this.worker.ref(); // keep the process alive until the writer has moved everything and closed
       this.worker.on("message", (message: WriterMessage) => {

@@ -170,7 +170,15 @@ const SET_STATE = "ON CONFLICT (name) DO UPDATE SET value = excluded.value";
 export type StateUpdate = readonly [name: string, value: string, expected?: string | null];
 
 /** The journal's lines were moved by another gateway, which judged its owner stopped. */
-export class JournalTaken extends Error {}
+export class JournalTaken extends Error {
+  constructor(
+    message: string,
+    /** Where the other gateway left the journal (`ledger_state`), or null. */
+    readonly current: string | null,
+  ) {
+    super(message);
+  }
+}
 
 /** Rows per INSERT statement: one statement per 64 rows costs far less than 64 statements. */
 const ROWS_PER_INSERT = 64;
@@ -322,6 +330,7 @@ export function recordAppender(
       if (current !== state[2]) {
         throw new JournalTaken(
           `${state[0]} is at ${current ?? "its start"} in audit.db, not at ${state[2] ?? "its start"} where this gateway left it: another gateway moved the journal`,
+          current,
         );
       }
     }

@@ -15,6 +15,7 @@ import { parentPort, workerData } from "node:worker_threads";
 import {
   formatPosition,
   JournalReader,
+  journalStart,
   journalStateKey,
   parsePosition,
   removeJournal,
@@ -119,16 +120,45 @@ function move(): string | null {
     const left = reader.position.seq === 0 ? null : formatPosition(reader.position);
     appendRecords(scanned.records, [journalKey, formatPosition(scanned.last), left]);
   } catch (error) {
-    if (error instanceof JournalTaken) {
-      unreadable = `the audit journal ${journal.name} was moved by another gateway: ${error.message}`;
-      post({ type: "failed", message: unreadable });
-      return unreadable;
-    }
+    if (error instanceof JournalTaken) return taken(error, text, round, end);
     // SQLITE_BUSY (another process writes) or a transient error: the next move retries
     return `audit.db could not be written: ${(error as Error).message}`;
   }
   wrote = true;
   reader.moved(round, end, scanned.last);
+  return null;
+}
+
+/** Told to the event loop once: this journal was taken by another gateway. */
+let takenReported = false;
+
+/**
+ * Another gateway moved this journal's lines (it judged this one stopped) and deleted the file.
+ * The event loop is told to stop acknowledging, and until it has, and until the ledger closes,
+ * what it acknowledged after the lines the other gateway moved is moved here, skipping those.
+ */
+function taken(error: JournalTaken, text: string, round: number, end: number): string | null {
+  if (!takenReported) {
+    takenReported = true;
+    post({
+      type: "failed",
+      message: `the audit journal ${journal.name} was moved by another gateway, which judged this one stopped: ${error.message}`,
+    });
+  }
+  const theirs =
+    error.current === null
+      ? journalStart(journal.name)
+      : parsePosition(error.current, journal.name);
+  const rest = scanJournal(text, theirs, reader.contexts);
+  try {
+    if (rest.records.length > 0) {
+      appendRecords(rest.records, [journalKey, formatPosition(rest.last), error.current]);
+    }
+  } catch (again) {
+    return `audit.db could not be written: ${(again as Error).message}`;
+  }
+  wrote = true;
+  reader.moved(round, end, rest.records.length > 0 ? rest.last : theirs);
   return null;
 }
 

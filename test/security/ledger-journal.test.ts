@@ -35,6 +35,7 @@ import {
 import { type AccessRecord, AuditLedger } from "../../gateway/ledger/ledger.ts";
 import {
   JournalTaken,
+  moveAbandonedJournals,
   openAuditDatabase,
   recordAppender,
   subjectEntries,
@@ -215,6 +216,40 @@ describe("a gateway sharing the directory with one that is killed", () => {
     } finally {
       sqlite.close();
     }
+  });
+
+  it("moved from under a running ledger: every access it acknowledged is in audit.db once", async () => {
+    data = tempDataDir();
+    const ledger = await AuditLedger.open(data.dir, "full", { abandonedEveryMs: 3_600_000 });
+    const taker = openAuditDatabase(data.dir);
+    const acknowledged: string[] = [];
+    const append = (id: string) =>
+      ledger.append(access(id, "110105194912310021")).then(
+        () => void acknowledged.push(id),
+        () => {},
+      );
+    try {
+      // The taker holds audit.db, so the ledger's writer cannot move these three; then it moves
+      // them itself, as a gateway does with a journal it judges abandoned, and deletes the file.
+      taker.exec("BEGIN IMMEDIATE");
+      await Promise.all(["r1", "r2", "r3"].map(append));
+      expect(moveAbandonedJournals(taker, data.dir, new Set(), true).entries).toBe(3);
+      taker.exec("COMMIT");
+      await append("r4");
+      const deadline = Date.now() + 5_000;
+      while (ledger.available && Date.now() < deadline) await sleep(50);
+      await ledger.moved().catch(() => {});
+      expect(ledger.available).toBe(false);
+    } finally {
+      taker.close();
+      await ledger.close();
+    }
+    const rows = ledgerFile(data.dir, (sqlite) =>
+      sqlite.prepare("SELECT request_id FROM requests ORDER BY seq").pluck().all(),
+    );
+    expect(acknowledged.slice(0, 3)).toEqual(["r1", "r2", "r3"]);
+    expect(rows).toEqual(acknowledged);
+    expect(ledgerFile(data.dir, verifyChain)).toMatchObject({ ok: true });
   });
 
   it("stops acknowledging once its journal is gone, rather than write to a removed file", async () => {
