@@ -25,13 +25,17 @@ if (
 }
 
 stopWithSupervisor();
+let app: Awaited<ReturnType<typeof buildGateway>> | null = null;
 try {
   const config = gatewayConfigFromEnv();
-  const app = await buildGateway();
+  app = await buildGateway();
   const address = await serveUntilSignal(app, config.port, config.host);
   app.log.info(`gateway listening at ${address}/graphql`);
   reportReady();
 } catch (error) {
   console.error(`gateway: could not start: ${(error as Error).message}`);
+  // Built but not listening (its port taken): close what it opened — the ledger, whose journal
+  // would otherwise stay behind for the next start to move.
+  await app?.close().catch(() => {});
   process.exit(1);
 }
