@@ -97,6 +97,10 @@ function processNamespace(): string {
  * running gateway touches its journal every `TOUCH_MS` (`keepTouching`).
  */
 export const STALE_JOURNAL_MS = 60_000;
+/** A running gateway takes another namespace's journal when two looks this far apart find it stale. */
+export const SECOND_LOOK_MS = 3_000;
+/** Journals of other namespaces found stale, with their time then and when (`performance.now`). */
+const staleLooks = new Map<string, { mtimeMs: number; seenAt: number }>();
 export const TOUCH_MS = 1_000;
 
 /**
@@ -406,6 +410,7 @@ export function abandonedJournals(
   own: ReadonlySet<string> = new Set(),
   atStart = true,
   now = Date.now(),
+  seenAt = performance.now(),
 ): string[] {
   let names: string[];
   try {
@@ -422,11 +427,27 @@ export function abandonedJournals(
     if (namespace !== undefined && namespace !== NAMESPACE) {
       // Another container's process number means nothing here: its gateway is gone when it has
       // stopped touching the file.
+      let mtimeMs: number;
       try {
-        return now - statSync(join(dir, name)).mtimeMs > STALE_JOURNAL_MS;
+        mtimeMs = statSync(join(dir, name)).mtimeMs;
       } catch {
         return false; // moved meanwhile by another gateway
       }
+      if (now - mtimeMs <= STALE_JOURNAL_MS) {
+        staleLooks.delete(name);
+        return false;
+      }
+      if (atStart) return true;
+      // A running gateway: stale at two looks, seconds apart on this process's own clock. After
+      // the host was suspended, a first look can come before the journal's gateway, resumed too,
+      // has touched it again.
+      const earlier = staleLooks.get(name);
+      if (earlier?.mtimeMs === mtimeMs && seenAt - earlier.seenAt >= SECOND_LOOK_MS) {
+        staleLooks.delete(name);
+        return true;
+      }
+      if (earlier?.mtimeMs !== mtimeMs) staleLooks.set(name, { mtimeMs, seenAt });
+      return false;
     }
     if (pid === process.pid) return atStart;
     // A running process of that number may be another program that reused it after a reboot:

@@ -29,6 +29,7 @@ import {
   NAMESPACE,
   Progress,
   readJournal,
+  SECOND_LOOK_MS,
   STALE_JOURNAL_MS,
   scanJournal,
 } from "../../gateway/ledger/journal.ts";
@@ -197,8 +198,16 @@ describe("a gateway sharing the directory with one that is killed", () => {
     expect(abandonedJournals(data.dir, new Set(), true, now).sort()).toEqual(
       [stopped, mine, legacy].sort(),
     );
-    expect(abandonedJournals(data.dir, new Set(), false, now)).toEqual([stopped]);
     expect(abandonedJournals(data.dir, new Set([mine, legacy]), true, now)).toEqual([stopped]);
+    // A running gateway takes it only when a second look, seconds later, finds it stale still
+    // (after a host's suspend, the first may come before its gateway has touched it again).
+    expect(abandonedJournals(data.dir, new Set(), false, now, 0)).toEqual([]);
+    expect(abandonedJournals(data.dir, new Set(), false, now, 1_000)).toEqual([]);
+    expect(abandonedJournals(data.dir, new Set(), false, now, SECOND_LOOK_MS)).toEqual([stopped]);
+    // Touched between two looks: not taken.
+    expect(abandonedJournals(data.dir, new Set(), false, now, 10_000)).toEqual([]);
+    utimesSync(join(data.dir, stopped), new Date(now), new Date(now));
+    expect(abandonedJournals(data.dir, new Set(), false, now, 20_000)).toEqual([]);
   });
 
   it("appends nothing when another gateway has moved its journal meanwhile", () => {
