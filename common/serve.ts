@@ -54,15 +54,7 @@ export async function serveUntilSignal(
   host: string,
 ): Promise<string> {
   const address = await app.listen({ port, host });
-  let closing: { signal: NodeJS.Signals; at: number } | null = null;
-  const stop = (signal: NodeJS.Signals) => {
-    if (closing) {
-      // `npm run gateway` in a terminal: Ctrl-C reaches node from the terminal and again from
-      // npm, which forwards it — one Ctrl-C, not a second asking to exit at once.
-      if (signal === closing.signal && Date.now() - closing.at < 1000) return;
-      process.exit(130);
-    }
-    closing = { signal, at: Date.now() };
+  onStopSignals((signal) => {
     app.log.info({ signal }, "shutting down: finishing requests in flight");
     closeGracefully(app).then(
       () => process.exit(0),
@@ -71,10 +63,27 @@ export async function serveUntilSignal(
         process.exit(1);
       },
     );
-  };
-  process.on("SIGINT", stop);
-  process.on("SIGTERM", stop);
+  });
   return address;
+}
+
+/**
+ * Calls `stop` on the first SIGINT or SIGTERM; a second signal exits at once (130) — but not the
+ * same one within a second: `npm run gateway` in a terminal, where Ctrl-C reaches node from the
+ * terminal and again from npm, which forwards it, is one Ctrl-C.
+ */
+export function onStopSignals(stop: (signal: NodeJS.Signals) => void): void {
+  let first: { signal: NodeJS.Signals; at: number } | null = null;
+  const received = (signal: NodeJS.Signals) => {
+    if (first) {
+      if (signal === first.signal && Date.now() - first.at < 1000) return;
+      process.exit(130);
+    }
+    first = { signal, at: Date.now() };
+    stop(signal);
+  };
+  process.on("SIGINT", received);
+  process.on("SIGTERM", received);
 }
 
 /** `--name value` from argv, or undefined. */

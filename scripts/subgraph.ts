@@ -10,7 +10,7 @@
 import { existsSync } from "node:fs";
 import type { FastifyInstance } from "fastify";
 import { DEPARTMENTS, type Department, defaultPort, isDepartment } from "../common/departments.ts";
-import { closeGracefully, option, serveUntilSignal } from "../common/serve.ts";
+import { closeGracefully, onStopSignals, option, serveUntilSignal } from "../common/serve.ts";
 import { databasePath, dataDir } from "../common/sqlite.ts";
 import { departmentModules } from "../subgraphs/registry.ts";
 import { reportReady, stopWithSupervisor } from "./supervision.ts";
@@ -71,24 +71,18 @@ if (wanted.length === 1) {
   }
 } else {
   const apps = new Map<Department, FastifyInstance>();
-  let stopping: { signal?: NodeJS.Signals; at: number } | null = null;
-  // One signal stops every server in the process (each finishes its requests in flight); a
-  // second signal exits at once — but not the same one within a second, which is npm forwarding
-  // the Ctrl-C the terminal also sent.
+  let stopping = false;
+  // One signal stops every server in the process, each finishing its requests in flight.
   const stop = async (exitCode: number, signal?: NodeJS.Signals) => {
-    if (stopping) {
-      if (signal && signal === stopping.signal && Date.now() - stopping.at < 1000) return;
-      process.exit(130);
-    }
-    stopping = { signal, at: Date.now() };
+    if (stopping) process.exit(130);
+    stopping = true;
     for (const app of apps.values()) {
       if (signal) app.log.info({ signal }, "shutting down: finishing requests in flight");
     }
     const closed = await Promise.allSettled([...apps.values()].map(closeGracefully));
     process.exit(closed.some((result) => result.status === "rejected") ? 1 : exitCode);
   };
-  process.on("SIGINT", () => void stop(0, "SIGINT"));
-  process.on("SIGTERM", () => void stop(0, "SIGTERM"));
+  onStopSignals((signal) => void stop(0, signal));
   for (const { department, port } of wanted as { department: Department; port?: number }[]) {
     try {
       const app = await departmentModules[department].build({

@@ -1,7 +1,9 @@
 /** Test helpers: temporary data directories, records written through the import contract. */
+import { execFile } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import type { FastifyInstance } from "fastify";
 import type { Department } from "../common/departments.ts";
 import { parseRecord } from "../common/records.ts";
@@ -64,4 +66,27 @@ export async function inject<T = Record<string, unknown>>(
     payload: JSON.stringify({ query, variables }),
   });
   return { status: response.statusCode, ...(response.json() as object) };
+}
+
+const run = promisify(execFile);
+
+/** `npm run audit -- <args>` on a data directory: its exit code and what it printed. */
+export async function audit(
+  dir: string,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [
+      "--import",
+      "tsx",
+      "scripts/audit.ts",
+      ...args,
+      "--data-dir",
+      dir,
+    ]);
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const failed = error as { code: number; stdout: string; stderr: string };
+    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
+  }
 }

@@ -4,7 +4,7 @@
  * its beginning is read correctly across rounds, and a torn or edited journal is read up to where
  * it still holds.
  */
-import { execFile, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { hash } from "node:crypto";
 import {
   closeSync,
@@ -18,7 +18,6 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { promisify } from "node:util";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   abandonedJournals,
@@ -43,9 +42,8 @@ import {
   verifyChain,
 } from "../../gateway/ledger/store.ts";
 import type { WireRecord } from "../../gateway/ledger/wire.ts";
-import { tempDataDir } from "../helpers.ts";
+import { audit, tempDataDir } from "../helpers.ts";
 
-const run = promisify(execFile);
 const CHILD = new URL("./fixtures/journal-child.ts", import.meta.url).pathname;
 
 let data: ReturnType<typeof tempDataDir>;
@@ -140,14 +138,8 @@ describe("a gateway killed after acknowledging", () => {
     data = tempDataDir();
     // A journal of 4 KiB starts over every dozen records: 300 records make many rounds.
     await killedAfterAcknowledging(data.dir, { journalBytes: 4096, moved: 300, held: 20 });
-    const { stdout, stderr } = await run(process.execPath, [
-      "--import",
-      "tsx",
-      "scripts/audit.ts",
-      "verify",
-      "--data-dir",
-      data.dir,
-    ]);
+    const { code, stdout, stderr } = await audit(data.dir, "verify");
+    expect(code).toBe(0);
     expect(stderr).toMatch(/moved 20 entries from a stopped gateway's journal/);
     expect(stdout).toMatch(/chain intact: 320 entries/);
     expect(journals(data.dir)).toEqual([]);
@@ -323,19 +315,9 @@ describe("a journal read back", () => {
     expect(existsSync(journal.path)).toBe(false);
     expect(existsSync(`${journal.path}.damaged`)).toBe(true);
     // The audit says the ledger is not whole while it is kept, whoever kept it.
-    const audit = await run(process.execPath, [
-      "--import",
-      "tsx",
-      "scripts/audit.ts",
-      "verify",
-      "--data-dir",
-      data.dir,
-    ]).then(
-      () => ({ code: 0, stderr: "" }),
-      (error: { code: number; stderr: string }) => error,
-    );
-    expect(audit.code).toBe(1);
-    expect(audit.stderr).toContain(`a damaged journal is kept: ${journal.name}.damaged`);
+    const verified = await audit(data.dir, "verify");
+    expect(verified.code).toBe(1);
+    expect(verified.stderr).toContain(`a damaged journal is kept: ${journal.name}.damaged`);
   });
 
   it("writes a context once per round and names it in each record", () => {

@@ -2,8 +2,6 @@
  * The audit ledger through the real gateway: one entry per subject, durable before the response,
  * a hash chain that `npm run audit -- verify` checks, and a citizen's view of their own entries.
  */
-import { execFile } from "node:child_process";
-import { promisify } from "node:util";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makePersonId } from "../../common/ids.ts";
@@ -17,10 +15,9 @@ import {
 import type { WireRecord } from "../../gateway/ledger/wire.ts";
 import { developmentCitizenToken } from "../../gateway/security/citizen-token.ts";
 import { LI_NA, WANG_QIANG, writeFixtures, ZHANG_WEI, ZHANG_XIAOMING } from "../fixtures.ts";
-import { journalRecords, tempDataDir, writeRecords } from "../helpers.ts";
+import { audit, journalRecords, tempDataDir, writeRecords } from "../helpers.ts";
 import { LOTTERY_DESK, type Platform, startPlatform } from "../platform.ts";
 
-const run = promisify(execFile);
 let platform: Platform;
 let data: ReturnType<typeof tempDataDir>;
 
@@ -64,23 +61,6 @@ function withLedger<T>(dir: string, read: (sqlite: Database.Database) => T): T {
     return read(sqlite);
   } finally {
     sqlite.close();
-  }
-}
-
-async function audit(dir: string, ...args: string[]) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [
-      "--import",
-      "tsx",
-      "scripts/audit.ts",
-      ...args,
-      "--data-dir",
-      dir,
-    ]);
-    return { code: 0, stdout, stderr };
-  } catch (error) {
-    const failed = error as { code: number; stdout: string; stderr: string };
-    return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
   }
 }
 
