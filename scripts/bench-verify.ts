@@ -139,6 +139,17 @@ function usage(pid: number): { rss: number; hwm: number; cpu: number } | null {
   }
 }
 
+/**
+ * CPU seconds of this process's children that have ended and been reaped (`cutime` + `cstime` of
+ * /proc/self/stat): the difference over a child's run is all the CPU it used, to its last tick,
+ * which sampling its /proc entry (gone once it exits) would miss.
+ */
+function endedChildrenCpu(): number {
+  const stat = readFileSync("/proc/self/stat", "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[13]) + Number(fields[14])) / 100;
+}
+
 /** CPU seconds of each thread of a process (the main thread's id is the process id). */
 function threadCpu(pid: number): Map<number, number> {
   const threads = new Map<number, number>();
@@ -171,9 +182,14 @@ async function stopAll(): Promise<void> {
 
 const dir = values["data-dir"] ?? mkdtempSync(join(tmpdir(), "mianzheng-bench-verify-"));
 const removeDir = !values["data-dir"] && !values.keep;
-process.on("SIGINT", () => {
-  void stopAll().then(() => process.exit(130));
-});
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    void stopAll().then(() => {
+      if (removeDir) rmSync(dir, { recursive: true, force: true });
+      process.exit(signal === "SIGINT" ? 130 : 143);
+    });
+  });
+}
 
 try {
   if (!existsSync(databasePath("hukou", dir))) {
@@ -253,6 +269,7 @@ try {
     const gatewayThreads = threadCpu(gatewayPid);
     const samples: Array<{ at: number; rss: Record<string, number> }> = [];
     const started = performance.now();
+    const endedBefore = endedChildrenCpu();
     const cli = start(
       "verify",
       [
@@ -284,17 +301,15 @@ try {
         const now = usage(child.process.pid as number);
         if (!now) continue;
         rss[child.label] = now.rss;
-        peaks.set(child.label, Math.max(peaks.get(child.label) ?? 0, now.rss));
+        // VmHWM, not the samples' highest: a peak between two samples counts too (for the
+        // gateway and the departments, since they started: the modes before this one included).
+        peaks.set(child.label, Math.max(peaks.get(child.label) ?? 0, now.hwm));
       }
       samples.push({ at: performance.now() - started, rss });
     }, 250);
-    const cpuOfCli = { value: 0 };
-    const cliSampler = setInterval(() => {
-      cpuOfCli.value = usage(cli.process.pid as number)?.cpu ?? cpuOfCli.value;
-    }, 250);
     const code = await new Promise<number | null>((resolve) => cli.process.on("exit", resolve));
     clearInterval(sampler);
-    clearInterval(cliSampler);
+    const cpuOfCli = endedChildrenCpu() - endedBefore;
     const seconds = (performance.now() - started) / 1000;
     if (code !== 0) throw new Error(`verify failed (exit ${code}):\n${cli.tail()}`);
     console.log(`\n— ${mode} —\n${cli.tail().trim()}`);
@@ -312,7 +327,7 @@ try {
     for (const child of [...measured, cli]) {
       const after = usage(child.process.pid as number);
       const cpu =
-        child === cli ? cpuOfCli.value : (after?.cpu ?? 0) - (before.get(child.label)?.cpu ?? 0);
+        child === cli ? cpuOfCli : (after?.cpu ?? 0) - (before.get(child.label)?.cpu ?? 0);
       totalCpu += cpu;
       const at = (share: number) => {
         const sample = samples[Math.min(samples.length - 1, Math.floor(samples.length * share))];

@@ -38,10 +38,12 @@ import { availableParallelism, cpus } from "node:os";
 import { join } from "node:path";
 import { isDeepStrictEqual, parseArgs } from "node:util";
 import Database from "better-sqlite3";
+import { buildSync } from "esbuild";
 import { DEPARTMENTS, type Department, urlVariable } from "../common/departments.ts";
 import { databasePath } from "../common/sqlite.ts";
 import { SUPERGRAPH_PATH } from "../gateway/compose.ts";
 import { readSupergraph } from "../gateway/supergraph.ts";
+import { readAnswerDigests } from "./bench/answers.ts";
 import type { LoadJob, LoadResult } from "./bench/load.ts";
 import {
   cpuMs,
@@ -55,7 +57,7 @@ import {
   unwrittenBytes,
   waitUntil,
 } from "./bench/processes.ts";
-import { idsOf, type ScenarioName, scenario } from "./bench/scenarios.ts";
+import { idsAt, type ScenarioName, scenario } from "./bench/scenarios.ts";
 import { medianInterval, middle } from "./bench/statistics.ts";
 
 const USAGE = `usage: npm run bench -- [--persons N] [--seed S] [--json PATH] [--quick] [--seconds S]
@@ -196,7 +198,22 @@ for (const name of gatewayNames) {
 const benchDir = join(ROOT, ".bench");
 const runDir = join(benchDir, `run-${process.pid}`);
 mkdirSync(runDir, { recursive: true });
+/** Every process started and not yet reaped: stopped when the bench stops, however it stops. */
 const processes: Running[] = [];
+/** Set once the bench is stopping: nothing is started after that. */
+let stopping = false;
+
+/** `startNode`, registered for stopping; refused once the bench is stopping. */
+function start(...args: Parameters<typeof startNode>): Running {
+  if (stopping) throw new Error("the bench is stopping");
+  const running = startNode(...args);
+  processes.push(running);
+  running.child.once("exit", () => {
+    const at = processes.indexOf(running);
+    if (at >= 0) processes.splice(at, 1);
+  });
+  return running;
+}
 
 function log(message: string): void {
   console.error(`[bench] ${message}`);
@@ -212,7 +229,7 @@ async function population(): Promise<{ dir: string; day: string; idsFile: string
     const partial = `${dir}.partial`;
     rmSync(partial, { recursive: true, force: true });
     log(`seeding ${persons} persons (seed ${seed}) into ${dir} — once; later runs reuse it`);
-    const seeding = startNode("seed", "scripts/seed.ts", [
+    const seeding = start("seed", "scripts/seed.ts", [
       "--persons",
       String(persons),
       "--seed",
@@ -280,7 +297,7 @@ async function startSubgraphs(dir: string): Promise<Record<Department, string>> 
     const name = group.join("+");
     // As `npm start` runs the departments: their bundle (built by `main` before anything starts,
     // so that no two processes rebuild it at once).
-    const subgraph = startNode(
+    const subgraph = start(
       name,
       "dist/subgraph.mjs",
       group.length === 1
@@ -294,7 +311,6 @@ async function startSubgraphs(dir: string): Promise<Record<Department, string>> 
           : [],
       },
     );
-    processes.push(subgraph);
     subgraphPids.push(subgraph.child.pid as number);
     return { subgraph, group };
   });
@@ -323,6 +339,37 @@ function baselineSupergraph(urls: Record<Department, string>): string {
   return file;
 }
 
+/**
+ * The baselines' own code (the gateway signature, their setup), bundled like mianzheng's so that
+ * every gateway runs as plain JavaScript: under tsx, a process carries its loader's hooks thread
+ * (another V8 isolate) and, at a cache miss, an esbuild child, which would add to the baselines'
+ * memory and CPU what mianzheng's bundle does not pay. Their packages are imported from
+ * `node_modules` as they are published.
+ */
+function bundleBaselines(): { apollo: string; hiveConfig: string } {
+  const bundle = (source: string, name: string) => {
+    const outfile = join(runDir, name);
+    buildSync({
+      entryPoints: [join(ROOT, source)],
+      outfile,
+      bundle: true,
+      platform: "node",
+      format: "esm",
+      target: "node20",
+      packages: "external",
+      logLevel: "warning",
+    });
+    return outfile;
+  };
+  return {
+    apollo: bundle("scripts/bench/apollo-gateway.ts", "apollo-gateway.mjs"),
+    hiveConfig: bundle("scripts/bench/hive-gateway.config.ts", "hive-gateway.config.mjs"),
+  };
+}
+
+/** Built when a baseline is first started. */
+let baselines: { apollo: string; hiveConfig: string } | null = null;
+
 interface GatewayProcess {
   running: Running;
   url: string;
@@ -340,25 +387,27 @@ async function startGateway(
   const url = `http://127.0.0.1:${port}/graphql`;
   const env: NodeJS.ProcessEnv = { PORT: String(port), NODE_ENV: "development" };
   let running: Running;
+  baselines ??= bundleBaselines();
   if (name === "apollo") {
-    running = startNode(name, "scripts/bench/apollo-gateway.ts", [], {
+    running = start(name, baselines.apollo, [], {
+      tsx: false,
       env: { ...env, SUPERGRAPH_FILE: supergraphFile },
     });
   } else if (name === "hive") {
-    running = startNode(
+    running = start(
       name,
       "node_modules/@graphql-hive/gateway/dist/bin.js",
       [
         "supergraph",
         supergraphFile,
         "--config-path",
-        "scripts/bench/hive-gateway.config.ts",
+        baselines.hiveConfig,
         "--host",
         "127.0.0.1",
         "--port",
         String(port),
       ],
-      { env: { ...env, DEPARTMENT_URLS: JSON.stringify(urls) } },
+      { tsx: false, env: { ...env, DEPARTMENT_URLS: JSON.stringify(urls) } },
     );
   } else {
     // A fresh data directory (audit ledger) per start: every round measures the same gateway, not
@@ -368,7 +417,7 @@ async function startGateway(
     rmSync(join(runDir, `${dataName}-data-${round - 1}`), { recursive: true, force: true });
     mkdirSync(gatewayData, { recursive: true });
     // As `npm start` runs it: the bundle, built by `main` before anything starts.
-    running = startNode(name, "dist/gateway.mjs", [], {
+    running = start(name, "dist/gateway.mjs", [], {
       tsx: false,
       env: {
         ...env,
@@ -386,7 +435,6 @@ async function startGateway(
       ],
     });
   }
-  processes.push(running);
   await waitUntil(running, async () => (await post(url, "{ __typename }", {})).status === 200);
   return { running, url };
 }
@@ -410,11 +458,30 @@ async function post(
   }
 }
 
-async function runLoad(job: LoadJob): Promise<LoadResult> {
+/**
+ * The digest of every complete answer received so far, per scenario, by the position of the ids
+ * the request asked (which, the scenario's request size being fixed, names the request), with who
+ * answered it first. Every later answer to the same request — from any gateway, round, warm-up or
+ * slice — must be the same bytes: the samples compare a few answers field by field, this compares
+ * all of them.
+ */
+const answered = new Map<ScenarioName, Map<number, { digest: string; by: string }>>();
+
+/** A load's result, with how its answers compared with earlier answers to the same requests. */
+interface CheckedLoad extends LoadResult {
+  /** Answers that another measurement had received for the same request, and compared equal. */
+  answersCompared: number;
+  /** The first answer that differed from an earlier one, described; null when none did. */
+  differs: string | null;
+}
+
+/** Runs one load (`by` names it in a report of differing answers) and compares its answers. */
+async function runLoad(job: LoadJob, by: string): Promise<CheckedLoad> {
   const file = join(runDir, `load-${job.scenario}.json`);
-  writeFileSync(file, JSON.stringify(job));
+  const answersFile = join(runDir, `answers-${job.scenario}.bin`);
+  writeFileSync(file, JSON.stringify({ ...job, answersFile }));
   let out = "";
-  const load = startNode("load", "scripts/bench/load.ts", [file], {
+  const load = start("load", "scripts/bench/load.ts", [file], {
     onStdout: (chunk) => {
       out += chunk;
     },
@@ -423,7 +490,20 @@ async function runLoad(job: LoadJob): Promise<LoadResult> {
   const line = out.trim().split("\n").at(-1) ?? "";
   if (code !== 0 || !line.startsWith("{"))
     throw new Error(`load generator failed:\n${load.output()}`);
-  return JSON.parse(line) as LoadResult;
+  const result = JSON.parse(line) as LoadResult;
+  const seen = answered.get(job.scenario) ?? new Map<number, { digest: string; by: string }>();
+  answered.set(job.scenario, seen);
+  let answersCompared = 0;
+  let differs: string | null = null;
+  for (const [position, digest] of readAnswerDigests(answersFile)) {
+    const earlier = seen.get(position);
+    if (!earlier) seen.set(position, { digest, by });
+    else if (earlier.digest === digest) answersCompared++;
+    else
+      differs ??= `the answer to the request for the ids from position ${position} differs from ${earlier.by}'s`;
+  }
+  rmSync(answersFile, { force: true });
+  return { ...result, answersCompared, differs };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -461,9 +541,10 @@ async function measureLoad(
   gateway: GatewayProcess,
   job: Omit<LoadJob, "seconds" | "offset">,
   offset: number,
+  by: string,
   length = seconds,
 ): Promise<{
-  result: LoadResult;
+  result: CheckedLoad;
   cpuPerRequest: Row["cpuMsPerRequest"];
   foreignCpuShare: number;
 }> {
@@ -476,7 +557,7 @@ async function measureLoad(
     self: process.cpuUsage(),
     at: performance.now(),
   };
-  const result = await runLoad({ ...job, seconds: length, offset });
+  const result = await runLoad({ ...job, seconds: length, offset }, by);
   const self = process.cpuUsage(before.self);
   const used = {
     gateway: treeCpuMs(gatewayPid) - before.gateway,
@@ -516,9 +597,14 @@ interface Row {
   cpuMsPerRequest: { gateway: number; subgraphs: number; loadGenerator: number };
   /** Share of the machine's CPU used by processes outside the benchmark during the measurement. */
   foreignCpuShare: number;
-  /** Samples answered exactly as the baseline answered them. */
+  /**
+   * The samples answered exactly as the baseline answered them, and every answer under load the
+   * same as any earlier answer to the same request.
+   */
   identical: boolean;
   mismatch: string | null;
+  /** Answers under load compared equal with an earlier answer to the same request. */
+  answersCompared: number;
   /** Throughput of every round (`--rounds`); the row shows the median one. */
   perRound: number[];
   /** p99 latency of every round, ms. */
@@ -554,7 +640,9 @@ function table(rows: readonly Row[]): string {
       `${mb(row.peakRssBytes)}${row.processes > 1 ? ` (${row.processes} proc)` : ""}`,
       `${row.cpuMsPerRequest.gateway.toFixed(2)} + ${row.cpuMsPerRequest.subgraphs.toFixed(2)} ms`,
       row.identical ? "yes" : "NO",
-      base && base.perSecond > 0 ? `${(row.perSecond / base.perSecond).toFixed(2)}×` : "",
+      base
+        ? `${middle(row.perRound.map((value, i) => value / (base.perRound[i] ?? Number.NaN))).toFixed(2)}×`
+        : "",
     ];
   });
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? "").length)));
@@ -587,6 +675,7 @@ function medianRows(measured: readonly Row[]): Row[] {
       peakRssByProcess: worst.peakRssByProcess,
       identical: group.every((row) => row.identical),
       mismatch: group.find((row) => row.mismatch)?.mismatch ?? null,
+      answersCompared: group.reduce((sum, row) => sum + row.answersCompared, 0),
       perRound: group.map((row) => row.perSecond),
       p99PerRound: group.map((row) => row.latencyMs.p99),
     };
@@ -628,6 +717,8 @@ interface PairedCost {
   /** p99 latency of each pair's slices, ms: what the setting does to the tail. */
   p99PerPair: { on: number[]; off: number[] };
   errors: number;
+  /** The first answer that differed from an earlier answer to the same request; null if none. */
+  differs: string | null;
 }
 
 /**
@@ -653,9 +744,16 @@ async function securityInPairs(
   const costs: Partial<Record<ScenarioName, PairedCost>> = {};
   try {
     for (const scenarioName of scenarioNames) {
+      let differs: string | null = null;
       const jobOf = (gateway: GatewayProcess) => loadJob(gateway, scenarioName, population);
       for (const gateway of [on, off]) {
-        if (warmupSeconds > 0) await runLoad({ ...jobOf(gateway), seconds: warmupSeconds, offset });
+        if (warmupSeconds > 0) {
+          const warmup = await runLoad(
+            { ...jobOf(gateway), seconds: warmupSeconds, offset },
+            `${gateway === on ? "mianzheng" : `mianzheng ${pairedWith}`}'s warm-up for the pairs`,
+          );
+          differs ??= warmup.differs;
+        }
       }
       type Slice = Awaited<ReturnType<typeof measureLoad>>;
       const slices = { on: [] as Slice[], off: [] as Slice[] };
@@ -666,7 +764,10 @@ async function securityInPairs(
         for (const mode of order) {
           const gateway = mode === "on" ? on : off;
           await settle();
-          slices[mode].push(await measureLoad(gateway, jobOf(gateway), at, pairSeconds));
+          const by = `mianzheng ${mode === "on" ? "on" : pairedWith} in pair ${pair + 1}`;
+          const slice = await measureLoad(gateway, jobOf(gateway), at, by, pairSeconds);
+          differs ??= slice.result.differs;
+          slices[mode].push(slice);
         }
         const [a, b] = [slices.on[pair] as Slice, slices.off[pair] as Slice];
         /** One figure of both slices, security on's first. */
@@ -699,6 +800,7 @@ async function securityInPairs(
           off: slices.off.map((slice) => slice.result.latencyMs.p99),
         },
         errors,
+        differs,
       };
     }
   } finally {
@@ -740,7 +842,7 @@ async function main(): Promise<number> {
           const work = scenario(scenarioName, day, quick);
           const sampleCount = quick ? 5 : 20;
           const samples = Array.from({ length: sampleCount }, (_, n) =>
-            idsOf(ids, n, work.idsPerRequest),
+            idsAt(ids, n * work.idsPerRequest, work.idsPerRequest),
           );
           if (name === "mianzheng" && securityEnforced === null) {
             const anonymous = await post(
@@ -773,13 +875,22 @@ async function main(): Promise<number> {
           if (mismatch) log(`  answers differ from the baseline's: ${mismatch}`);
 
           const job = loadJob(gateway, scenarioName, { day, idsFile });
-          if (warmupSeconds > 0)
-            await runLoad({ ...job, seconds: warmupSeconds, offset: sampleCount });
+          // The warm-up asks about the persons after the samples', the measurement about others.
+          if (warmupSeconds > 0) {
+            const warmup = await runLoad(
+              { ...job, seconds: warmupSeconds, offset: sampleCount * work.idsPerRequest },
+              `${name}'s warm-up in round ${round}`,
+            );
+            mismatch ??= warmup.differs;
+          }
           const { result, cpuPerRequest, foreignCpuShare } = await measureLoad(
             gateway,
             job,
             measuredOffset,
+            `${name} in round ${round}`,
           );
+          mismatch ??= result.differs;
+          if (result.differs) log(`  ${result.differs}`);
           const rss = treePeakRss(gateway.running.child.pid as number);
           const errors = failedRequests(result);
           const row: Row = {
@@ -798,8 +909,9 @@ async function main(): Promise<number> {
             peakRssByProcess: rss.byProcess,
             cpuMsPerRequest: cpuPerRequest,
             foreignCpuShare,
-            identical,
+            identical: mismatch === null,
             mismatch,
+            answersCompared: result.answersCompared,
             perRound: [],
             p99PerRound: [],
           };
@@ -826,12 +938,26 @@ async function main(): Promise<number> {
       gatewayNames.indexOf(a.gateway) - gatewayNames.indexOf(b.gateway),
   );
 
-  const ratio = (scenarioName: ScenarioName) => {
+  // Mianzheng (security on) against the baseline measured in the same round — minutes apart, in
+  // alternation — and the median over the rounds, as for security's cost: a ratio of the two
+  // gateways' median rounds would divide figures from different rounds, and so from different
+  // phases of the machine. Each round's ratio is in the JSON.
+  const ratiosByRound = (scenarioName: ScenarioName): number[] | null => {
     const base = rows.find((r) => r.scenario === scenarioName && r.gateway === "apollo");
     const ours = rows.find((r) => r.scenario === scenarioName && r.gateway === "mianzheng");
-    return base && ours && base.perSecond > 0 ? ours.perSecond / base.perSecond : null;
+    if (!base || !ours) return null;
+    return ours.perRound.map((value, index) => value / (base.perRound[index] ?? Number.NaN));
   };
-  const ratios = { interactive: ratio("interactive"), batch: ratio("batch") };
+  const perRoundRatios = {
+    interactive: ratiosByRound("interactive"),
+    batch: ratiosByRound("batch"),
+  };
+  const ratioOf = (byRound: number[] | null) =>
+    byRound?.every(Number.isFinite) ? middle(byRound) : null;
+  const ratios = {
+    interactive: ratioOf(perRoundRatios.interactive),
+    batch: ratioOf(perRoundRatios.batch),
+  };
   // What security costs: mianzheng on against off in the same round (a few minutes apart, not a
   // whole run), the median over the rounds; the machine's drift between rounds cancels out.
   const securityCost = (scenarioName: ScenarioName) => {
@@ -841,10 +967,9 @@ async function main(): Promise<number> {
     const perRound = on.perRound.map(
       (value, index) => 1 - value / (off.perRound[index] ?? Number.NaN),
     );
-    const sorted = [...perRound].sort((a, b) => a - b);
     const cpu = (row: Row) => totalCpu(row.cpuMsPerRequest);
     return {
-      median: sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN,
+      median: middle(perRound),
       perRound,
       cpuMsPerRequest: { on: cpu(on), off: cpu(off) },
     };
@@ -885,6 +1010,7 @@ async function main(): Promise<number> {
     ],
     rows,
     ratios,
+    ratiosByRound: perRoundRatios,
     securityCost: security,
     securityInPairs: paired ? { against: pairedWith, ...paired } : null,
     elapsedSeconds: Math.round((Date.now() - started) / 1000),
@@ -906,6 +1032,22 @@ async function main(): Promise<number> {
       `FAILED ${row.scenario} ${row.gateway}: ${row.mismatch ?? ""} ${row.errors > 0 ? `${row.errors} errors (${JSON.stringify(row.errorDetail)}): ${row.sampleFailure}` : ""}`,
     );
   }
+  const failedPairs = Object.entries(paired ?? {}).filter(
+    ([, cost]) => cost.differs !== null || cost.errors > 0,
+  );
+  for (const [name, cost] of failedPairs) {
+    console.log(
+      `FAILED ${name} pairs: ${cost.differs ?? ""}${cost.errors > 0 ? ` ${cost.errors} errors` : ""}`,
+    );
+  }
+  const answersCompared = rows.reduce((sum, row) => sum + row.answersCompared, 0);
+  console.log(
+    `answers under load compared with an earlier answer to the same request: ${answersCompared.toLocaleString("en")}${failed.length + failedPairs.length === 0 ? ", all the same" : ""}`,
+  );
+  // Two gateways asked about the same persons (warm-ups start at the same place) must have
+  // answers to compare: none would mean the comparison checked nothing.
+  const uncompared = gatewayNames.length > 1 && answersCompared === 0;
+  if (uncompared) console.log("FAILED: no answer under load could be compared with another");
   const percent = (value: number) => `${(100 * value).toFixed(0)}%`;
   const costs = (["interactive", "batch"] as const).flatMap((name) => {
     const cost = security[name];
@@ -934,16 +1076,25 @@ async function main(): Promise<number> {
   }
   const show = (value: number | null) => (value === null ? "n/a" : `${value.toFixed(2)}`);
   console.log(`interactive ratio ${show(ratios.interactive)}, batch ratio ${show(ratios.batch)}`);
-  return quick && failed.length > 0 ? 1 : 0;
+  // A run whose answers differed or failed measured something else than the gateways' work.
+  return failed.length + failedPairs.length > 0 || uncompared ? 1 : 0;
 }
 
-// Stopped from outside (a timeout, a CI job cancelled, kill): the gateways, departments and load
-// generator started here stop too instead of living on, holding ports and the cores.
+/** Stops every process started (and no new one starts), then removes the run's files. */
+async function stopEverything(): Promise<void> {
+  stopping = true;
+  // Stopping one can let `main` go on to its next step, which `start` then refuses.
+  while (processes.length > 0) await Promise.all(processes.map((running) => running.stop()));
+  if (!values.profile) rmSync(runDir, { recursive: true, force: true });
+  else log(`profiles kept in ${join(runDir, "profiles")}`);
+}
+
+// Stopped from outside (a timeout, a CI job cancelled, kill): the seeder, gateways, departments
+// and load generator started here stop too instead of living on, holding ports and the cores.
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {
     log(`${signal}: stopping every process started`);
-    void Promise.all(processes.map((running) => running.stop())).finally(() => {
-      rmSync(runDir, { recursive: true, force: true });
+    void stopEverything().finally(() => {
       process.exit(signal === "SIGINT" ? 130 : 143); // 128 + the signal's number
     });
   });
@@ -953,10 +1104,9 @@ let code = 1;
 try {
   code = await main();
 } catch (error) {
-  console.error(`[bench] ${(error as Error).stack ?? error}`);
+  // Stopping makes the steps under way fail (a load generator stopped): not worth a trace.
+  if (!stopping) console.error(`[bench] ${(error as Error).stack ?? error}`);
 } finally {
-  await Promise.all(processes.map((running) => running.stop()));
-  if (!values.profile) rmSync(runDir, { recursive: true, force: true });
-  else log(`profiles kept in ${join(runDir, "profiles")}`);
+  await stopEverything();
 }
 process.exit(code);

@@ -40,7 +40,9 @@ const top = Number(topArgument ?? 25);
 const skipMicros = Number(skipArgument ?? 0) * 1e6;
 const profile = JSON.parse(readFileSync(file, "utf8")) as Profile;
 const byId = new Map(profile.nodes.map((node) => [node.id, node]));
-const IDLE = new Set(["(idle)", "(program)"]);
+// "(idle)": the event loop waiting for events. "(program)" is busy — native code V8 cannot
+// attribute to a JavaScript function (the embedder, system calls) — and counts as busy time.
+const IDLE = new Set(["(idle)"]);
 const parentOf = new Map<number, number>();
 for (const node of profile.nodes)
   for (const child of node.children ?? []) parentOf.set(child, node.id);

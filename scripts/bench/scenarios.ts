@@ -83,10 +83,14 @@ export function scenario(name: ScenarioName, day: string, quick = false): Scenar
     : batchScenario(day, quick ? 2 : 4, quick ? 200 : 1000);
 }
 
-/** The ids of request number `n`: consecutive slices of a shuffled list, wrapping around. */
-export function idsOf(ids: readonly string[], n: number, size: number): string[] {
-  const start = (n * size) % ids.length;
-  const slice = ids.slice(start, start + size);
+/**
+ * The `size` ids starting at position `start` of the shuffled list, wrapping around. Positions, not
+ * request numbers: the samples, the warm-up and the measurement start at positions of their own, so
+ * that each asks about other persons whatever the scenario's request size.
+ */
+export function idsAt(ids: readonly string[], start: number, size: number): string[] {
+  const from = start % ids.length;
+  const slice = ids.slice(from, from + size);
   return slice.length === size ? slice : [...slice, ...ids.slice(0, size - slice.length)];
 }
 
