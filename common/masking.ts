@@ -19,8 +19,11 @@ export function maskRelatedPersonId(id: string): string {
   return id.length === 18 ? `${id.slice(0, 6)}************` : "*".repeat(id.length);
 }
 
-/** `91110105MA01ABC1XD` → `9111010********1XD`: an organisation's code is public register data,
- * but in a person's context it can identify them, so only the start and end are kept. */
+/**
+ * `91110105MA01ABC1XD` → `9111010********1XD`: the subject of an organisation policy's verdict and
+ * proof, as the person policies' number is masked there. GraphQL answers show credit codes in
+ * full: an organisation's code is public register data.
+ */
 export function maskUscc(code: string): string {
   return code.length === 18
     ? `${code.slice(0, 7)}********${code.slice(15)}`

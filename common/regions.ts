@@ -86,7 +86,17 @@ export function regionPrefix(code: string): string {
   return code;
 }
 
-/** Region as the schema returns it; unknown codes keep their code and an empty name. */
+/**
+ * Region as the schema returns it. A code the table does not have (a county withdrawn since the
+ * record was made, `110103`) keeps its code, an empty name, and its province where the table has
+ * that: it is still in it.
+ */
 export function regionOrCode(code: string): Region {
-  return region(code) ?? { code, name: "", province: "" };
+  return (
+    region(code) ?? {
+      code,
+      name: "",
+      province: (/^\d{6}$/.test(code) && region(`${code.slice(0, 2)}0000`)?.name) || "",
+    }
+  );
 }

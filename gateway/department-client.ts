@@ -191,17 +191,27 @@ export function departmentAnswerUnusable(
   return missingFacts(department, "answered in a form the gateway cannot use", path);
 }
 
-/** `DEPARTMENT_UNAVAILABLE`: the department's facts are missing from this response, and why. */
+/**
+ * `DEPARTMENT_UNAVAILABLE`: the department's facts are missing from this response, and why.
+ * `path` is the fetch's place in the response as the query planner names it, `@` standing for
+ * every item of a list (`people.@.spouse`): the error's path ends before the first `@`, at the
+ * list whose items all miss the facts — a path with `@` left out (`people.spouse`) would lead
+ * nowhere, and a desk (or the audit ledger, which marks the subjects under an error's path) could
+ * not tell which objects it concerns. A root fetch has no path of its own: the error then
+ * concerns the whole response.
+ */
 function missingFacts(
   department: string,
   what: string,
-  path?: readonly (string | number)[],
+  planPath?: readonly (string | number)[],
 ): GraphQLError {
   const name = DEPARTMENT_NAMES[department as Department] ?? department;
+  const list = planPath?.indexOf("@") ?? -1;
+  const path = list >= 0 ? planPath?.slice(0, list) : planPath;
   return new GraphQLError(
     `Department "${department}" (${name}) ${what}; facts it holds are missing from this response`,
     {
-      ...(path ? { path } : {}),
+      ...(path?.length ? { path } : {}),
       extensions: { code: ErrorCode.DepartmentUnavailable, department },
     },
   );
@@ -379,12 +389,10 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
         { department: this.department, reason: (error as Error).message },
         "department unavailable",
       );
-      const path =
-        "pathInIncomingRequest" in options
-          ? options.pathInIncomingRequest?.filter((key) => key !== "@")
-          : undefined;
-      // A root fetch has no path of its own: the error then concerns the whole response.
-      throw departmentUnavailable(this.department, path?.length ? path : undefined);
+      throw departmentUnavailable(
+        this.department,
+        "pathInIncomingRequest" in options ? options.pathInIncomingRequest : undefined,
+      );
     }
   }
 

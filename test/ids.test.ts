@@ -7,6 +7,7 @@ import {
   personIdProblem,
   usccProblem,
 } from "../common/ids.ts";
+import { isRecordedRegionCode, regionOrCode } from "../common/regions.ts";
 
 describe("citizen identity number (GB 11643-1999)", () => {
   it("accepts the published example and normalises a lower-case x", () => {
@@ -49,5 +50,19 @@ describe("unified social credit code (GB 32100-2015)", () => {
 
   it("builds valid codes", () => {
     expect(usccProblem(makeUscc("110105", "MA01234X5"))).toBeNull();
+  });
+});
+
+describe("region codes (GB/T 2260)", () => {
+  it("names a current division, and keeps a withdrawn county's code in its province", () => {
+    expect(regionOrCode("110105")).toEqual({
+      code: "110105",
+      name: "北京市朝阳区",
+      province: "北京市",
+    });
+    // Chongwen district, merged into Dongcheng in 2010: still on records made before.
+    expect(isRecordedRegionCode("110103")).toBe(true);
+    expect(regionOrCode("110103")).toEqual({ code: "110103", name: "", province: "北京市" });
+    expect(regionOrCode("990101")).toEqual({ code: "990101", name: "", province: "" });
   });
 });

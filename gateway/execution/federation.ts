@@ -152,13 +152,16 @@ export class Federation {
     }
     if (errors.length === 0 && shaped.errors.length === 0) return { data: shaped.data };
     // Values the departments sent that the schema does not allow (a null for a non-null fact) are
-    // reported only when the departments reported no error, which would explain them. Apollo's
+    // reported unless a department's error at or above the same place explains them. Apollo's
     // gateway keeps them in `extensions.valueCompletion`, which no desk sees: a null would then
     // come without a word. With errors, the answer before they nulled its objects goes along:
     // the audit still finds there whose records a nulled object's facts were read from.
     const result: ExecutionResult & { [UNSHAPED_DATA]: unknown } = {
       data: shaped.data,
-      errors: errors.length > 0 ? errors : shaped.errors,
+      errors:
+        errors.length === 0
+          ? shaped.errors
+          : [...errors, ...shaped.errors.filter((error) => !explainedBy(errors, error.path))],
       [UNSHAPED_DATA]: data,
     };
     return result;
@@ -199,4 +202,21 @@ export class Federation {
       this.supergraph.apiSchema(),
     ) as unknown as Promise<ExecutionResult>;
   }
+}
+
+/**
+ * Whether one of the departments' `errors` explains a value at `path`: it concerns the whole
+ * answer (no path) or lies at or above that place.
+ */
+function explainedBy(
+  errors: readonly GraphQLError[],
+  path: ReadonlyArray<string | number> | undefined,
+): boolean {
+  return errors.some(
+    (error) =>
+      !error.path ||
+      (path !== undefined &&
+        error.path.length <= path.length &&
+        error.path.every((key, index) => key === path[index])),
+  );
 }

@@ -210,10 +210,7 @@ export class PlanExecutor {
             { department: node.serviceName, reason: (error as Error).message },
             "department answer unusable",
           );
-          const path = cursor.path.filter((key) => key !== "@");
-          execution.errors.push(
-            departmentAnswerUnusable(node.serviceName, path.length > 0 ? path : undefined),
-          );
+          execution.errors.push(departmentAnswerUnusable(node.serviceName, cursor.path));
         }
         return;
       default:

@@ -19,6 +19,7 @@
  * error nulled its object), since its records were read for the request.
  */
 import { Kind, valueFromAST } from "graphql";
+import { ErrorCode } from "../../common/errors.ts";
 import type { AccessOutcome, SubjectAccess } from "../ledger/ledger.ts";
 import { type AuthorizedOperation, HIDDEN_SUBJECT_KEY, type SubjectSite } from "./authorization.ts";
 import { forEachObjectAt } from "./operation-shape.ts";
@@ -35,9 +36,10 @@ function normalizeSubject(type: string, value: unknown): string | null {
   return (type === "Organization" ? USCC_SHAPE : PERSON_ID_SHAPE).test(subject) ? subject : null;
 }
 
-/** An error as the executor or the authorizer reports it: only its path matters here. */
+/** An error as the executor or the authorizer reports it: its path and code matter here. */
 export interface PathedError {
   readonly path?: ReadonlyArray<string | number> | undefined;
+  readonly extensions?: Readonly<Record<string, unknown>> | undefined;
 }
 
 interface ErrorPaths {
@@ -53,7 +55,9 @@ function errorPaths(errors: readonly PathedError[]): ErrorPaths {
   const paths: ErrorPaths = { all: false, exact: new Set(), prefixes: new Set() };
   for (const error of errors) {
     if (!error.path || error.path.length === 0) {
-      paths.all = true;
+      // A field withheld where no object could hold it (its parents null) took nothing from
+      // anybody's answer; any other error without a path concerns the whole response.
+      if (error.extensions?.code !== ErrorCode.Forbidden) paths.all = true;
       continue;
     }
     let prefix = "";
@@ -143,6 +147,9 @@ export function touchedSubjects(
   for (const site of plan.sites) {
     if (site.rootArgument) {
       const key = site.path[0] as string;
+      // Not in the answer at all: `@skip`ped or not `@include`d, so nobody's records were asked.
+      // (An answer without data, the whole request failed, still records whom it asked about.)
+      if (data && !(key in data)) continue;
       const asked = argumentSubjects(site, variables);
       const value = data?.[key];
       if (Array.isArray(asked)) {

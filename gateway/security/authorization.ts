@@ -43,6 +43,7 @@ import {
   cachedOperationShape,
   forEachObjectAt,
   type ListArgument,
+  reachesNull,
   type ShapeField,
 } from "./operation-shape.ts";
 
@@ -483,8 +484,11 @@ export class Authorizer {
         object[removed.responseKey] = null;
         errors.push(new GraphQLError(message, { path: [...at, removed.responseKey], extensions }));
       });
-      // No object to hold the field (its parent is null): the desk still learns it was withheld.
-      if (!reached) errors.push(new GraphQLError(message, { extensions }));
+      // No object to hold the field because its parents are null: the desk still learns it was
+      // withheld. None when they are absent: a parent skipped by @skip/@include asked nothing.
+      if (!reached && (data === undefined || reachesNull(data, removed.parentPath))) {
+        errors.push(new GraphQLError(message, { extensions }));
+      }
     }
     return errors;
   }

@@ -1,7 +1,9 @@
 /**
  * Minimal disclosure by default: to a desk whose purpose does not grant `identity:basic`, a
- * person's identity number and name appear masked by the rule of `common/masking.ts`
- * (`110105********1015`, `王*国`). The desk sent the full number, so it can still match each
+ * person's identity number appears masked by the rule of `common/masking.ts`
+ * (`110105********1015`). (Names need `identity:basic` themselves and are withheld from such a
+ * desk; their mask, `王*国`, applies should a department let a narrower scope read them.) The
+ * desk sent the full number, so it can still match each
  * answer to its applicant (answers come in the order asked), but the response it keeps is no
  * longer an identity document. A person the desk reached through another (a spouse, a legal
  * representative) shows only the region of their number (`110108************`).

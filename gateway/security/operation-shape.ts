@@ -177,3 +177,19 @@ export function forEachObjectAt(
   };
   step(data, 0);
 }
+
+/**
+ * Whether the walk `forEachObjectAt` makes along `path` meets a `null` on the way (a parent the
+ * answer nulled), as opposed to reaching objects or finding the path's keys absent (a field
+ * `@skip`ped or not `@include`d is not in the answer at all).
+ */
+export function reachesNull(data: unknown, path: readonly string[]): boolean {
+  const step = (value: unknown, depth: number): boolean => {
+    if (value === null) return true;
+    if (value === undefined || typeof value !== "object") return false;
+    if (Array.isArray(value)) return value.some((item) => step(item, depth));
+    if (depth === path.length) return false;
+    return step((value as Record<string, unknown>)[path[depth] as string], depth + 1);
+  };
+  return step(data, 0);
+}

@@ -5,7 +5,6 @@ import {
   personIdArgument,
   regionArgument,
 } from "../../common/arguments.ts";
-import { badUserInput } from "../../common/errors.ts";
 import { whenLoaded } from "../../common/loaders.ts";
 import { regionOrCode } from "../../common/regions.ts";
 import type { SubgraphContext } from "../../common/subgraph.ts";
@@ -76,9 +75,10 @@ export function hukouResolvers(store: HukouStore) {
       gender: (row: PersonRow) => (row.gender === "M" ? "MALE" : "FEMALE"),
       ageOn: (row: PersonRow, args: { on?: string | null }, context: SubgraphContext) => {
         const { on } = context.loaders.argumentsOf("ageOn", args, onTheDay);
-        // No age before birth (it would be negative).
-        if (on < row.birthDate) throw badUserInput("on", "before the person's birth date", on);
-        return ageOn(row.birthDate, on);
+        // Before birth: 0, not an error — an error would null the whole person (`Int!`), and a
+        // policy would read a department that answered as one that did not (UNDETERMINED), where
+        // "not yet of any age" is simply under every age limit.
+        return on < row.birthDate ? 0 : ageOn(row.birthDate, on);
       },
       hukouRegion: (row: PersonRow) => regionOrCode(row.hukouRegion),
       hukouWithin: (row: PersonRow, args: { region: string }, context: SubgraphContext) =>

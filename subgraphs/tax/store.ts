@@ -107,7 +107,12 @@ export class TaxStore {
       .from(batch)
       .innerJoin(incomeTaxes, eq(incomeTaxes.personId, batchKey))
       .where(between(incomeTaxes.period, from, to))
-      .orderBy(asc(batchIndex), asc(incomeTaxes.period), asc(incomeTaxes.region))
+      .orderBy(
+        asc(batchIndex),
+        asc(incomeTaxes.period),
+        asc(incomeTaxes.region),
+        asc(incomeTaxes.paidOn),
+      )
       .prepare();
 
     this.vatSums = db
@@ -135,7 +140,7 @@ export class TaxStore {
       .from(batch)
       .innerJoin(vats, eq(vats.uscc, batchKey))
       .where(between(vats.period, from, to))
-      .orderBy(asc(batchIndex), asc(vats.period), asc(vats.region))
+      .orderBy(asc(batchIndex), asc(vats.period), asc(vats.region), asc(vats.paidOn))
       .prepare();
   }
 

@@ -297,11 +297,12 @@ describe("coalescing against a stand-in department", () => {
     const results = await Promise.allSettled(
       contexts.map((ctx, index) =>
         down.process({
-          ...fetchOf(ENTITIES, { representations: reps(`x${index}`) }, ctx.requestId, [
-            "people",
-            "@",
-            index,
-          ]),
+          ...fetchOf(
+            ENTITIES,
+            { representations: reps(`x${index}`) },
+            ctx.requestId,
+            index === 0 ? ["person", "spouse"] : ["people", "@", "spouse"],
+          ),
           context: ctx,
         } as GraphQLDataSourceProcessOptions<GatewayRequestContext>),
       ),
@@ -315,10 +316,8 @@ describe("coalescing against a stand-in department", () => {
       "DEPARTMENT_UNAVAILABLE",
       "DEPARTMENT_UNAVAILABLE",
     ]);
-    expect(errors.map((error) => error.path)).toEqual([
-      ["people", 0],
-      ["people", 1],
-    ]);
+    // A list's items (`@`) all miss the facts: the path ends at the list.
+    expect(errors.map((error) => error.path)).toEqual([["person", "spouse"], ["people"]]);
     expect(contexts.every((ctx) => ctx.unavailable.has("traffic"))).toBe(true);
   });
 });

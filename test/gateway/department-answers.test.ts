@@ -108,16 +108,19 @@ describe("a department that answers out of contract", () => {
     ]);
   });
 
+  /** Traffic answering every person with a null for the non-null licence fact. */
+  const nullLicences: typeof behaviour = ({ representations }, response) =>
+    json({
+      data: {
+        _entities: representations.map(() => ({
+          __typename: "Person",
+          hasValidDriverLicense: null,
+        })),
+      },
+    })(null, response);
+
   it("a null for a non-null fact comes with an error, not as a silent null", async () => {
-    behaviour = ({ representations }, response) =>
-      json({
-        data: {
-          _entities: representations.map(() => ({
-            __typename: "Person",
-            hasValidDriverLicense: null,
-          })),
-        },
-      })(null, response);
+    behaviour = nullLicences;
     const { body } = await platform.query(QUERY);
     expect(body.data).toEqual({ person: { name: "张伟" }, licence: null });
     expect(body.errors).toEqual([
@@ -126,6 +129,28 @@ describe("a department that answers out of contract", () => {
         path: ["licence", "hasValidDriverLicense"],
       }),
     ]);
+  });
+
+  it("a null for a non-null fact is reported also when another department's error is in the answer", async () => {
+    behaviour = nullLicences;
+    const { body } = await platform.query(
+      `${QUERY.slice(0, -1)} refused: person(id: "${ZHANG_WEI}") { hukouWithin(region: "11") } }`,
+    );
+    expect(body.data).toEqual({ person: { name: "张伟" }, licence: null, refused: null });
+    // The register's refusal explains only its own null; the licence's null needs its own word.
+    expect(body.errors).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          path: ["refused", "hukouWithin"],
+          extensions: expect.objectContaining({ code: "BAD_USER_INPUT" }),
+        }),
+        expect.objectContaining({
+          message: expect.stringContaining("Cannot return null for non-nullable"),
+          path: ["licence", "hasValidDriverLicense"],
+        }),
+      ]),
+    );
+    expect(body.errors).toHaveLength(2);
   });
 
   it("an answer trickling in is cut off at the department's timeout", async () => {

@@ -43,6 +43,25 @@ describe("a department that is down", () => {
     expect(JSON.stringify(body)).not.toMatch(/127\.0\.0\.1|ECONNREFUSED|localhost/);
   });
 
+  it("points the error of a fetch for every item of a list at that list", async () => {
+    // Traffic is asked about each person's spouse at people.@.spouse: the error's path ends at
+    // the list (people), a path that leads somewhere, and the spouses' nulls need no word more.
+    const { body } = await platform.query(
+      `query ($ids: [ID!]!) { people(ids: $ids) { maritalStatus(on: "2026-11-01") spouse(on: "2026-11-01") { hasValidDriverLicense(on: "2026-11-01") } } }`,
+      { ids: [ZHANG_WEI] },
+    );
+    expect(body.data).toEqual({ people: [{ maritalStatus: "MARRIED", spouse: null }] });
+    expect(body.errors).toEqual([
+      expect.objectContaining({
+        path: ["people"],
+        extensions: expect.objectContaining({
+          code: "DEPARTMENT_UNAVAILABLE",
+          department: "traffic",
+        }),
+      }),
+    ]);
+  });
+
   it("fails fast once the circuit is open", async () => {
     for (let i = 0; i < 6; i++) {
       await platform.query(`{ person(id: "${ZHANG_WEI}") { hasValidDriverLicense } }`);

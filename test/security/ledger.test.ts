@@ -153,6 +153,53 @@ describe("subjects named in an argument below the root", () => {
   });
 });
 
+describe("subjects a request did not ask about after all", () => {
+  const entriesOf = (subject: string, operationName: string) =>
+    withLedger(data.dir, (sqlite) => subjectEntries(sqlite, subject))
+      .filter((entry) => entry.operationName === operationName)
+      .map((entry) => [entry.fields, entry.outcome]);
+
+  it("records nobody for a root field left out by @skip or @include", async () => {
+    const { body } = await platform.query(
+      `query SkippedRoot($withSpouse: Boolean!) {
+         person(id: "${ZHANG_WEI}") { alive }
+         wife: person(id: "${LI_NA}") @include(if: $withSpouse) { alive }
+         again: people(ids: ["${LI_NA}"]) @skip(if: true) { alive } }`,
+      { withSpouse: false },
+    );
+    expect(body).toEqual({ data: { person: { alive: true } } });
+    await platform.ledgerMoved();
+    expect(entriesOf(ZHANG_WEI, "SkippedRoot")).toEqual([[["Person.alive"], "answered"]]);
+    expect(entriesOf(LI_NA, "SkippedRoot")).toEqual([]);
+  });
+
+  it("keeps the other subjects' outcomes when a withheld field had no object to hold it", async () => {
+    // The lottery desk may not read names: for a number nobody holds, the FORBIDDEN error has no
+    // path (no object holds the field); it took nothing from Zhang Wei's answer.
+    const { body } = await platform.query(
+      `query WithheldNowhere { person(id: "${ZHANG_WEI}") { alive } nobody: person(id: "${UNKNOWN[0]}") { name } }`,
+      {},
+      LOTTERY_DESK,
+    );
+    expect(body.data).toEqual({ person: { alive: true }, nobody: null });
+    expect(body.errors?.map((error) => [error.extensions?.code, error.path])).toEqual([
+      ["FORBIDDEN", undefined],
+    ]);
+    await platform.ledgerMoved();
+    expect(entriesOf(ZHANG_WEI, "WithheldNowhere")).toEqual([[["Person.alive"], "answered"]]);
+    expect(entriesOf(UNKNOWN[0] as string, "WithheldNowhere")).toEqual([[[], "not-found"]]);
+  });
+
+  it("reports no withheld field under a parent @skip left out", async () => {
+    const { body } = await platform.query(
+      `query WithheldSkipped { person(id: "${ZHANG_WEI}") { alive } hidden: person(id: "${LI_NA}") @skip(if: true) { name } }`,
+      {},
+      LOTTERY_DESK,
+    );
+    expect(body).toEqual({ data: { person: { alive: true } } });
+  });
+});
+
 describe("a nested subject whose object an error nulled", () => {
   it("is recorded (failed): the register was asked about her, though the desk got nothing", async () => {
     const { body } = await platform.query(
