@@ -1,4 +1,6 @@
-import { closeSync, openSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { closeSync, existsSync, openSync, readdirSync, unlinkSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import Database from "better-sqlite3";
 
 /**
@@ -16,16 +18,106 @@ export function isProcessRunning(pid: number): boolean {
 }
 
 /**
+ * A lock that a running process holds on a file of its own, and that the operating system lets go
+ * of when the process ends, however it ends (a crash, `kill -9`, a container stopped): whether the
+ * process still runs is then told by the lock, not by a process number — which means nothing in
+ * another PID namespace (a container, where the gateway is often process 1) and may have been
+ * reused — nor by how recently a file was touched (a process paused, or its host suspended, is
+ * not gone).
+ *
+ * The file is a SQLite database held in an exclusive transaction that is never committed: SQLite
+ * takes POSIX advisory locks, which the kernel keeps per open file and drops with the process, on
+ * the same host whatever the namespace, and it keeps several connections of one process (a second
+ * ledger in a test, the writer thread) from releasing each other's locks. No native addon
+ * beyond the one the ledger already uses.
+ */
+export class ProcessLock {
+  private constructor(
+    readonly path: string,
+    private readonly sqlite: Database.Database,
+  ) {}
+
+  /** Creates `path` (it must not exist) and holds its lock until `release` or the process ends. */
+  static hold(path: string): ProcessLock {
+    closeSync(openSync(path, "wx", 0o600));
+    let sqlite: Database.Database | null = null;
+    try {
+      sqlite = new Database(path, { fileMustExist: true, timeout: 0 });
+      sqlite.exec("BEGIN EXCLUSIVE");
+      return new ProcessLock(path, sqlite);
+    } catch (error) {
+      sqlite?.close();
+      removeFile(path);
+      throw error;
+    }
+  }
+
+  /**
+   * Whether a running process holds the lock at `path`: true, false (it ended, or let go), or
+   * null when there is no such file. Testing takes the lock for a moment: two tests at once may
+   * each find it held, never both free while its process runs.
+   */
+  static held(path: string): boolean | null {
+    if (!existsSync(path)) return null;
+    let sqlite: Database.Database;
+    try {
+      sqlite = new Database(path, { fileMustExist: true, timeout: 0 });
+    } catch (error) {
+      if (!existsSync(path)) return null; // released and removed meanwhile
+      throw error;
+    }
+    try {
+      sqlite.exec("BEGIN IMMEDIATE");
+      sqlite.exec("ROLLBACK");
+      return false;
+    } catch (error) {
+      if ((error as { code?: string }).code === "SQLITE_BUSY") return true;
+      throw error;
+    } finally {
+      sqlite.close();
+    }
+  }
+
+  /**
+   * Lets go of the lock and removes its file; with `keepFile`, leaves the file, whose free lock
+   * then tells others that what it guarded is abandoned.
+   */
+  release(keepFile = false): void {
+    if (!this.sqlite.open) return;
+    if (!keepFile) removeFile(this.path);
+    this.sqlite.close();
+  }
+}
+
+/** Removes a file that may be gone already. */
+export function removeFile(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+  }
+}
+
+/**
  * Jobs one process at a time may run (a verification job of the gateway's queue, a run of
- * `npm run verify` on its output), claimed by name in a SQLite file: a claim names its process,
- * and a dead process's claim is taken over. The check and the take are one write transaction,
- * so two processes finding the same dead holder cannot both take it — with a lock file each could
- * remove the other's new lock, and a reader could meet a lock created but not yet written. (The
- * table is the one the job queue's claims have always had: gateways of an earlier version sharing
- * a jobs folder see the same claims.)
+ * `npm run verify` on its output), claimed by name in a SQLite file: a claim names its process
+ * and the lock file that process holds while it runs (`ProcessLock`, one per `ProcessClaims`,
+ * beside the file), and a claim whose holder has ended is taken over. Whether the holder runs is
+ * told by its lock — in any PID namespace, which a process number is not — and, for a claim of an
+ * earlier version without one, by its process number. The check and the take are one write
+ * transaction, so two processes finding the same ended holder cannot both take it — with a lock
+ * file alone each could remove the other's new lock, and a reader could meet a lock created but
+ * not yet written. (The table is the one the job queue's claims have always had, a column added:
+ * gateways of an earlier version sharing a jobs folder see the same claims.)
  */
 export class ProcessClaims {
-  private constructor(private readonly sqlite: Database.Database) {}
+  /** This process's lock, taken at its first claim. */
+  private lock: ProcessLock | null = null;
+
+  private constructor(
+    private readonly sqlite: Database.Database,
+    private readonly file: string,
+  ) {}
 
   /** Opens (or creates, readable by its owner only: it names jobs) the claims in `file`. */
   static open(file: string): ProcessClaims {
@@ -36,26 +128,41 @@ export class ProcessClaims {
       sqlite.exec(
         "CREATE TABLE IF NOT EXISTS claims (job TEXT PRIMARY KEY, pid INTEGER NOT NULL) STRICT",
       );
+      const columns = sqlite.pragma("table_info(claims)") as Array<{ name: string }>;
+      if (!columns.some((column) => column.name === "lock")) {
+        sqlite.exec("ALTER TABLE claims ADD COLUMN lock TEXT");
+      }
     } catch (error) {
       sqlite.close();
       throw error;
     }
-    return new ProcessClaims(sqlite);
+    return new ProcessClaims(sqlite, file);
   }
 
-  /** Claims `job` unless a running process holds it; returns the process that holds it now. */
-  take(job: string): number {
-    const take = this.sqlite.transaction((claimed: string): number => {
-      const held = this.sqlite.prepare("SELECT pid FROM claims WHERE job = ?").get(claimed) as
-        | { pid: number }
+  /**
+   * Claims `job` unless a running process holds it. `mine`: this process holds it now (it took
+   * it, or held it already); otherwise `holder` is the process number of the one that does.
+   */
+  take(job: string): { mine: boolean; holder: number } {
+    const lock = this.ownLock();
+    const take = this.sqlite.transaction((claimed: string) => {
+      const held = this.sqlite.prepare("SELECT pid, lock FROM claims WHERE job = ?").get(claimed) as
+        | { pid: number; lock: string | null }
         | undefined;
-      if (held && held.pid !== process.pid && isProcessRunning(held.pid)) return held.pid;
+      if (held && held.lock !== lock) {
+        const running = held.lock ? ProcessLock.held(this.sibling(held.lock)) : null;
+        if (running ?? (held.pid !== process.pid && isProcessRunning(held.pid))) {
+          return { mine: false, holder: held.pid };
+        }
+        // Ended: its lock file, if any, guards nothing any more.
+        if (held.lock && running === false) removeFile(this.sibling(held.lock));
+      }
       this.sqlite
         .prepare(
-          "INSERT INTO claims (job, pid) VALUES (?, ?) ON CONFLICT (job) DO UPDATE SET pid = excluded.pid",
+          "INSERT INTO claims (job, pid, lock) VALUES (?, ?, ?) ON CONFLICT (job) DO UPDATE SET pid = excluded.pid, lock = excluded.lock",
         )
-        .run(claimed, process.pid);
-      return process.pid;
+        .run(claimed, process.pid, lock);
+      return { mine: true, holder: process.pid };
     });
     // IMMEDIATE: the write lock first, so that the read and the write are one step for others.
     return take.immediate(job);
@@ -63,7 +170,9 @@ export class ProcessClaims {
 
   /** Gives up this process's claim on `job` (another process's is left alone). */
   release(job: string): void {
-    this.sqlite.prepare("DELETE FROM claims WHERE job = ? AND pid = ?").run(job, process.pid);
+    this.sqlite
+      .prepare("DELETE FROM claims WHERE job = ? AND pid = ? AND lock IS ?")
+      .run(job, process.pid, this.lock ? basename(this.lock.path) : null);
   }
 
   /** The process holding `job`, if any (running or not). */
@@ -76,5 +185,26 @@ export class ProcessClaims {
 
   close(): void {
     this.sqlite.close();
+    this.lock?.release();
+  }
+
+  /** The name of this process's lock file, beside the claims (created at the first claim). */
+  private ownLock(): string {
+    if (!this.lock) {
+      const prefix = `${basename(this.file)}-`;
+      // Lock files of processes that ended without closing (killed): nothing names them now
+      // that their claims are taken over, or they held none.
+      for (const name of readdirSync(dirname(this.file))) {
+        if (!name.startsWith(prefix) || !name.endsWith(".alive")) continue;
+        if (ProcessLock.held(this.sibling(name)) === false) removeFile(this.sibling(name));
+      }
+      const random = randomBytes(6).toString("hex");
+      this.lock = ProcessLock.hold(this.sibling(`${prefix}${process.pid}-${random}.alive`));
+    }
+    return basename(this.lock.path);
+  }
+
+  private sibling(name: string): string {
+    return join(dirname(this.file), name);
   }
 }

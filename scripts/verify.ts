@@ -257,16 +257,19 @@ function writeState(state: JobState): void {
 function claimOutput(): void {
   const job = "output";
   let claims: ProcessClaims;
-  let holder: number;
+  let claim: ReturnType<ProcessClaims["take"]>;
   try {
     claims = ProcessClaims.open(`${outputPath}.claim.db`);
-    holder = claims.take(job);
+    claim = claims.take(job);
   } catch (error) {
     fail(`cannot claim ${outputPath} for this run: ${(error as Error).message}`, 2);
   }
-  if (holder !== process.pid) {
+  if (!claim.mine) {
     claims.close();
-    fail(`another verify (pid ${holder}) is writing ${outputPath}; wait for it or stop it`, 2);
+    fail(
+      `another verify (pid ${claim.holder}) is writing ${outputPath}; wait for it or stop it`,
+      2,
+    );
   }
   process.on("exit", () => {
     // Best effort: a claim left behind is taken over by the next run once this process is gone,

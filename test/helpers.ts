@@ -1,5 +1,5 @@
 /** Test helpers: temporary data directories, records written through the import contract. */
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -89,4 +89,36 @@ export async function audit(
     const failed = error as { code: number; stdout: string; stderr: string };
     return { code: failed.code, stdout: failed.stdout, stderr: failed.stderr };
   }
+}
+
+const LOCK_HOLDER = new URL("./security/fixtures/lock-holder.ts", import.meta.url).pathname;
+
+/**
+ * Another process holding a lock (`holder("lock", path)`, a gateway's journal lock) or a claim
+ * (`holder("claim", file, job)`, a verify run's) until it is killed; `kill` waits for its end.
+ */
+export async function holder(
+  ...args: ["lock", string] | ["claim", string, string]
+): Promise<{ pid: number; kill(): Promise<void> }> {
+  const child = spawn(process.execPath, ["--import", "tsx", LOCK_HOLDER, ...args], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let errors = "";
+  child.stderr.on("data", (chunk: Buffer) => {
+    errors += chunk.toString();
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on("data", (chunk: Buffer) => {
+      if (chunk.toString().includes("held")) resolve();
+    });
+    child.once("exit", (code) => reject(new Error(`the holder exited (${code}): ${errors}`)));
+  });
+  return {
+    pid: child.pid as number,
+    async kill() {
+      child.kill("SIGKILL");
+      await exited;
+    },
+  };
 }

@@ -21,9 +21,12 @@
  * <hash>") in the transaction that inserts the entries, so a line is moved exactly once — also
  * after a crash: the next gateway to open the ledger, a running gateway's writer within a few
  * seconds, or `npm run audit`, moves what the journal of a process that is no longer running
- * still holds, then deletes the file. Whether it runs is told by its number in the PID namespace
- * that named the file, and by the file's age elsewhere (a gateway touches its journal every
- * second); a gateway whose lines another moved meanwhile stops rather than move them twice.
+ * still holds, then deletes the file. Whether its process runs is told by the lock it holds on
+ * `audit-….alive` beside the journal (`ProcessLock`: the kernel lets go of it when the process
+ * ends, in any PID namespace, and not while it is paused); for a journal without one (a gateway
+ * of an earlier version), by its number in the PID namespace that named the file, and by the
+ * file's age elsewhere (a gateway touches its journal every second). A gateway whose lines
+ * another moved meanwhile stops rather than move them twice.
  *
  * The file is preallocated (zeros written and flushed once) so that a flush writes data only: a
  * file that grows makes every `fdatasync` commit the filesystem's own journal as well. Once every
@@ -34,6 +37,7 @@
 import { hash } from "node:crypto";
 import {
   closeSync,
+  existsSync,
   fdatasync,
   fdatasyncSync,
   fsyncSync,
@@ -50,7 +54,7 @@ import {
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { syncPath } from "../../common/files.ts";
-import { isProcessRunning } from "../../common/processes.ts";
+import { isProcessRunning, ProcessLock, removeFile } from "../../common/processes.ts";
 import { JsonFragments, type Selection, type WireRecord } from "./wire.ts";
 
 /** Preallocated size: writing starts over past it once everything written has been moved. */
@@ -90,6 +94,37 @@ function processNamespace(): string {
       .replace(/[^a-z0-9-]+/g, "-")
       .slice(0, 63) || "host"
   );
+}
+
+/** The lock file telling whether a journal's process runs (`ProcessLock`), beside the journal. */
+export function journalLockPath(journalPath: string): string {
+  return journalPath.replace(/\.journal$/, ".alive");
+}
+
+/** Removes an abandoned journal's lock file, which no process holds any more. */
+export function removeJournalLock(journalPath: string): void {
+  removeFile(journalLockPath(journalPath));
+}
+
+/**
+ * Removes lock files that guard no journal and that no process holds: left by a process that
+ * ended between taking its lock and creating its journal, or between removing its journal and
+ * letting go. (One held without a journal is a gateway starting: left alone.)
+ */
+export function removeOrphanLocks(dir: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  const present = new Set(names);
+  for (const name of names) {
+    if (!name.startsWith("audit-") || !name.endsWith(".alive")) continue;
+    if (present.has(name.replace(/\.alive$/, ".journal"))) continue;
+    const path = join(dir, name);
+    if (ProcessLock.held(path) === false) removeFile(path);
+  }
 }
 
 /**
@@ -421,6 +456,14 @@ export function abandonedJournals(
   return names.filter((name) => {
     const match = NAME.exec(name);
     if (!match || own.has(name)) return false;
+    // Its lock tells, wherever and however its process runs: held, it runs (paused, perhaps);
+    // free, it has ended. One look is enough either way, at start or not.
+    const held = ProcessLock.held(journalLockPath(join(dir, name)));
+    if (held !== null) {
+      staleLooks.delete(name);
+      return !held;
+    }
+    // No lock file: a gateway of an earlier version.
     const pid = Number(match[1]);
     const namespace = match[2];
     if (namespace === undefined && !atStart) return false; // a gateway of an earlier version
@@ -511,6 +554,7 @@ export class JournalWriter {
     private readonly fd: number,
     private readonly progress: Int32Array,
     private readonly preallocated: number,
+    private readonly lock: ProcessLock,
   ) {
     this.last = journalStart(name);
   }
@@ -520,8 +564,11 @@ export class JournalWriter {
     const random = hash("sha256", `${process.pid} ${Date.now()} ${Math.random()}`, "hex");
     const name = `audit-${process.pid}@${NAMESPACE}-${random.slice(0, 12)}.journal`;
     const path = join(dir, name);
-    const fd = openSync(path, "wx+");
+    // The lock first: a journal others can see always has its lock held while its process runs.
+    const lock = ProcessLock.hold(journalLockPath(path));
+    let fd: number | null = null;
     try {
+      fd = openSync(path, "wx+");
       const zeros = Buffer.alloc(Math.min(bytes, 1 << 20));
       for (let at = 0; at < bytes; at += zeros.length) {
         writeSync(fd, zeros, 0, Math.min(zeros.length, bytes - at), at);
@@ -529,11 +576,12 @@ export class JournalWriter {
       fsyncSync(fd);
       syncPath(dir);
     } catch (error) {
-      closeSync(fd);
+      if (fd !== null) closeSync(fd);
       removeJournal(path);
+      lock.release();
       throw error;
     }
-    return new JournalWriter(path, name, fd, progress, bytes);
+    return new JournalWriter(path, name, fd, progress, bytes, lock);
   }
 
   /**
@@ -634,6 +682,15 @@ export class JournalWriter {
 
   close(): void {
     closeSync(this.fd);
+  }
+
+  /**
+   * Lets go of the journal's lock, once the writer is done with it: its file goes with the
+   * journal; a journal left behind (not all moved) keeps it, free, so that the next gateway to
+   * look knows at once that its process is done with it.
+   */
+  releaseLock(): void {
+    this.lock.release(existsSync(this.path));
   }
 }
 

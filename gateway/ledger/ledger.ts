@@ -319,6 +319,7 @@ export class AuditLedger implements AccessLedger {
       stopTouching();
       openJournals.delete(journal.name);
       journal.close();
+      journal.releaseLock();
       throw error;
     }
     // Acknowledged records are on disk already; the writer must not keep a process alive that
@@ -512,7 +513,11 @@ export class AuditLedger implements AccessLedger {
   close(): Promise<void> {
     if (!this.closed) {
       this.write();
-      this.closed = this.journalFlushed().then(() => this.stopWriter());
+      // The journal's lock last: until the writer has moved and removed the journal, another
+      // gateway must not judge it abandoned.
+      this.closed = this.journalFlushed()
+        .then(() => this.stopWriter())
+        .finally(() => this.journal.releaseLock());
     }
     return this.closed;
   }

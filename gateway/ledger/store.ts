@@ -37,6 +37,8 @@ import {
   parsePosition,
   readJournal,
   removeJournal,
+  removeJournalLock,
+  removeOrphanLocks,
   scanJournal,
 } from "./journal.ts";
 import { JsonFragments, OUTCOME_OF_LETTER, type Selection, type WireRecord } from "./wire.ts";
@@ -509,6 +511,7 @@ export function moveAbandonedJournals(
       failures.push(`${name}: ${(error as Error).message}`);
     }
   }
+  removeOrphanLocks(dir);
   return { entries, problems, failures };
 }
 
@@ -534,7 +537,9 @@ function moveJournal(
     })
     .immediate();
   // A journal that broke off before its end (an edited line, lines missing) is evidence: kept
-  // under a name no ledger reads again, not deleted with the accesses it may still hold.
+  // under a name no ledger reads again, not deleted with the accesses it may still hold. Its
+  // lock, which no process holds any more, goes either way.
+  removeJournalLock(path);
   if (problem === null) removeJournal(path);
   else {
     problems.push(`${name}: ${problem} (kept as ${name}${DAMAGED_SUFFIX})`);

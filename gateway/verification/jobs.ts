@@ -297,7 +297,7 @@ export class JobRunner {
       mkdirSync(this.dir, { recursive: true });
       this.claims = ProcessClaims.open(join(this.dir, ".claims.db"));
     }
-    return this.claims.take(id) === process.pid;
+    return this.claims.take(id).mine;
   }
 
   private async runJob(id: string): Promise<void> {

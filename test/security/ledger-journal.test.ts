@@ -23,6 +23,7 @@ import {
   abandonedJournals,
   type JournalEnd,
   JournalWriter,
+  journalLockPath,
   journalProgress,
   journalStart,
   NAMESPACE,
@@ -42,7 +43,7 @@ import {
   verifyChain,
 } from "../../gateway/ledger/store.ts";
 import type { WireRecord } from "../../gateway/ledger/wire.ts";
-import { audit, tempDataDir } from "../helpers.ts";
+import { audit, holder, tempDataDir } from "../helpers.ts";
 
 const CHILD = new URL("./fixtures/journal-child.ts", import.meta.url).pathname;
 
@@ -131,7 +132,8 @@ describe("a gateway killed after acknowledging", () => {
       await ledger.close();
     }
     expect(ledgerFile(data.dir, verifyChain)).toMatchObject({ ok: true, entries: 55 });
-    expect(journals(data.dir)).toEqual([]);
+    // Neither journal nor lock file is left: the dead one's, moved; the ledger's own, closed.
+    expect(readdirSync(data.dir).filter((file) => file.startsWith("audit-"))).toEqual([]);
   });
 
   it("is moved by npm run audit too, and across a journal that had started over", async () => {
@@ -202,6 +204,60 @@ describe("a gateway sharing the directory with one that is killed", () => {
     expect(abandonedJournals(data.dir, new Set(), false, now, 20_000)).toEqual([]);
   });
 
+  it("judges a journal by its process's lock, in any namespace: held, kept however old; let go, moved at once", async () => {
+    data = tempDataDir();
+    // Another container's gateway, paused (or its host suspended) for two minutes: untouched for
+    // longer than a stale journal, yet its process runs and holds the lock.
+    const name = "audit-1@another-container-0123456789ab.journal";
+    const journal = join(data.dir, name);
+    writeFileSync(journal, "");
+    const old = new Date(Date.now() - 2 * STALE_JOURNAL_MS);
+    utimesSync(journal, old, old);
+    const running = await holder("lock", journalLockPath(journal));
+    try {
+      expect(abandonedJournals(data.dir, new Set(), true)).toEqual([]);
+      expect(abandonedJournals(data.dir, new Set(), false, Date.now(), 0)).toEqual([]);
+      expect(abandonedJournals(data.dir, new Set(), false, Date.now(), 2 * SECOND_LOOK_MS)).toEqual(
+        [],
+      );
+    } finally {
+      await running.kill();
+    }
+    // Its process ended a moment ago (a container restarted: a new PID namespace, the journal
+    // touched a second before): one look, at start or while running, tells.
+    utimesSync(journal, new Date(), new Date());
+    expect(abandonedJournals(data.dir, new Set(), true)).toEqual([name]);
+    expect(abandonedJournals(data.dir, new Set(), false)).toEqual([name]);
+    const sqlite = openAuditDatabase(data.dir);
+    try {
+      moveAbandonedJournals(sqlite, data.dir, new Set(), false);
+    } finally {
+      sqlite.close();
+    }
+    expect(readdirSync(data.dir).filter((file) => file.startsWith("audit-"))).toEqual([]);
+  });
+
+  it("removes a lock file no process holds and no journal needs, and keeps one held", async () => {
+    data = tempDataDir();
+    const orphan = join(data.dir, "audit-7@elsewhere-000000000007.alive");
+    const starting = join(data.dir, "audit-8@elsewhere-000000000008.alive");
+    const ended = await holder("lock", orphan);
+    await ended.kill();
+    const running = await holder("lock", starting);
+    try {
+      const sqlite = openAuditDatabase(data.dir);
+      try {
+        moveAbandonedJournals(sqlite, data.dir, new Set(), false);
+      } finally {
+        sqlite.close();
+      }
+      expect(existsSync(orphan)).toBe(false);
+      expect(existsSync(starting)).toBe(true);
+    } finally {
+      await running.kill();
+    }
+  });
+
   it("appends nothing when another gateway has moved its journal meanwhile", () => {
     data = tempDataDir();
     const sqlite = openAuditDatabase(data.dir);
@@ -234,6 +290,11 @@ describe("a gateway sharing the directory with one that is killed", () => {
       // them itself, as a gateway does with a journal it judges abandoned, and deletes the file.
       taker.exec("BEGIN IMMEDIATE");
       await Promise.all(["r1", "r2", "r3"].map(append));
+      // A gateway of an earlier version, which knows no lock, judging by time or process number:
+      // its lock file out of sight, the journal is judged as such a gateway judges it.
+      for (const file of readdirSync(data.dir).filter((file) => file.endsWith(".alive"))) {
+        rmSync(join(data.dir, file));
+      }
       expect(moveAbandonedJournals(taker, data.dir, new Set(), true).entries).toBe(3);
       taker.exec("COMMIT");
       await append("r4");
@@ -277,6 +338,7 @@ describe("a journal read back", () => {
     const end = journal.append([record(1), record(2), record(3)]);
     journal.flushSync();
     journal.close();
+    journal.releaseLock(); // as its process ending would
     const fd = openSync(journal.path, "r+");
     const torn = Buffer.from('4\tabc\t{"at":"2026');
     writeSync(fd, torn, 0, torn.length, end.end);
@@ -298,6 +360,7 @@ describe("a journal read back", () => {
     journal.append([record(1), record(2), record(3), record(4)]);
     journal.flushSync();
     journal.close();
+    journal.releaseLock(); // as its process ending would
     const text = readJournal(journal.path);
     const at = text.indexOf("r-3");
     const fd = openSync(journal.path, "r+");
@@ -328,6 +391,7 @@ describe("a journal read back", () => {
     journal.append([record(3), other]);
     journal.flushSync();
     journal.close();
+    journal.releaseLock(); // as its process ending would
     const text = readJournal(journal.path);
     const lines = text.slice(0, text.indexOf("\0")).trimEnd().split("\n");
     // A context line for "d", three records, a context line for "e", one record.
@@ -350,6 +414,7 @@ describe("a journal read back", () => {
     journal.append([record(1), record(2), record(3)]);
     journal.flushSync();
     journal.close();
+    journal.releaseLock(); // as its process ending would
     const text = readJournal(journal.path);
     const [seq, movedHash] = text.split("\n")[1]?.split("\t") ?? [];
     const fd = openSync(journal.path, "r+");
@@ -478,6 +543,7 @@ describe("a journal that starts over", () => {
       expect(durable()).toBe(second.end);
     } finally {
       journal.close();
+      journal.releaseLock(); // as its process ending would
     }
   });
 
