@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, openSync, readdirSync, unlinkSync } from "node:fs";
+import { closeSync, existsSync, linkSync, openSync, readdirSync, unlinkSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import Database from "better-sqlite3";
 
@@ -29,7 +29,9 @@ export function isProcessRunning(pid: number): boolean {
  * takes POSIX advisory locks, which the kernel keeps per open file and drops with the process, on
  * the same host whatever the namespace, and it keeps several connections of one process (a second
  * ledger in a test, the writer thread) from releasing each other's locks. No native addon
- * beyond the one the ledger already uses.
+ * beyond the one the ledger already uses. The directory must be on a filesystem that shares
+ * POSIX locks between its users, as `audit.db`'s write-ahead log already requires (one host, not
+ * a network file system).
  */
 export class ProcessLock {
   private constructor(
@@ -37,42 +39,51 @@ export class ProcessLock {
     private readonly sqlite: Database.Database,
   ) {}
 
-  /** Creates `path` (it must not exist) and holds its lock until `release` or the process ends. */
+  /**
+   * Creates `path` (it must not exist) and holds its lock until `release` or the process ends.
+   * The file is locked under a name of its own first and then linked into place, so that nobody
+   * finds it at `path` unlocked (and takes its process for ended).
+   */
   static hold(path: string): ProcessLock {
-    closeSync(openSync(path, "wx", 0o600));
+    const unlocked = join(dirname(path), `.${basename(path)}.${randomBytes(6).toString("hex")}`);
+    closeSync(openSync(unlocked, "wx", 0o600));
     let sqlite: Database.Database | null = null;
     try {
-      sqlite = new Database(path, { fileMustExist: true, timeout: 0 });
+      sqlite = new Database(unlocked, { fileMustExist: true, timeout: 0 });
+      // No rollback journal beside it (the transaction writes nothing worth keeping).
+      sqlite.pragma("journal_mode = MEMORY");
       sqlite.exec("BEGIN EXCLUSIVE");
+      linkSync(unlocked, path); // the same file, locked: fails if `path` exists
       return new ProcessLock(path, sqlite);
     } catch (error) {
       sqlite?.close();
-      removeFile(path);
       throw error;
+    } finally {
+      removeFile(unlocked);
     }
   }
 
   /**
    * Whether a running process holds the lock at `path`: true, false (it ended, or let go), or
-   * null when there is no such file. Testing takes the lock for a moment: two tests at once may
-   * each find it held, never both free while its process runs.
+   * null when that cannot be told — no such file, or one that cannot be opened or is not a lock
+   * (another user's, damaged): the caller then judges as it would without a lock. Testing takes
+   * the lock for a moment: two tests at once may each find it held, never both free while its
+   * process runs.
    */
   static held(path: string): boolean | null {
     if (!existsSync(path)) return null;
     let sqlite: Database.Database;
     try {
       sqlite = new Database(path, { fileMustExist: true, timeout: 0 });
-    } catch (error) {
-      if (!existsSync(path)) return null; // released and removed meanwhile
-      throw error;
+    } catch {
+      return null;
     }
     try {
       sqlite.exec("BEGIN IMMEDIATE");
       sqlite.exec("ROLLBACK");
       return false;
     } catch (error) {
-      if ((error as { code?: string }).code === "SQLITE_BUSY") return true;
-      throw error;
+      return (error as { code?: string }).code === "SQLITE_BUSY" ? true : null;
     } finally {
       sqlite.close();
     }
@@ -125,13 +136,19 @@ export class ProcessClaims {
     const sqlite = new Database(file);
     try {
       sqlite.pragma("busy_timeout = 5000");
-      sqlite.exec(
-        "CREATE TABLE IF NOT EXISTS claims (job TEXT PRIMARY KEY, pid INTEGER NOT NULL) STRICT",
-      );
-      const columns = sqlite.pragma("table_info(claims)") as Array<{ name: string }>;
-      if (!columns.some((column) => column.name === "lock")) {
-        sqlite.exec("ALTER TABLE claims ADD COLUMN lock TEXT");
-      }
+      // One write transaction: two processes opening an earlier version's file at once must not
+      // both add the column.
+      sqlite
+        .transaction(() => {
+          sqlite.exec(
+            "CREATE TABLE IF NOT EXISTS claims (job TEXT PRIMARY KEY, pid INTEGER NOT NULL, lock TEXT) STRICT",
+          );
+          const columns = sqlite.pragma("table_info(claims)") as Array<{ name: string }>;
+          if (!columns.some((column) => column.name === "lock")) {
+            sqlite.exec("ALTER TABLE claims ADD COLUMN lock TEXT");
+          }
+        })
+        .immediate();
     } catch (error) {
       sqlite.close();
       throw error;
@@ -150,12 +167,19 @@ export class ProcessClaims {
         | { pid: number; lock: string | null }
         | undefined;
       if (held && held.lock !== lock) {
-        const running = held.lock ? ProcessLock.held(this.sibling(held.lock)) : null;
+        // A lock named by this claim's own process (a process of an earlier version taking over
+        // a claim leaves the previous holder's lock in the row): held, it runs; free or gone, it
+        // has ended. Without one, or one that cannot be tested, its process number tells.
+        const named = held.lock !== null && this.isLockOf(held.lock, held.pid);
+        let running = named ? ProcessLock.held(this.sibling(held.lock as string)) : null;
+        if (named && running === null && !existsSync(this.sibling(held.lock as string))) {
+          running = false; // its file removed: the process let go of it, or it was cleaned up
+        }
         if (running ?? (held.pid !== process.pid && isProcessRunning(held.pid))) {
           return { mine: false, holder: held.pid };
         }
         // Ended: its lock file, if any, guards nothing any more.
-        if (held.lock && running === false) removeFile(this.sibling(held.lock));
+        if (named && running === false) removeFile(this.sibling(held.lock as string));
       }
       this.sqlite
         .prepare(
@@ -191,17 +215,29 @@ export class ProcessClaims {
   /** The name of this process's lock file, beside the claims (created at the first claim). */
   private ownLock(): string {
     if (!this.lock) {
-      const prefix = `${basename(this.file)}-`;
-      // Lock files of processes that ended without closing (killed): nothing names them now
-      // that their claims are taken over, or they held none.
+      // Lock files of processes that ended without closing (killed). A claim still naming one
+      // counts as ended without it.
       for (const name of readdirSync(dirname(this.file))) {
-        if (!name.startsWith(prefix) || !name.endsWith(".alive")) continue;
-        if (ProcessLock.held(this.sibling(name)) === false) removeFile(this.sibling(name));
+        if (!this.isLockOf(name) || ProcessLock.held(this.sibling(name)) !== false) continue;
+        removeFile(this.sibling(name));
       }
       const random = randomBytes(6).toString("hex");
-      this.lock = ProcessLock.hold(this.sibling(`${prefix}${process.pid}-${random}.alive`));
+      this.lock = ProcessLock.hold(
+        this.sibling(`${basename(this.file)}-${process.pid}-${random}.alive`),
+      );
     }
     return basename(this.lock.path);
+  }
+
+  /**
+   * Whether `name` is a lock file of these claims (of process `pid`, if given): checked before it
+   * is used as a path, so that a row cannot name another file.
+   */
+  private isLockOf(name: string, pid?: number): boolean {
+    const prefix = `${basename(this.file)}-`;
+    if (!name.startsWith(prefix)) return false;
+    const match = /^(\d+)-[0-9a-f]{12}\.alive$/.exec(name.slice(prefix.length));
+    return match !== null && (pid === undefined || Number(match[1]) === pid);
   }
 
   private sibling(name: string): string {

@@ -192,13 +192,35 @@ export function departmentAnswerUnusable(
 }
 
 /**
+ * The objects a department's failure concerns, where its path cannot say: a fetch for every item
+ * of a list fails with an error at the list (`people`), and these are the items' objects
+ * (`people.0.spouse`, `people.4.spouse`, …) that miss its facts — for the audit (whose records
+ * were asked about) and for telling which nulls it explains. Not sent to the desk.
+ */
+export const concernedObjects = new WeakMap<
+  GraphQLError,
+  ReadonlyArray<ReadonlyArray<string | number>>
+>();
+
+/**
+ * The response paths an error concerns: the objects recorded in `concernedObjects`, else its own
+ * path; none when it has no path (it concerns the whole response).
+ */
+export function pathsConcerned(error: {
+  readonly path?: ReadonlyArray<string | number> | undefined;
+}): ReadonlyArray<ReadonlyArray<string | number>> {
+  const objects = concernedObjects.get(error as GraphQLError);
+  if (objects) return objects;
+  return error.path && error.path.length > 0 ? [error.path] : [];
+}
+
+/**
  * `DEPARTMENT_UNAVAILABLE`: the department's facts are missing from this response, and why.
  * `path` is the fetch's place in the response as the query planner names it, `@` standing for
  * every item of a list (`people.@.spouse`): the error's path ends before the first `@`, at the
- * list whose items all miss the facts — a path with `@` left out (`people.spouse`) would lead
- * nowhere, and a desk (or the audit ledger, which marks the subjects under an error's path) could
- * not tell which objects it concerns. A root fetch has no path of its own: the error then
- * concerns the whole response.
+ * list whose items miss the facts — a path with `@` left out (`people.spouse`) would lead
+ * nowhere (the executor records which items' objects, `concernedObjects`). A root fetch has no
+ * path of its own: the error then concerns the whole response.
  */
 function missingFacts(
   department: string,

@@ -3,7 +3,7 @@
  * audit journals' and the verification claims' test, which a process number cannot be in another
  * PID namespace (a container's gateway and this one may both be process 1).
  */
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
@@ -23,6 +23,15 @@ describe("a process lock", () => {
     expect(ProcessLock.held(path)).toBe(true); // testing it does not take it away
     await other.kill();
     expect(ProcessLock.held(path)).toBe(false);
+    // Found under its name only once locked; no rollback journal beside it.
+    expect(readdirSync(data.dir)).toEqual(["x.alive"]);
+  });
+
+  it("cannot be told from a file that is not a lock (another user's, damaged): null", () => {
+    data = tempDataDir();
+    const path = join(data.dir, "damaged.alive");
+    writeFileSync(path, "not a database, but long enough to have a header of its own");
+    expect(ProcessLock.held(path)).toBeNull();
   });
 
   it("is held for the other connections of its own process, and its file goes with it", () => {
@@ -47,9 +56,13 @@ describe("claims", () => {
     const claims = ProcessClaims.open(file);
     try {
       expect(claims.take("output")).toEqual({ mine: false, holder: other.pid });
-      // Another container's run, whose number here happens to be this process's own.
+      // Another container's run, whose number here happens to be this process's own: its lock
+      // named by that number (renamed, it stays locked: the lock is the file's, not the name's).
       const sqlite = new Database(file);
-      sqlite.prepare("UPDATE claims SET pid = ?").run(process.pid);
+      const { lock } = sqlite.prepare("SELECT lock FROM claims").get() as { lock: string };
+      const renamed = lock.replace(`-${other.pid}-`, `-${process.pid}-`);
+      renameSync(join(data.dir, lock), join(data.dir, renamed));
+      sqlite.prepare("UPDATE claims SET pid = ?, lock = ?").run(process.pid, renamed);
       sqlite.close();
       expect(claims.take("output").mine).toBe(false);
       await other.kill();
@@ -63,6 +76,34 @@ describe("claims", () => {
       claims.close();
     }
     expect(readdirSync(data.dir).filter((name) => name.endsWith(".alive"))).toEqual([]);
+  });
+
+  it("of a holder that ended are taken over, its lock file gone or not, whatever its number", () => {
+    data = tempDataDir();
+    const file = join(data.dir, "out.claim.db");
+    // A claim of a process numbered as this one's parent here (running), in another container:
+    // its lock, free, tells that it ended — and stays told once a sweep has removed the file.
+    const lockName = `out.claim.db-${process.ppid}-0123456789ab.alive`;
+    ProcessLock.hold(join(data.dir, lockName)).release(true);
+    ProcessClaims.open(file).close();
+    const sqlite = new Database(file);
+    sqlite.prepare("INSERT INTO claims VALUES ('output', ?, ?)").run(process.ppid, lockName);
+    // An earlier version took this one over, leaving the previous holder's lock in the row.
+    sqlite
+      .prepare("INSERT INTO claims VALUES ('job', ?, ?)")
+      .run(process.ppid, "out.claim.db-1-0123456789ab.alive");
+    // A row naming another file is not followed.
+    sqlite.prepare("INSERT INTO claims VALUES ('odd', 2147483646, '../audit.db')").run();
+    sqlite.close();
+    const claims = ProcessClaims.open(file);
+    try {
+      expect(claims.take("output").mine).toBe(true);
+      expect(existsSync(join(data.dir, lockName))).toBe(false);
+      expect(claims.take("job")).toEqual({ mine: false, holder: process.ppid });
+      expect(claims.take("odd").mine).toBe(true);
+    } finally {
+      claims.close();
+    }
   });
 
   it("of an earlier version (no lock) are judged by the process number", () => {

@@ -19,7 +19,7 @@ import {
 import { LRUCache } from "lru-cache";
 import { isProduction } from "../../common/environment.ts";
 import { ErrorCode } from "../../common/errors.ts";
-import type { GatewayRequestContext } from "../department-client.ts";
+import { type GatewayRequestContext, pathsConcerned } from "../department-client.ts";
 import { PlanExecutor, supportsPlan } from "./plan-executor.ts";
 import { booleanDefaults, type CompiledShape, compileShape } from "./result-shaping.ts";
 
@@ -206,17 +206,21 @@ export class Federation {
 
 /**
  * Whether one of the departments' `errors` explains a value at `path`: it concerns the whole
- * answer (no path) or lies at or above that place.
+ * answer (no path) or an object at or above that place (`pathsConcerned`: for a fetch for every
+ * item of a list, the items' objects, not the whole list).
  */
 function explainedBy(
   errors: readonly GraphQLError[],
   path: ReadonlyArray<string | number> | undefined,
 ): boolean {
-  return errors.some(
-    (error) =>
-      !error.path ||
-      (path !== undefined &&
-        error.path.length <= path.length &&
-        error.path.every((key, index) => key === path[index])),
-  );
+  return errors.some((error) => {
+    const concerned = pathsConcerned(error);
+    if (concerned.length === 0) return true;
+    return (
+      path !== undefined &&
+      concerned.some(
+        (at) => at.length <= path.length && at.every((key, index) => key === path[index]),
+      )
+    );
+  });
 }

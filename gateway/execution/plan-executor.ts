@@ -21,7 +21,11 @@ import type {
   SequenceNode,
 } from "@apollo/query-planner";
 import { GraphQLError, type GraphQLSchema } from "graphql";
-import { departmentAnswerUnusable, type GatewayRequestContext } from "../department-client.ts";
+import {
+  concernedObjects,
+  departmentAnswerUnusable,
+  type GatewayRequestContext,
+} from "../department-client.ts";
 import {
   confirms,
   type EarlyFetches,
@@ -200,17 +204,25 @@ export class PlanExecutor {
         try {
           await this.fetch(execution, node, cursor);
         } catch (error) {
-          if (error instanceof GraphQLError) {
-            execution.errors.push(error);
-            return;
+          let failure: GraphQLError;
+          if (error instanceof GraphQLError) failure = error;
+          else {
+            // The department's answer could not be merged (not one entity per representation…):
+            // logged in full, reported to the desk as that department's facts missing.
+            execution.request.context.log.warn(
+              { department: node.serviceName, reason: (error as Error).message },
+              "department answer unusable",
+            );
+            failure = departmentAnswerUnusable(node.serviceName, cursor.path);
           }
-          // The department's answer could not be merged (not one entity per representation…):
-          // logged in full, reported to the desk as that department's facts missing.
-          execution.request.context.log.warn(
-            { department: node.serviceName, reason: (error as Error).message },
-            "department answer unusable",
-          );
-          execution.errors.push(departmentAnswerUnusable(node.serviceName, cursor.path));
+          // A fetch for every item of a list: the desk's error points at the list; the objects
+          // it concerns are known here, for the audit and for telling which nulls it explains.
+          if (cursor.path.includes("@")) {
+            const concerned: ResponsePath[] = [];
+            hydratePaths([], cursor.path, execution.root, concerned);
+            concernedObjects.set(failure, concerned);
+          }
+          execution.errors.push(failure);
         }
         return;
       default:

@@ -19,7 +19,7 @@
  * error nulled its object), since its records were read for the request.
  */
 import { Kind, valueFromAST } from "graphql";
-import { ErrorCode } from "../../common/errors.ts";
+import { pathsConcerned } from "../department-client.ts";
 import type { AccessOutcome, SubjectAccess } from "../ledger/ledger.ts";
 import { type AuthorizedOperation, HIDDEN_SUBJECT_KEY, type SubjectSite } from "./authorization.ts";
 import { forEachObjectAt } from "./operation-shape.ts";
@@ -36,10 +36,9 @@ function normalizeSubject(type: string, value: unknown): string | null {
   return (type === "Organization" ? USCC_SHAPE : PERSON_ID_SHAPE).test(subject) ? subject : null;
 }
 
-/** An error as the executor or the authorizer reports it: its path and code matter here. */
+/** An error as the executor or the authorizer reports it: only where it lies matters here. */
 export interface PathedError {
   readonly path?: ReadonlyArray<string | number> | undefined;
-  readonly extensions?: Readonly<Record<string, unknown>> | undefined;
 }
 
 interface ErrorPaths {
@@ -54,18 +53,21 @@ interface ErrorPaths {
 function errorPaths(errors: readonly PathedError[]): ErrorPaths {
   const paths: ErrorPaths = { all: false, exact: new Set(), prefixes: new Set() };
   for (const error of errors) {
-    if (!error.path || error.path.length === 0) {
-      // A field withheld where no object could hold it (its parents null) took nothing from
-      // anybody's answer; any other error without a path concerns the whole response.
-      if (error.extensions?.code !== ErrorCode.Forbidden) paths.all = true;
+    // A department's failure on a fetch for every item of a list concerns those items' objects,
+    // which its path (the list) does not tell.
+    const concerned = pathsConcerned(error);
+    if (concerned.length === 0) {
+      paths.all = true;
       continue;
     }
-    let prefix = "";
-    for (const key of error.path) {
-      prefix = prefix === "" ? String(key) : `${prefix}${SEPARATOR}${key}`;
-      paths.prefixes.add(prefix);
+    for (const path of concerned) {
+      let prefix = "";
+      for (const key of path) {
+        prefix = prefix === "" ? String(key) : `${prefix}${SEPARATOR}${key}`;
+        paths.prefixes.add(prefix);
+      }
+      paths.exact.add(prefix);
     }
-    paths.exact.add(prefix);
   }
   return paths;
 }

@@ -376,7 +376,11 @@ export class SecurityPipeline {
     const withheld = plan.removed.length > 0 ? this.authorizer.withhold(data, plan, principal) : [];
     const all = withheld.length > 0 ? [...errors, ...withheld] : errors;
     const unshaped = (result as { [UNSHAPED_DATA]?: unknown })[UNSHAPED_DATA];
-    const subjects = touchedSubjects(data, plan, variables, all, unshaped);
+    // A field withheld where no object could hold it (its parents null: an error without a
+    // path) took nothing from anybody's answer: not an error the subjects' outcomes count.
+    const outcomeErrors =
+      withheld.length > 0 ? [...errors, ...withheld.filter((error) => error.path)] : errors;
+    const subjects = touchedSubjects(data, plan, variables, outcomeErrors, unshaped);
     applyMasks(data, plan.masked);
     const recorded =
       subjects.length === 0

@@ -1,8 +1,13 @@
 /** A department that dies mid-test: the others still answer, the error names the department. */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { writeFixtures, ZHANG_WEI } from "../fixtures.ts";
+import { makePersonId } from "../../common/ids.ts";
+import { openAuditDatabase, subjectEntries } from "../../gateway/ledger/store.ts";
+import { LI_NA, writeFixtures, ZHANG_WEI } from "../fixtures.ts";
 import { tempDataDir } from "../helpers.ts";
 import { type Platform, startPlatform } from "../platform.ts";
+
+/** A number nobody in the registers holds. */
+const NOBODY = makePersonId("110108", "2001-02-03", 777);
 
 let platform: Platform;
 let data: ReturnType<typeof tempDataDir>;
@@ -47,10 +52,10 @@ describe("a department that is down", () => {
     // Traffic is asked about each person's spouse at people.@.spouse: the error's path ends at
     // the list (people), a path that leads somewhere, and the spouses' nulls need no word more.
     const { body } = await platform.query(
-      `query ($ids: [ID!]!) { people(ids: $ids) { maritalStatus(on: "2026-11-01") spouse(on: "2026-11-01") { hasValidDriverLicense(on: "2026-11-01") } } }`,
-      { ids: [ZHANG_WEI] },
+      `query SpousesLicences($ids: [ID!]!) { people(ids: $ids) { maritalStatus(on: "2026-11-01") spouse(on: "2026-11-01") { hasValidDriverLicense(on: "2026-11-01") } } }`,
+      { ids: [ZHANG_WEI, NOBODY] },
     );
-    expect(body.data).toEqual({ people: [{ maritalStatus: "MARRIED", spouse: null }] });
+    expect(body.data).toEqual({ people: [{ maritalStatus: "MARRIED", spouse: null }, null] });
     expect(body.errors).toEqual([
       expect.objectContaining({
         path: ["people"],
@@ -60,6 +65,22 @@ describe("a department that is down", () => {
         }),
       }),
     ]);
+    // The audit knows which objects missed traffic's facts: the wife's (failed), below Zhang
+    // Wei's (partial); a number nobody holds had no spouse to ask about (not found).
+    await platform.ledgerMoved();
+    const outcome = (subject: string) => {
+      const sqlite = openAuditDatabase(data.dir, { existing: true });
+      try {
+        return subjectEntries(sqlite, subject)
+          .filter((entry) => entry.operationName === "SpousesLicences")
+          .map((entry) => entry.outcome);
+      } finally {
+        sqlite.close();
+      }
+    };
+    expect(outcome(ZHANG_WEI)).toEqual(["partial"]);
+    expect(outcome(LI_NA)).toEqual(["failed"]);
+    expect(outcome(NOBODY)).toEqual(["not-found"]);
   });
 
   it("fails fast once the circuit is open", async () => {
