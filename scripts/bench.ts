@@ -640,8 +640,9 @@ function table(rows: readonly Row[]): string {
       `${mb(row.peakRssBytes)}${row.processes > 1 ? ` (${row.processes} proc)` : ""}`,
       `${row.cpuMsPerRequest.gateway.toFixed(2)} + ${row.cpuMsPerRequest.subgraphs.toFixed(2)} ms`,
       row.identical ? "yes" : "NO",
-      base
-        ? `${middle(row.perRound.map((value, i) => value / (base.perRound[i] ?? Number.NaN))).toFixed(2)}×`
+      // Rounds of both, or no ratio (a baseline that failed a round has none to pair with).
+      base?.perRound.length === row.perRound.length
+        ? `${middle(row.perRound.map((value, i) => value / (base.perRound[i] as number))).toFixed(2)}×`
         : "",
     ];
   });

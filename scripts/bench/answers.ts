@@ -33,12 +33,15 @@ export class AnswerDigests {
   }
 }
 
-/** A file `AnswerDigests.write` wrote: by position of the ids asked, the answer's digest (hex). */
-export function readAnswerDigests(file: string): Map<number, string> {
+/**
+ * A file `AnswerDigests.write` wrote: each answer's position of the ids asked and digest (hex), in
+ * the order received — a load that wrapped around the id list asked some positions twice.
+ */
+export function readAnswerDigests(file: string): Array<[position: number, digest: string]> {
   const bytes = readFileSync(file);
-  const digests = new Map<number, string>();
+  const digests: Array<[number, string]> = [];
   for (let at = 0; at + RECORD_BYTES <= bytes.length; at += RECORD_BYTES) {
-    digests.set(bytes.readUInt32LE(at), bytes.toString("hex", at + 4, at + RECORD_BYTES));
+    digests.push([bytes.readUInt32LE(at), bytes.toString("hex", at + 4, at + RECORD_BYTES)]);
   }
   return digests;
 }
