@@ -1001,7 +1001,7 @@ async function main(): Promise<number> {
       "Peak RSS is VmHWM from /proc, summed over the gateway's process tree: each gateway process serves interactive, then batch, so the batch row is its peak over both.",
       ...(rounds > 1
         ? [
-            `${rounds} rounds, the gateways measured in turn in each (in reverse order every other round); every row is its round of median throughput (all rounds in perRound), with the errors of all rounds and the highest peak RSS.`,
+            `${rounds} rounds, the gateways measured in turn in each (in reverse order every other round); every row is its round of median throughput (all rounds in perRound), with the errors of all rounds and the highest peak RSS; each ratio against the baseline is the median of the rounds' ratios, each round's against the baseline's of the same round (ratiosByRound).`,
           ]
         : []),
       ...[...rates].map(
