@@ -105,12 +105,32 @@ function run(
   return child;
 }
 
-function ready(label: string, timeoutMs = 60_000): Promise<void> {
+/**
+ * How long the departments and the gateway may take to be ready (`START_TIMEOUT_S`, 60 s): a
+ * first start on a large data directory made by an earlier version (an index built, a ledger
+ * migrated) may need longer; a process that hangs must not be waited for forever.
+ */
+const readyTimeoutS = (() => {
+  const value = process.env.START_TIMEOUT_S ?? "60";
+  const seconds = Number(value);
+  if (!(Number.isFinite(seconds) && seconds > 0)) {
+    console.error(`[start] START_TIMEOUT_S must be a number of seconds above 0, got "${value}"`);
+    process.exit(2);
+  }
+  return seconds;
+})();
+
+function ready(label: string, timeoutMs = readyTimeoutS * 1000): Promise<void> {
   const child = children.get(label);
   if (!child) return Promise.reject(new Error(`${label} exited before it was ready`));
   return new Promise((resolve, reject) => {
     const timer = setTimeout(
-      () => reject(new Error(`${label} was not ready within ${timeoutMs / 1000} s`)),
+      () =>
+        reject(
+          new Error(
+            `${label} was not ready within ${timeoutMs / 1000} s (START_TIMEOUT_S gives it longer)`,
+          ),
+        ),
       timeoutMs,
     );
     child.on("message", (message) => {

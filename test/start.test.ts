@@ -55,6 +55,30 @@ function untilRunning(child: ChildProcess): { ready: Promise<void>; output: () =
   return { ready, output: () => text };
 }
 
+/** `npm start` on `dir`, every port free, with these settings besides. */
+async function npmStart(
+  dir: string,
+  settings: NodeJS.ProcessEnv,
+): Promise<{ child: ChildProcess; port: number }> {
+  const port = await freePort();
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATA_DIR: dir,
+    PORT: String(port),
+    LOG_LEVEL: "warn",
+    ...settings,
+  };
+  for (const department of DEPARTMENTS) {
+    env[urlVariable(department)] = `http://127.0.0.1:${await freePort()}/graphql`;
+  }
+  const child = spawn(process.execPath, ["scripts/run.mjs", "start"], {
+    cwd: ROOT,
+    env,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  return { child, port };
+}
+
 async function refused(url: string): Promise<boolean> {
   try {
     await fetch(url, { signal: AbortSignal.timeout(2000) });
@@ -187,28 +211,40 @@ describe("npm start", () => {
 });
 
 describe("npm start over an interrupted seed, and when a process dies", () => {
+  it("stops everything (exit 1) when a process is not ready within START_TIMEOUT_S, and refuses a bad value", async () => {
+    const startWith = async (timeout: string) => {
+      // The data directory is seeded already: only the start is timed.
+      const { child, port } = await npmStart(data.dir, { START_TIMEOUT_S: timeout });
+      let text = "";
+      child.stdout?.on("data", (chunk: Buffer) => {
+        text += chunk.toString();
+      });
+      child.stderr?.on("data", (chunk: Buffer) => {
+        text += chunk.toString();
+      });
+      const code = await exited(child);
+      return { code, text, port };
+    };
+    const hurried = await startWith("0.01");
+    expect(hurried.code).toBe(1);
+    expect(hurried.text).toMatch(
+      /was not ready within 0\.01 s \(START_TIMEOUT_S gives it longer\)/,
+    );
+    expect(await refused(`http://127.0.0.1:${hurried.port}/health`)).toBe(true);
+    const refusedValue = await startWith("soon");
+    expect(refusedValue.code).toBe(2);
+    expect(refusedValue.text).toContain(
+      'START_TIMEOUT_S must be a number of seconds above 0, got "soon"',
+    );
+  }, 120_000);
+
   it("seeds again, then stops the whole platform (exit 1) when the departments' process dies", async () => {
     const own = tempDataDir();
     try {
       // What a seed stopped half-way leaves: its marker and a database it had begun.
       writeFileSync(join(own.dir, ".seeding"), "12345\n");
       writeFileSync(join(own.dir, "hukou.db"), "");
-      const port = await freePort();
-      const env: NodeJS.ProcessEnv = {
-        ...process.env,
-        DATA_DIR: own.dir,
-        SEED_PERSONS: "200",
-        PORT: String(port),
-        LOG_LEVEL: "warn",
-      };
-      for (const department of DEPARTMENTS) {
-        env[urlVariable(department)] = `http://127.0.0.1:${await freePort()}/graphql`;
-      }
-      const second = spawn(process.execPath, ["scripts/run.mjs", "start"], {
-        cwd: ROOT,
-        env,
-        stdio: ["ignore", "pipe", "pipe"],
-      });
+      const { child: second, port } = await npmStart(own.dir, { SEED_PERSONS: "200" });
       const running = untilRunning(second);
       await running.ready;
       expect(running.output()).toContain(
