@@ -120,7 +120,11 @@ const readyTimeoutS = (() => {
   return seconds;
 })();
 
-function ready(label: string, timeoutMs = readyTimeoutS * 1000): Promise<void> {
+// A timer longer than 2^31 − 1 ms fires at once in Node: a very long wait is the longest it takes.
+function ready(
+  label: string,
+  timeoutMs = Math.min(readyTimeoutS * 1000, 2 ** 31 - 1),
+): Promise<void> {
   const child = children.get(label);
   if (!child) return Promise.reject(new Error(`${label} exited before it was ready`));
   return new Promise((resolve, reject) => {
