@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, linkSync, openSync, readdirSync, unlinkSync } from "node:fs";
+import { closeSync, existsSync, linkSync, openSync, readdirSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import Database from "better-sqlite3";
+import { removeFile } from "./files.ts";
 
 /**
  * Whether a process of this number is running: the test behind the locks and journals a dead
@@ -100,15 +101,6 @@ export class ProcessLock {
   }
 }
 
-/** Removes a file that may be gone already. */
-export function removeFile(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-  }
-}
-
 /**
  * Jobs one process at a time may run (a verification job of the gateway's queue, a run of
  * `npm run verify` on its output), claimed by name in a SQLite file: a claim names its process
@@ -170,16 +162,16 @@ export class ProcessClaims {
         // A lock named by this claim's own process (a process of an earlier version taking over
         // a claim leaves the previous holder's lock in the row): held, it runs; free or gone, it
         // has ended. Without one, or one that cannot be tested, its process number tells.
-        const named = held.lock !== null && this.isLockOf(held.lock, held.pid);
-        let running = named ? ProcessLock.held(this.sibling(held.lock as string)) : null;
-        if (named && running === null && !existsSync(this.sibling(held.lock as string))) {
-          running = false; // its file removed: the process let go of it, or it was cleaned up
-        }
+        const lockPath =
+          held.lock !== null && this.isLockOf(held.lock, held.pid) ? this.sibling(held.lock) : null;
+        // A lock file removed: its process let go of it, or a sweep cleaned it up.
+        const running =
+          lockPath === null ? null : existsSync(lockPath) ? ProcessLock.held(lockPath) : false;
         if (running ?? (held.pid !== process.pid && isProcessRunning(held.pid))) {
           return { mine: false, holder: held.pid };
         }
         // Ended: its lock file, if any, guards nothing any more.
-        if (named && running === false) removeFile(this.sibling(held.lock as string));
+        if (lockPath !== null && running === false) removeFile(lockPath);
       }
       this.sqlite
         .prepare(

@@ -97,10 +97,23 @@ const LOCK_HOLDER = new URL("./security/fixtures/lock-holder.ts", import.meta.ur
  * Another process holding a lock (`holder("lock", path)`, a gateway's journal lock) or a claim
  * (`holder("claim", file, job)`, a verify run's) until it is killed; `kill` waits for its end.
  */
-export async function holder(
+export function holder(
   ...args: ["lock", string] | ["claim", string, string]
 ): Promise<{ pid: number; kill(): Promise<void> }> {
-  const child = spawn(process.execPath, ["--import", "tsx", LOCK_HOLDER, ...args], {
+  return fixtureProcess(LOCK_HOLDER, args, "held");
+}
+
+/**
+ * A test fixture (`node --import tsx <script> <args>`) in a process of its own, once it has
+ * printed `ready` (what it was started to do is done); `kill` ends it with SIGKILL, as a crash
+ * would, and waits for its end.
+ */
+export async function fixtureProcess(
+  script: string,
+  args: readonly string[],
+  ready: string,
+): Promise<{ pid: number; kill(): Promise<void> }> {
+  const child = spawn(process.execPath, ["--import", "tsx", script, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let errors = "";
@@ -110,9 +123,9 @@ export async function holder(
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   await new Promise<void>((resolve, reject) => {
     child.stdout.on("data", (chunk: Buffer) => {
-      if (chunk.toString().includes("held")) resolve();
+      if (chunk.toString().includes(ready)) resolve();
     });
-    child.once("exit", (code) => reject(new Error(`the holder exited (${code}): ${errors}`)));
+    child.once("exit", (code) => reject(new Error(`${script} exited (${code}): ${errors}`)));
   });
   return {
     pid: child.pid as number,

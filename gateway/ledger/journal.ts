@@ -47,14 +47,13 @@ import {
   readlinkSync,
   readSync,
   statSync,
-  unlinkSync,
   utimesSync,
   writeSync,
 } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
-import { syncPath } from "../../common/files.ts";
-import { isProcessRunning, ProcessLock, removeFile } from "../../common/processes.ts";
+import { removeFile, syncPath } from "../../common/files.ts";
+import { isProcessRunning, ProcessLock } from "../../common/processes.ts";
 import { JsonFragments, type Selection, type WireRecord } from "./wire.ts";
 
 /** Preallocated size: writing starts over past it once everything written has been moved. */
@@ -529,14 +528,6 @@ export function readJournal(path: string): string {
   }
 }
 
-export function removeJournal(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
-  }
-}
-
 /**
  * The event loop's side: appends groups of records and flushes them. Not thread-safe: one writer.
  */
@@ -577,7 +568,7 @@ export class JournalWriter {
       syncPath(dir);
     } catch (error) {
       if (fd !== null) closeSync(fd);
-      removeJournal(path);
+      removeFile(path);
       lock.release();
       throw error;
     }

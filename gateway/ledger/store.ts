@@ -30,13 +30,13 @@ import { hash } from "node:crypto";
 import { mkdirSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { removeFile } from "../../common/files.ts";
 import {
   abandonedJournals,
   formatPosition,
   journalStateKey,
   parsePosition,
   readJournal,
-  removeJournal,
   removeJournalLock,
   removeOrphanLocks,
   scanJournal,
@@ -540,7 +540,7 @@ function moveJournal(
   // under a name no ledger reads again, not deleted with the accesses it may still hold. Its
   // lock, which no process holds any more, goes either way.
   removeJournalLock(path);
-  if (problem === null) removeJournal(path);
+  if (problem === null) removeFile(path);
   else {
     problems.push(`${name}: ${problem} (kept as ${name}${DAMAGED_SUFFIX})`);
     try {

@@ -12,13 +12,13 @@
  * - answers reads of a subject's entries, after moving everything acknowledged before the read.
  */
 import { parentPort, workerData } from "node:worker_threads";
+import { removeFile } from "../../common/files.ts";
 import {
   formatPosition,
   JournalReader,
   journalStart,
   journalStateKey,
   parsePosition,
-  removeJournal,
   scanJournal,
 } from "./journal.ts";
 import type { Migration } from "./store.ts";
@@ -237,7 +237,7 @@ port.on("message", (message: LedgerRequest | { type: "moved"; id: number } | { t
     // all in audit.db the journal has nothing left to recover.
     const { text } = reader.read();
     reader.close();
-    if (!unreadable && text === "") removeJournal(journal.path);
+    if (!unreadable && text === "") removeFile(journal.path);
     sqlite.pragma("wal_checkpoint(TRUNCATE)");
     sqlite.close();
     post({ type: "closed" });

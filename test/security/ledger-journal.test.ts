@@ -4,7 +4,6 @@
  * its beginning is read correctly across rounds, and a torn or edited journal is read up to where
  * it still holds.
  */
-import { spawn } from "node:child_process";
 import { hash } from "node:crypto";
 import {
   closeSync,
@@ -43,7 +42,7 @@ import {
   verifyChain,
 } from "../../gateway/ledger/store.ts";
 import type { WireRecord } from "../../gateway/ledger/wire.ts";
-import { audit, holder, tempDataDir } from "../helpers.ts";
+import { audit, fixtureProcess, holder, tempDataDir } from "../helpers.ts";
 
 const CHILD = new URL("./fixtures/journal-child.ts", import.meta.url).pathname;
 
@@ -55,32 +54,12 @@ async function killedAfterAcknowledging(
   dir: string,
   options: { journalBytes: number; moved: number; held: number },
 ): Promise<void> {
-  const child = spawn(
-    process.execPath,
-    [
-      "--import",
-      "tsx",
-      CHILD,
-      dir,
-      String(options.journalBytes),
-      String(options.moved),
-      String(options.held),
-    ],
-    { stdio: ["ignore", "pipe", "pipe"] },
+  const child = await fixtureProcess(
+    CHILD,
+    [dir, String(options.journalBytes), String(options.moved), String(options.held)],
+    "acknowledged",
   );
-  let errors = "";
-  child.stderr.on("data", (chunk: Buffer) => {
-    errors += chunk.toString();
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on("data", (chunk: Buffer) => {
-      if (chunk.toString().includes("acknowledged")) resolve();
-    });
-    child.once("exit", (code) => reject(new Error(`the child exited (${code}): ${errors}`)));
-  });
-  const exited = new Promise((resolve) => child.once("exit", resolve));
-  child.kill("SIGKILL");
-  await exited;
+  await child.kill();
 }
 
 function journals(dir: string): string[] {
