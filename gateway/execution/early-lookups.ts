@@ -24,6 +24,7 @@ import type {
 } from "@apollo/query-planner";
 import {
   type FieldNode,
+  type GraphQLArgument,
   type GraphQLSchema,
   getNamedType,
   isListType,
@@ -31,7 +32,7 @@ import {
   isObjectType,
   Kind,
   parse,
-  valueFromASTUntyped,
+  valueFromAST,
 } from "graphql";
 
 /** A root field that looks an entity up by its key, as one early fetch needs it. */
@@ -124,6 +125,7 @@ function rootLookups(fetch: FetchNode, schema: GraphQLSchema): Map<string, RootF
     const definition = queryType.getFields()[field.name.value];
     const argument = field.arguments?.length === 1 ? field.arguments[0] : undefined;
     if (definition?.args.length !== 1 || !argument) continue;
+    const parameter = definition.args[0] as GraphQLArgument;
     const type = isNonNullType(definition.type) ? definition.type.ofType : definition.type;
     const list = isListType(type);
     const element = list ? type.ofType : type;
@@ -134,7 +136,11 @@ function rootLookups(fetch: FetchNode, schema: GraphQLSchema): Map<string, RootF
       list,
       argument: argument.name.value,
       variable: value.kind === Kind.VARIABLE ? value.name.value : null,
-      literal: value.kind === Kind.VARIABLE ? undefined : valueFromASTUntyped(value),
+      // Coerced as the department will coerce it: the planner prints an ID of digits as an Int
+      // (`person(id:110108198707081026)`), which read untyped is a double that has lost its
+      // last digits, a different person's number.
+      literal:
+        value.kind === Kind.VARIABLE ? undefined : valueFromAST(value, parameter.type),
     });
   }
   return found;

@@ -5,8 +5,6 @@
  * the register through a relay that holds its answers back and traffic through one that notes
  * when each request arrives, so the order of the calls is seen on the wire.
  */
-import { createServer, request as httpRequest, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEPARTMENTS, type Department } from "../../common/departments.ts";
@@ -15,76 +13,12 @@ import { buildGateway } from "../../gateway/app.ts";
 import type { DepartmentEndpoint } from "../../gateway/config.ts";
 import { LI_NA, PUBLISHED_EXAMPLE, WANG_QIANG, writeFixtures, ZHANG_WEI } from "../fixtures.ts";
 import { journalRecords, tempDataDir } from "../helpers.ts";
-import { type Platform, postGraphQL, startPlatform } from "../platform.ts";
+import { type Platform, postGraphQL, startPlatform, tearDown } from "../platform.ts";
+import { Relay } from "../relay.ts";
 
 const D = "2026-11-01";
 /** A well-formed identity number nobody in the register holds. */
 const NOBODY = makePersonId("110108", "2001-02-03", 517);
-
-/**
- * Forwards requests to a department unchanged (the signature covers the body only) and notes
- * when each arrived and when its answer was let through, after `holdMs`.
- */
-class Relay {
-  readonly arrivals: Array<{ at: number; body: string }> = [];
-  readonly releases: number[] = [];
-  private server: Server | null = null;
-  url = "";
-
-  constructor(
-    private readonly target: string,
-    private readonly holdMs = 0,
-  ) {}
-
-  async start(): Promise<void> {
-    const target = new URL(this.target);
-    const server = createServer((incoming, outgoing) => {
-      const chunks: Buffer[] = [];
-      incoming.on("data", (chunk: Buffer) => chunks.push(chunk));
-      incoming.on("end", () => {
-        const body = Buffer.concat(chunks);
-        this.arrivals.push({ at: performance.now(), body: body.toString() });
-        const { host: _, ...headers } = incoming.headers;
-        const forwarded = httpRequest(
-          {
-            host: target.hostname,
-            port: target.port,
-            path: target.pathname,
-            method: "POST",
-            headers,
-          },
-          (answer) => {
-            const parts: Buffer[] = [];
-            answer.on("data", (chunk: Buffer) => parts.push(chunk));
-            answer.on("end", () => {
-              setTimeout(() => {
-                this.releases.push(performance.now());
-                outgoing.writeHead(answer.statusCode ?? 502, {
-                  "content-type": answer.headers["content-type"] ?? "application/json",
-                });
-                outgoing.end(Buffer.concat(parts));
-              }, this.holdMs);
-            });
-          },
-        );
-        forwarded.end(body);
-      });
-    });
-    this.server = server;
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    this.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`;
-  }
-
-  clear(): void {
-    this.arrivals.length = 0;
-    this.releases.length = 0;
-  }
-
-  async close(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise((resolve) => this.server?.close(resolve));
-  }
-}
 
 let platform: Platform;
 let data: ReturnType<typeof tempDataDir>;
@@ -136,9 +70,9 @@ afterAll(async () => {
     await relays[mode]?.hukou.close();
     await relays[mode]?.traffic.close();
   }
-  await platform.close();
-  data.remove();
-  for (const dir of dirs) dir.remove();
+  await tearDown(platform, data.remove, () => {
+    for (const dir of dirs) dir.remove();
+  });
 });
 
 async function ask(mode: "early" | "planned", query: string, variables?: Record<string, unknown>) {
@@ -216,6 +150,39 @@ describe("a lookup's entity fetches", () => {
     ]);
     expect(early).toEqual(await ask("planned", PERSON, { id }));
     expect(early.data).toMatchObject({ person: { id: PUBLISHED_EXAMPLE } });
+  });
+
+  it("send an id written in the query as the department will read it, every digit kept", async () => {
+    // The planner prints an ID of digits as an Int literal, person(id:110108198707081026): read
+    // as a number it became 110108198707081020, another person's number, and the early fetch
+    // was wasted on it before the planned one went out.
+    const person = await ask(
+      "early",
+      `query Literal { person(id: "${LI_NA}") { id hasValidDriverLicense(on: "${D}") } }`,
+    );
+    expect(person.errors).toBeUndefined();
+    const asked = relays.early.traffic.arrivals.map(
+      (arrival) => JSON.parse(arrival.body).variables.representations,
+    );
+    expect(asked).toEqual([[{ __typename: "Person", id: LI_NA }]]);
+    expect(relays.early.traffic.arrivals[0]?.at).toBeLessThan(
+      relays.early.hukou.releases[0] as number,
+    );
+    const list = await ask(
+      "early",
+      `query Literals { people(ids: ["${LI_NA}", "${ZHANG_WEI}"]) { id hasValidDriverLicense(on: "${D}") } }`,
+    );
+    expect(list.errors).toBeUndefined();
+    expect(
+      relays.early.traffic.arrivals.map(
+        (arrival) => JSON.parse(arrival.body).variables.representations,
+      ),
+    ).toEqual([
+      [
+        { __typename: "Person", id: LI_NA },
+        { __typename: "Person", id: ZHANG_WEI },
+      ],
+    ]);
   });
 
   it("over a list keep each answer with its subject, nulls and repeats included", async () => {
