@@ -1,6 +1,7 @@
 /** Verification settings, from the environment (documented in `policies/README.md`). */
 import { join } from "node:path";
 import { isProduction } from "../../common/environment.ts";
+import { integer } from "../config.ts";
 
 export interface VerificationConfig {
   /** `iss` of every proof (`PROOF_ISSUER`, default `mianzheng`). */
@@ -33,33 +34,23 @@ export interface VerificationConfig {
   production: boolean;
 }
 
-function whole(name: string, fallback: number, min = 1): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const value = Number(raw);
-  if (!Number.isInteger(value) || value < min) {
-    throw new Error(`${name} must be a whole number ≥ ${min}, got "${raw}"`);
-  }
-  return value;
-}
-
 export function verificationConfigFromEnv(
   dataDir: string,
   overrides: Partial<VerificationConfig> = {},
 ): VerificationConfig {
   return {
     issuer: process.env.PROOF_ISSUER || "mianzheng",
-    proofTtlSeconds: whole("PROOF_TTL_DAYS", 90) * 86_400,
+    proofTtlSeconds: integer("PROOF_TTL_DAYS", 90, 1) * 86_400,
     keysDir: process.env.PROOF_KEYS_DIR || join(dataDir, "keys"),
-    signingThreads: whole("PROOF_SIGNING_THREADS", 1, 0),
-    keysRescanMs: whole("PROOF_KEYS_RESCAN_MS", 10_000, 0),
+    signingThreads: integer("PROOF_SIGNING_THREADS", 1),
+    keysRescanMs: integer("PROOF_KEYS_RESCAN_MS", 10_000),
     signingKeyFile: process.env.PROOF_SIGNING_KEY_FILE || null,
     publishedKeysFile: process.env.PROOF_PUBLISHED_KEYS_FILE || null,
-    maxSubjects: whole("VERIFY_MAX_SUBJECTS", 1_000),
-    batchSize: whole("VERIFY_BATCH_SIZE", 1_000),
+    maxSubjects: integer("VERIFY_MAX_SUBJECTS", 1_000, 1),
+    batchSize: integer("VERIFY_BATCH_SIZE", 1_000, 1),
     jobsDir: process.env.JOBS_DIR || join(dataDir, "jobs"),
-    jobsMaxBytes: whole("JOBS_MAX_BYTES", 512 * 1024 * 1024),
-    jobsConcurrency: whole("JOBS_CONCURRENCY", 2),
+    jobsMaxBytes: integer("JOBS_MAX_BYTES", 512 * 1024 * 1024, 1),
+    jobsConcurrency: integer("JOBS_CONCURRENCY", 2, 1),
     production: isProduction(),
     ...overrides,
   };

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEPARTMENTS } from "../../common/departments.ts";
 import { DEVELOPMENT_DESKS_FILE } from "../../gateway/config.ts";
 import { hashKey } from "../../gateway/security/desks.ts";
-import { tempDataDir } from "../helpers.ts";
+import { exitOf, tempDataDir } from "../helpers.ts";
 
 let data: ReturnType<typeof tempDataDir>;
 let proofKeyFile: string;
@@ -68,14 +68,6 @@ function startGateway(env: NodeJS.ProcessEnv): ChildProcess {
   return spawn(process.execPath, ["--import", "tsx", "scripts/gateway.ts"], { env, stdio: "pipe" });
 }
 
-async function exitOf(child: ChildProcess): Promise<{ code: number | null; output: string }> {
-  let output = "";
-  child.stdout?.on("data", (chunk) => (output += chunk));
-  child.stderr?.on("data", (chunk) => (output += chunk));
-  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
-  return { code, output };
-}
-
 describe("NODE_ENV=production", () => {
   it("refuses to start while a demo desk is registered", async () => {
     const { code, output } = await exitOf(
@@ -119,6 +111,15 @@ describe("NODE_ENV=production", () => {
     expect(window.code).toBe(1);
     expect(window.output).toContain(
       "AUTH_FAILURES_WINDOW_MS must be a whole number of at least 1000",
+    );
+    // The verification settings are read by the same rule: digits only.
+    const desks = housingDesk("verify", "a-fifth-long-random-production-key", ["hukou:region"]);
+    const subjects = await exitOf(
+      startGateway(productionEnv({ DESKS_FILE: desks, VERIFY_MAX_SUBJECTS: "1e3" })),
+    );
+    expect(subjects.code).toBe(1);
+    expect(subjects.output).toContain(
+      'VERIFY_MAX_SUBJECTS must be a whole number of at least 1, got "1e3"',
     );
   });
 
