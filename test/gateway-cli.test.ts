@@ -6,7 +6,7 @@ import { spawn } from "node:child_process";
 import { readdirSync } from "node:fs";
 import { createServer } from "node:net";
 import { afterAll, describe, expect, it } from "vitest";
-import { tempDataDir } from "./helpers.ts";
+import { exitOf, tempDataDir } from "./helpers.ts";
 
 const data = tempDataDir();
 afterAll(() => data.remove());
@@ -21,14 +21,10 @@ describe("npm run gateway", () => {
         env: { ...process.env, PORT: String(port), DATA_DIR: data.dir, LOG_LEVEL: "warn" },
         stdio: ["ignore", "pipe", "pipe"],
       });
-      let stderr = "";
-      child.stderr.on("data", (chunk) => {
-        stderr += chunk;
-      });
-      const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+      const { code, output } = await exitOf(child);
       expect(code).toBe(1);
-      expect(stderr).toContain("gateway: could not start");
-      expect(stderr).toContain("EADDRINUSE");
+      expect(output).toContain("gateway: could not start");
+      expect(output).toContain("EADDRINUSE");
       expect(readdirSync(data.dir).filter((name) => name.includes(".journal"))).toEqual([]);
     } finally {
       taken.close();

@@ -1,5 +1,5 @@
 /** Test helpers: temporary data directories, records written through the import contract. */
-import { execFile, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -121,12 +121,26 @@ export async function fixtureProcess(
     errors += chunk.toString();
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on("data", (chunk: Buffer) => {
-      if (chunk.toString().includes(ready)) resolve();
+  let printed = "";
+  try {
+    await new Promise<void>((resolve, reject) => {
+      // The marker may come split over two chunks: what was printed is looked at whole.
+      child.stdout.on("data", (chunk: Buffer) => {
+        printed += chunk.toString();
+        if (printed.includes(ready)) resolve();
+      });
+      child.once("error", reject);
+      child.once("exit", (code) => reject(new Error(`${script} exited (${code}): ${errors}`)));
+      setTimeout(
+        () => reject(new Error(`${script} did not print "${ready}" within 30 s: ${errors}`)),
+        30_000,
+      ).unref();
     });
-    child.once("exit", (code) => reject(new Error(`${script} exited (${code}): ${errors}`)));
-  });
+  } catch (error) {
+    // A fixture that never got ready must not outlive the test that started it.
+    child.kill("SIGKILL");
+    throw error;
+  }
   return {
     pid: child.pid as number,
     async kill() {
@@ -134,4 +148,35 @@ export async function fixtureProcess(
       await exited;
     },
   };
+}
+
+/**
+ * How a child process ends: its exit code and everything it printed. One still running after
+ * `deadlineMs` (a refusal that regressed into a server listening) is killed, and the test fails.
+ */
+export function exitOf(
+  child: ChildProcess,
+  deadlineMs = 30_000,
+): Promise<{ code: number | null; output: string }> {
+  let output = "";
+  child.stdout?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr?.on("data", (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  return new Promise((resolve, reject) => {
+    const deadline = setTimeout(() => {
+      child.kill("SIGKILL");
+      reject(new Error(`still running after ${deadlineMs} ms, killed:\n${output}`));
+    }, deadlineMs);
+    child.once("error", (error) => {
+      clearTimeout(deadline);
+      reject(error);
+    });
+    child.once("exit", (code) => {
+      clearTimeout(deadline);
+      resolve({ code, output });
+    });
+  });
 }

@@ -7,6 +7,7 @@ import { DEPARTMENTS, type Department } from "../common/departments.ts";
 import { buildGateway, type GatewayOptions } from "../gateway/app.ts";
 import type { DepartmentEndpoint } from "../gateway/config.ts";
 import { departmentModules } from "../subgraphs/registry.ts";
+import type { Relay } from "./relay.ts";
 
 /** The development desks of `config/desks.development.json`. */
 export const DEV_DESK = { authorization: "Bearer dev-desk-key", "x-purpose": "demo" };
@@ -41,20 +42,29 @@ export async function startPlatform(
   options: Omit<GatewayOptions, "logger"> & {
     /** Departments answered by something else than their server (a stand-in), by URL. */
     standIns?: Partial<Record<Department, DepartmentEndpoint>>;
+    /** Departments the gateway reaches through a relay (started here, closed with the platform). */
+    relays?: Partial<Record<Department, Relay>>;
   } = {},
 ): Promise<Platform> {
   const departments = {} as Record<Department, FastifyInstance>;
   const endpoints = {} as Record<Department, DepartmentEndpoint>;
-  for (const department of DEPARTMENTS) {
-    const app = await departmentModules[department].build({ dataDir, logger: false });
-    const address = await app.listen({ port: 0, host: "127.0.0.1" });
-    departments[department] = app;
-    endpoints[department] = { url: `${address}/graphql`, timeoutMs: 2000 };
-  }
-  const { standIns, ...gatewayOptions } = options;
-  let gateway: FastifyInstance;
+  const { standIns, relays = {}, ...gatewayOptions } = options;
+  let built: FastifyInstance | null = null;
+  let url: string;
   try {
-    gateway = await buildGateway({
+    for (const department of DEPARTMENTS) {
+      const app = await departmentModules[department].build({ dataDir, logger: false });
+      departments[department] = app;
+      const address = await app.listen({ port: 0, host: "127.0.0.1" });
+      endpoints[department] = { url: `${address}/graphql`, timeoutMs: 2000 };
+      const relay = relays[department];
+      if (relay) {
+        relay.target = `${address}/graphql`;
+        await relay.start();
+        endpoints[department] = { url: relay.url, timeoutMs: 2000 };
+      }
+    }
+    built = await buildGateway({
       ...gatewayOptions,
       logger: false,
       config: {
@@ -64,12 +74,17 @@ export async function startPlatform(
         departments: { ...endpoints, ...standIns },
       },
     });
+    url = `${await built.listen({ port: 0, host: "127.0.0.1" })}/graphql`;
   } catch (error) {
-    // A gateway that refused to start leaves no department listening behind it.
-    await Promise.all(Object.values(departments).map((department) => department.close()));
+    // A platform that failed to start leaves nothing listening behind it (nor a ledger open).
+    await Promise.allSettled([
+      built?.close(),
+      ...Object.values(departments).map((department) => department.close()),
+      ...Object.values(relays).map((relay) => relay.close()),
+    ]);
     throw error;
   }
-  const url = `${await gateway.listen({ port: 0, host: "127.0.0.1" })}/graphql`;
+  const gateway: FastifyInstance = built;
   const stopped = new Set<Department>();
   return {
     url,
@@ -81,12 +96,17 @@ export async function startPlatform(
       await departments[department].close();
     },
     async close() {
-      await gateway.close();
-      await Promise.all(
-        DEPARTMENTS.filter((d) => !stopped.has(d)).map((department) =>
-          departments[department].close(),
-        ),
-      );
+      // Every department is closed even when the gateway's close fails, which is then reported.
+      try {
+        await gateway.close();
+      } finally {
+        await Promise.all([
+          ...DEPARTMENTS.filter((d) => !stopped.has(d)).map((department) =>
+            departments[department].close(),
+          ),
+          ...Object.values(relays).map((relay) => relay.close()),
+        ]);
+      }
     },
     query: (query, variables, headers) => postGraphQL(url, query, variables, headers),
   };
@@ -109,4 +129,19 @@ export async function postGraphQL<T = Record<string, unknown>>(
     body: JSON.stringify({ query, variables }),
   });
   return { status: response.status, body: (await response.json()) as never };
+}
+
+/**
+ * An `afterAll`: closes the platform if it started (a `beforeAll` that failed leaves it
+ * undefined), then runs the rest (removing data directories) whether or not closing failed.
+ */
+export async function tearDown(
+  platform: Platform | undefined,
+  ...then: Array<() => unknown>
+): Promise<void> {
+  try {
+    await platform?.close();
+  } finally {
+    for (const step of then) step();
+  }
 }

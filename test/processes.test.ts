@@ -6,7 +6,7 @@
 import { existsSync, readdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, onTestFinished } from "vitest";
 import { ProcessClaims, ProcessLock } from "../common/processes.ts";
 import { holder, tempDataDir } from "./helpers.ts";
 
@@ -19,9 +19,12 @@ describe("a process lock", () => {
     const path = join(data.dir, "x.alive");
     expect(ProcessLock.held(path)).toBeNull();
     const other = await holder("lock", path);
-    expect(ProcessLock.held(path)).toBe(true);
-    expect(ProcessLock.held(path)).toBe(true); // testing it does not take it away
-    await other.kill();
+    try {
+      expect(ProcessLock.held(path)).toBe(true);
+      expect(ProcessLock.held(path)).toBe(true); // testing it does not take it away
+    } finally {
+      await other.kill();
+    }
     expect(ProcessLock.held(path)).toBe(false);
     // Found under its name only once locked; no rollback journal beside it.
     expect(readdirSync(data.dir)).toEqual(["x.alive"]);
@@ -54,6 +57,8 @@ describe("claims", () => {
     const file = join(data.dir, "out.claim.db");
     const other = await holder("claim", file, "output");
     const claims = ProcessClaims.open(file);
+    // Killed however the test ends: `kill` again after it was killed waits for nothing.
+    onTestFinished(() => other.kill());
     try {
       expect(claims.take("output")).toEqual({ mine: false, holder: other.pid });
       // Another container's run, whose number here happens to be this process's own: its lock

@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEPARTMENTS, type Department, urlVariable } from "../common/departments.ts";
 import { freePort, processTree } from "../scripts/bench/processes.ts";
-import { tempDataDir } from "./helpers.ts";
+import { journalRecords, tempDataDir } from "./helpers.ts";
 import { DEV_DESK } from "./platform.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -138,7 +138,7 @@ describe("npm start", () => {
     };
     const id = Object.values(demo.subjects).flatMap((subject) => subject.ids)[0];
     const { status, body } = await post(
-      `query ($id: ID!) { person(id: $id) { id name hukouRegion { code } hasValidDriverLicense
+      `query StartCheck($id: ID!) { person(id: $id) { id name hukouRegion { code } hasValidDriverLicense
         maritalStatus legalRepresentativeOf { uscc }
         consecutiveInsuredMonths(region: "110000", upTo: "2026-10")
         incomeTaxYears(region: "110000", fromYear: 2021, toYear: 2025) } }`,
@@ -147,6 +147,13 @@ describe("npm start", () => {
     expect(body.errors).toBeUndefined();
     expect(status).toBe(200);
     expect(body.data?.person).toMatchObject({ id });
+    // Acknowledged, so in the gateway's journal already: the subject, answered, by all six.
+    const records = journalRecords(data.dir).filter(
+      (record) => record.operationName === "StartCheck",
+    );
+    expect(records).toHaveLength(1);
+    expect(records[0]).toMatchObject({ subjects: id, outcomes: "a", deskId: "dev-desk" });
+    expect(records[0]?.departments).toEqual([...DEPARTMENTS].sort());
   });
 
   it("signs proofs (a worker thread of the bundle)", async () => {
@@ -240,11 +247,14 @@ describe("npm start over an interrupted seed, and when a process dies", () => {
 
   it("seeds again, then stops the whole platform (exit 1) when the departments' process dies", async () => {
     const own = tempDataDir();
+    let second: ChildProcess | null = null;
     try {
       // What a seed stopped half-way leaves: its marker and a database it had begun.
       writeFileSync(join(own.dir, ".seeding"), "12345\n");
       writeFileSync(join(own.dir, "hukou.db"), "");
-      const { child: second, port } = await npmStart(own.dir, { SEED_PERSONS: "200" });
+      const started = await npmStart(own.dir, { SEED_PERSONS: "200" });
+      second = started.child;
+      const { port } = started;
       const running = untilRunning(second);
       await running.ready;
       expect(running.output()).toContain(
@@ -260,6 +270,11 @@ describe("npm start over an interrupted seed, and when a process dies", () => {
       expect(running.output()).toContain("stopping the platform");
       expect(await refused(`http://127.0.0.1:${port}/health`)).toBe(true);
     } finally {
+      // A failed assertion above must not leave the platform running on a removed directory.
+      if (second && second.exitCode === null && second.signalCode === null) {
+        second.kill("SIGINT");
+        await exited(second);
+      }
       own.remove();
     }
   }, 180_000);

@@ -8,7 +8,7 @@ import type { AddressInfo } from "node:net";
 import type { GraphQLDataSourceProcessOptions } from "@apollo/gateway/dist/datasources/types.js";
 import type { FastifyInstance } from "fastify";
 import type { GraphQLError } from "graphql";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { departmentSecret } from "../../common/signing.ts";
 import {
   DepartmentClient,
@@ -19,6 +19,7 @@ import { OPEN_PRINCIPAL } from "../../gateway/principal.ts";
 import { departmentModules } from "../../subgraphs/registry.ts";
 import { LI_NA, WANG_QIANG, writeFixtures, ZHANG_LAO, ZHANG_WEI } from "../fixtures.ts";
 import { tempDataDir } from "../helpers.ts";
+import { Relay } from "../relay.ts";
 
 interface Received {
   query: string;
@@ -83,6 +84,7 @@ class StandIn {
   }
 
   async stop(): Promise<void> {
+    this.server?.closeAllConnections();
     await new Promise((resolve) => this.server?.close(resolve));
   }
 }
@@ -143,10 +145,8 @@ describe("coalescing against a stand-in department", () => {
     department.received.length = 0;
     traffic = client(department.url);
   });
-  afterAll(async () => {
-    await traffic.close();
-    await department.stop();
-  });
+  afterEach(() => traffic.close());
+  afterAll(() => department.stop());
 
   it("sends concurrent entity fetches as one _entities call and gives each caller its slice", async () => {
     const answers = await Promise.all([
@@ -292,7 +292,11 @@ describe("coalescing against a stand-in department", () => {
   });
 
   it("fails every caller of a batch with its own path when the department is down", async () => {
-    const down = client("http://127.0.0.1:9/graphql");
+    // A department that has died: every connection to it is cut.
+    const dead = new Relay();
+    await dead.start();
+    dead.down();
+    const down = client(dead.url);
     const contexts = [context("r1"), context("r2")];
     const results = await Promise.allSettled(
       contexts.map((ctx, index) =>
@@ -308,6 +312,8 @@ describe("coalescing against a stand-in department", () => {
       ),
     );
     await down.close();
+    await dead.close();
+    expect(dead.connections).toBeGreaterThan(0);
     expect(results.map((result) => result.status)).toEqual(["rejected", "rejected"]);
     const errors = results.map(
       (result) => (result as PromiseRejectedResult).reason as GraphQLError,

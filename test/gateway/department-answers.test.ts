@@ -9,7 +9,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeFixtures, ZHANG_WEI } from "../fixtures.ts";
 import { tempDataDir } from "../helpers.ts";
-import { type Platform, startPlatform } from "../platform.ts";
+import { type Platform, startPlatform, tearDown } from "../platform.ts";
 
 /** What the stand-in traffic department does with the next requests. */
 let behaviour: (
@@ -43,12 +43,16 @@ beforeAll(async () => {
   });
 }, 60_000);
 
-afterAll(async () => {
-  await platform.close();
-  server.closeAllConnections();
-  await new Promise((resolve) => server.close(resolve));
-  data.remove();
-});
+afterAll(() =>
+  tearDown(
+    platform,
+    () => {
+      server.closeAllConnections();
+      server.close();
+    },
+    data.remove,
+  ),
+);
 
 const json = (body: unknown) => (_: unknown, response: import("node:http").ServerResponse) => {
   response.writeHead(200, { "content-type": "application/json" });

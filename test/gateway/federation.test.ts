@@ -12,21 +12,23 @@ import {
   ZHANG_XIAOMING,
 } from "../fixtures.ts";
 import { tempDataDir } from "../helpers.ts";
-import { DEV_DESK, type Platform, startPlatform } from "../platform.ts";
+import { DEV_DESK, type Platform, startPlatform, tearDown } from "../platform.ts";
+import { Relay } from "../relay.ts";
 
 let platform: Platform;
 let data: ReturnType<typeof tempDataDir>;
+/** The household register is reached through a relay, to see what the gateway sends it. */
+const hukou = new Relay();
 
 beforeAll(async () => {
   data = tempDataDir();
   writeFixtures(data.dir);
-  platform = await startPlatform(data.dir);
+  platform = await startPlatform(data.dir, {
+    relays: { hukou },
+  });
 });
 
-afterAll(async () => {
-  await platform.close();
-  data.remove();
-});
+afterAll(() => tearDown(platform, data.remove));
 
 describe("one request across departments", () => {
   it("answers name, hukou region, licence validity, marital status and companies from five departments", async () => {
@@ -171,12 +173,25 @@ describe("bad input", () => {
   });
 
   it("refuses mutations and unknown fields without calling any department", async () => {
+    hukou.clear();
+    const mutation = await platform.query(`mutation { person(id: "${ZHANG_WEI}") { name } }`);
+    // The graph is read-only: 405, whatever the method, before the document is validated.
+    expect(mutation.status).toBe(405);
+    expect(mutation.body.errors?.[0]).toMatchObject({
+      message: "Only queries are served, not mutations",
+      extensions: { code: "BAD_USER_INPUT" },
+    });
     const unknownField = await platform.query(`{ person(id: "${ZHANG_WEI}") { salary } }`);
     expect(unknownField.status).toBe(400);
     expect(unknownField.body.errors?.[0]?.extensions?.code).toBe("GRAPHQL_VALIDATION_FAILED");
     const syntax = await platform.query(`{ person(id: `);
     expect(syntax.status).toBe(400);
     expect(syntax.body.errors?.[0]?.extensions?.code).toBe("GRAPHQL_PARSE_FAILED");
+    // Every person is looked up in the register first: nothing reached it.
+    expect(hukou.arrivals).toHaveLength(0);
+    // (The relay does see a request that runs.)
+    await platform.query(`{ person(id: "${ZHANG_WEI}") { name } }`);
+    expect(hukou.arrivals).toHaveLength(1);
   });
 
   it("never shows a stack trace or an internal URL", async () => {
@@ -232,16 +247,21 @@ describe("operability", () => {
   });
 
   it("passes the request id on to the departments", async () => {
+    hukou.clear();
     const response = await fetch(platform.url, {
       method: "POST",
       headers: { "content-type": "application/json", "x-request-id": "desk-req-42", ...DEV_DESK },
       body: JSON.stringify({ query: `{ person(id: "${ZHANG_WEI}") { name } }` }),
     });
     expect(response.headers.get("x-request-id")).toBe("desk-req-42");
+    expect(hukou.arrivals.map((arrival) => arrival.headers["x-request-id"])).toEqual([
+      "desk-req-42",
+    ]);
   });
 
   it("replaces a request id too long or of odd characters, which could break a shared department call", async () => {
     // Sent at once, the three share the register's call, whose header carries their ids.
+    hukou.clear();
     const ask = (id: string) =>
       fetch(platform.url, {
         method: "POST",
@@ -257,5 +277,10 @@ describe("operability", () => {
     expect(ids[0]).toMatch(/^[0-9a-f-]{36}$/);
     expect(ids[1]).toMatch(/^[0-9a-f-]{36}$/);
     expect(ids[2]).toBe("desk-req-43");
+    // The register heard the ids the desks were answered with, none of the refused ones.
+    const heard = hukou.arrivals.flatMap((arrival) =>
+      String(arrival.headers["x-request-id"]).split(","),
+    );
+    expect(heard.sort()).toEqual([...ids].sort());
   });
 });

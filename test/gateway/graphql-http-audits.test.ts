@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { departmentSecret, SIGNATURE_HEADER, signBody } from "../../common/signing.ts";
 import { writeFixtures } from "../fixtures.ts";
 import { tempDataDir } from "../helpers.ts";
-import { DEV_DESK, type Platform, startPlatform } from "../platform.ts";
+import { DEV_DESK, type Platform, startPlatform, tearDown } from "../platform.ts";
 
 let platform: Platform;
 let data: ReturnType<typeof tempDataDir>;
@@ -18,10 +18,7 @@ beforeAll(async () => {
   platform = await startPlatform(data.dir);
 });
 
-afterAll(async () => {
-  await platform.close();
-  data.remove();
-});
+afterAll(() => tearDown(platform, data.remove));
 
 /** A fetch that signs its body as the gateway does: the subgraph serves nobody else. */
 const signedFetch: typeof fetch = async (input, init) => {

@@ -172,9 +172,10 @@ describe("result shaping, straight and walked", () => {
         spoil(input);
         const expected = answer(3);
         spoil(expected);
-        expect(received(() => straight.shape(input, variables))).toEqual(
-          received(() => walk.shape(expected, variables)),
-        );
+        const walked = received(() => walk.shape(expected, variables));
+        // Both failing alike would pass: only the answer no response can be made of may fail.
+        if (name !== "a list as an object") expect(walked).not.toHaveProperty("failed");
+        expect(received(() => straight.shape(input, variables))).toEqual(walked);
       }
     });
   }

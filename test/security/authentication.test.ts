@@ -11,7 +11,7 @@ import { DEVELOPMENT_CITIZEN_ISSUER } from "../../gateway/config.ts";
 import { developmentCitizenToken } from "../../gateway/security/citizen-token.ts";
 import { writeFixtures, ZHANG_WEI } from "../fixtures.ts";
 import { tempDataDir } from "../helpers.ts";
-import { DEV_DESK, type Platform, startPlatform } from "../platform.ts";
+import { DEV_DESK, type Platform, startPlatform, tearDown } from "../platform.ts";
 
 let platform: Platform;
 let data: ReturnType<typeof tempDataDir>;
@@ -47,9 +47,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await platform.close();
-  jwks.close();
-  data.remove();
+  jwks?.close();
+  await tearDown(platform, data.remove);
 });
 
 describe("desks", () => {

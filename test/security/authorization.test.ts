@@ -9,21 +9,23 @@ import { openAuditDatabase, subjectEntries } from "../../gateway/ledger/store.ts
 import { hashKey } from "../../gateway/security/desks.ts";
 import { LI_NA, WANG_QIANG, writeFixtures, ZHANG_COMPANY, ZHANG_WEI } from "../fixtures.ts";
 import { tempDataDir } from "../helpers.ts";
-import { LOTTERY_DESK, type Platform, startPlatform } from "../platform.ts";
+import { LOTTERY_DESK, type Platform, startPlatform, tearDown } from "../platform.ts";
+import { Relay } from "../relay.ts";
 
 let platform: Platform;
 let data: ReturnType<typeof tempDataDir>;
+/** The civil register is reached through a relay, to see whether it was asked at all. */
+const civil = new Relay();
 
 beforeAll(async () => {
   data = tempDataDir();
   writeFixtures(data.dir);
-  platform = await startPlatform(data.dir);
+  platform = await startPlatform(data.dir, {
+    relays: { civil },
+  });
 });
 
-afterAll(async () => {
-  await platform.close();
-  data.remove();
-});
+afterAll(() => tearDown(platform, data.remove));
 
 /** A subject's entries as audit.db holds them, once everything acknowledged has been moved there. */
 async function entriesOf(subject: string) {
@@ -100,11 +102,17 @@ describe("the lottery desk", () => {
 
   it("never calls a department whose every field was withheld", async () => {
     // Marital status needs civil:marital-status, which the lottery purpose does not grant.
-    await platform.query(
+    civil.clear();
+    const { body } = await platform.query(
       `query Marital { person(id: "${LI_NA}") { maritalStatus alive } }`,
       {},
       LOTTERY_DESK,
     );
+    expect(body.errors?.map((error) => error.extensions?.code)).toEqual(["FORBIDDEN"]);
+    expect(civil.arrivals).toHaveLength(0);
+    // (Asked for by a desk that may see it, the same field does reach civil.)
+    await platform.query(`{ person(id: "${LI_NA}") { maritalStatus } }`);
+    expect(civil.arrivals).toHaveLength(1);
     const [entry] = (await entriesOf(LI_NA)).filter((e) => e.operationName === "Marital");
     expect(entry?.departments).toEqual(["hukou"]);
     expect(entry?.denied).toEqual(["Person.maritalStatus"]);

@@ -16,7 +16,7 @@ import {
 } from "../../gateway/ledger/store.ts";
 import { LI_NA, writeFixtures, ZHANG_WEI } from "../fixtures.ts";
 import { tempDataDir } from "../helpers.ts";
-import { LOTTERY_DESK, type Platform, startPlatform } from "../platform.ts";
+import { LOTTERY_DESK, type Platform, startPlatform, tearDown } from "../platform.ts";
 
 let platform: Platform;
 let data: ReturnType<typeof tempDataDir>;
@@ -32,8 +32,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   if (holder?.open) holder.close();
-  if (!closed) await platform.close();
-  data.remove();
+  await tearDown(closed ? undefined : platform, data.remove);
 });
 
 /** Ends the ledger's writer thread from outside, as a crash of that thread would. */

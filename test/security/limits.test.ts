@@ -5,12 +5,13 @@
  */
 import { createHash } from "node:crypto";
 import { writeFileSync } from "node:fs";
+import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashKey } from "../../gateway/security/desks.ts";
 import { writeFixtures, ZHANG_WEI } from "../fixtures.ts";
 import { tempDataDir } from "../helpers.ts";
-import { DEV_DESK, type Platform, startPlatform } from "../platform.ts";
+import { DEV_DESK, type Platform, startPlatform, tearDown } from "../platform.ts";
 
 let platform: Platform;
 let data: ReturnType<typeof tempDataDir>;
@@ -18,6 +19,7 @@ let data: ReturnType<typeof tempDataDir>;
 const REGISTERED_OPERATION = `query LicenceCheck($id: ID!) { person(id: $id) { hasValidDriverLicense(on: "2026-11-01") } }`;
 const REGISTERED_HASH = createHash("sha256").update(REGISTERED_OPERATION).digest("hex");
 const THROTTLED = { authorization: "Bearer throttled-desk-key", "x-purpose": "testing" };
+const THROTTLED_TOO = { authorization: "Bearer throttled-too-desk-key", "x-purpose": "testing" };
 const SAFELISTED = { authorization: "Bearer safelisted-desk-key", "x-purpose": "testing" };
 
 beforeAll(async () => {
@@ -40,6 +42,13 @@ beforeAll(async () => {
           id: "throttled",
           name: "Throttled test desk",
           keys: [`sha256:${hashKey("throttled-desk-key")}`],
+          rateLimit: { max: 2, windowMs: 60000 },
+          purposes,
+        },
+        {
+          id: "throttled-too",
+          name: "Another throttled test desk",
+          keys: [`sha256:${hashKey("throttled-too-desk-key")}`],
           rateLimit: { max: 2, windowMs: 60000 },
           purposes,
         },
@@ -81,10 +90,7 @@ beforeAll(async () => {
   });
 });
 
-afterAll(async () => {
-  await platform.close();
-  data.remove();
-});
+afterAll(() => tearDown(platform, data.remove));
 
 async function post(body: unknown, headers: Record<string, string> = DEV_DESK) {
   const response = await fetch(platform.url, {
@@ -223,6 +229,28 @@ describe("rate limits per desk", () => {
     // Another key of nobody: refused by authentication before it could count against a desk.
     const stranger = await post({ query: "{ __typename }" }, { authorization: "Bearer nobody" });
     expect(stranger.status).toBe(401);
+    // A second desk with the same limit, from the address whose first desk is spent, each request
+    // on a connection of its own: its own two requests, then 429.
+    const alone = (headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const request = httpRequest(
+          platform.url,
+          {
+            method: "POST",
+            agent: false,
+            headers: { "content-type": "application/json", ...headers },
+          },
+          (response) => {
+            response.resume();
+            response.on("end", () => resolve(response.statusCode ?? 0));
+          },
+        );
+        request.on("error", reject);
+        request.end(JSON.stringify({ query: "{ __typename }" }));
+      });
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push(await alone(THROTTLED_TOO));
+    expect(statuses).toEqual([200, 200, 429]);
   });
 });
 

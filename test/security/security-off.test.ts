@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeFixtures, ZHANG_WEI } from "../fixtures.ts";
 import { tempDataDir } from "../helpers.ts";
-import { type Platform, startPlatform } from "../platform.ts";
+import { type Platform, startPlatform, tearDown } from "../platform.ts";
 
 let platform: Platform;
 let data: ReturnType<typeof tempDataDir>;
@@ -18,10 +18,7 @@ beforeAll(async () => {
   platform = await startPlatform(data.dir, { config: { security: { enabled: false } } });
 });
 
-afterAll(async () => {
-  await platform.close();
-  data.remove();
-});
+afterAll(() => tearDown(platform, data.remove));
 
 describe("security off", () => {
   it("answers without credentials, every field, unmasked, and records nothing", async () => {

@@ -325,7 +325,9 @@ describe("nonsensical arguments", () => {
       }`,
       { representations: [representation] },
     );
-    return result.errors?.[0]?.extensions;
+    const [error] = result.errors ?? [];
+    // An error without extensions (a plain Error thrown in a resolver) is an error all the same.
+    return error ? (error.extensions ?? { message: error.message }) : undefined;
   }
   const person = { __typename: "Person", id: everyYear };
   const organization = { __typename: "Organization", uscc: exactly };

@@ -9,13 +9,15 @@ import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { FastifyInstance } from "fastify";
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import { ProcessClaims } from "../../common/processes.ts";
 import { databasePath } from "../../common/sqlite.ts";
 import { seedPopulation } from "../../scripts/population.ts";
 import { departmentModules } from "../../subgraphs/registry.ts";
 import { tempDataDir } from "../helpers.ts";
-import { type Platform, startPlatform } from "../platform.ts";
+import { type Platform, startPlatform, tearDown } from "../platform.ts";
+import { Relay } from "../relay.ts";
 import { D } from "./records.ts";
 
 const POLICY = "beijing-car-lottery/individual";
@@ -25,6 +27,8 @@ let platform: Platform;
 let data: ReturnType<typeof tempDataDir>;
 let ids: string[];
 let input: string;
+/** Traffic is reached through a relay: it can die and come back at the same address. */
+const trafficRelay = new Relay();
 
 interface Line {
   subject: string | null;
@@ -47,13 +51,24 @@ beforeAll(async () => {
   rows.splice(5000, 0, "not an id");
   input = join(data.dir, "applicants.csv");
   writeFileSync(input, `id,name\n${rows.map((row) => `${row},x`).join("\n")}\n`);
-  platform = await startPlatform(data.dir, { config: { breakerResetMs: 300 } });
+  platform = await startPlatform(data.dir, {
+    config: { breakerResetMs: 300 },
+    relays: { traffic: trafficRelay },
+  });
 }, 120_000);
 
-afterAll(async () => {
-  await platform?.close();
-  data?.remove();
+/** `npm run verify` runs still going when their test ended (it failed before their end). */
+const verifyRuns = new Set<ChildProcess>();
+afterEach(() => {
+  for (const child of verifyRuns) child.kill("SIGKILL");
+  verifyRuns.clear();
 });
+
+afterAll(() => tearDown(platform, () => data?.remove()));
+
+function departmentUrl(app: FastifyInstance): string {
+  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/graphql`;
+}
 
 /** The process claiming an output for a verify run, if any. */
 function claimHolder(output: string): number | null {
@@ -92,6 +107,8 @@ function runVerify(args: string[]): {
     ],
     { stdio: ["ignore", "pipe", "pipe"] },
   );
+  verifyRuns.add(child);
+  child.once("exit", () => verifyRuns.delete(child));
   let stdout = "";
   let stderr = "";
   child.stdout?.on("data", (chunk: Buffer) => {
@@ -267,7 +284,6 @@ describe("npm run verify", { timeout: 240_000 }, () => {
 
   it("a department stopped during a run gives UNDETERMINED naming it; --only-undetermined completes them", async () => {
     const output = join(data.dir, "traffic-down.ndjson");
-    const trafficPort = (platform.departments.traffic.server.address() as AddressInfo).port;
     const run = runVerify([
       "--input",
       input,
@@ -279,6 +295,7 @@ describe("npm run verify", { timeout: 240_000 }, () => {
     ]);
     await until(() => countLines(output) >= 2_000);
     await platform.stopDepartment("traffic");
+    trafficRelay.down();
     const stopped = await run.done;
     // Finished, with verdicts still to be had: exit 3.
     expect(stopped.code, stopped.stderr).toBe(3);
@@ -300,9 +317,13 @@ describe("npm run verify", { timeout: 240_000 }, () => {
       expect(result.reasons).not.toContain("OWNS_CAR_IN_BEIJING");
     }
 
-    // Traffic comes back on the same address; only the undetermined subjects are asked again.
+    // Traffic comes back at the same address (the relay's); only the undetermined subjects are
+    // asked again.
     const traffic = await departmentModules.traffic.build({ dataDir: data.dir, logger: false });
-    await traffic.listen({ port: trafficPort, host: "127.0.0.1" });
+    onTestFinished(() => traffic.close());
+    await traffic.listen({ port: 0, host: "127.0.0.1" });
+    trafficRelay.target = departmentUrl(traffic);
+    trafficRelay.up();
     // Once the breaker lets requests through again, traffic answers.
     const probe = async () => {
       const { body } = await platform.query<{ verify: Line[] }>(
@@ -338,6 +359,5 @@ describe("npm run verify", { timeout: 240_000 }, () => {
       }
     });
     expect(finished.some((result) => result.outcome === "UNDETERMINED")).toBe(false);
-    await traffic.close();
   });
 });

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { databasePath } from "../../common/sqlite.ts";
 import { seedPopulation } from "../../scripts/population.ts";
 import { tempDataDir } from "../helpers.ts";
-import { DEV_DESK, LOTTERY_DESK, type Platform, startPlatform } from "../platform.ts";
+import { DEV_DESK, LOTTERY_DESK, type Platform, startPlatform, tearDown } from "../platform.ts";
 import { D } from "./records.ts";
 
 const POLICY = "beijing-car-lottery/individual";
@@ -30,10 +30,7 @@ beforeAll(async () => {
   platform = await startPlatform(data.dir);
 }, 120_000);
 
-afterAll(async () => {
-  await platform.close();
-  data.remove();
-});
+afterAll(() => tearDown(platform, data.remove));
 
 const base = () => platform.url.replace(/\/graphql$/, "");
 
@@ -69,12 +66,23 @@ async function progress(id: string, headers: Record<string, string> = DEV_DESK) 
   return { status: response.status, body: (await response.json()) as JobView };
 }
 
-async function finished(id: string): Promise<JobView> {
+/** Polls a job until `reached` holds for it; fails the test, naming what it saw, after 60 s. */
+async function until(
+  id: string,
+  reached: (job: JobView) => boolean,
+  every = 100,
+): Promise<JobView> {
+  const deadline = Date.now() + 60_000;
   for (;;) {
     const { body } = await progress(id);
-    if (body.status === "done" || body.status === "failed") return body;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    if (reached(body)) return body;
+    if (Date.now() > deadline) throw new Error(`job ${id} is still ${JSON.stringify(body)}`);
+    await new Promise((resolve) => setTimeout(resolve, every));
   }
+}
+
+function finished(id: string): Promise<JobView> {
+  return until(id, (job) => job.status === "done" || job.status === "failed");
 }
 
 async function results(id: string, headers: Record<string, string> = DEV_DESK) {
@@ -144,11 +152,7 @@ describe("POST /jobs", { timeout: 180_000 }, () => {
     const reference = (await submit(csv, query)).body.id;
     await finished(reference);
     const { body } = await submit(csv, query);
-    for (;;) {
-      const { body: view } = await progress(body.id);
-      if (view.done > 0) break;
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await until(body.id, (job) => job.done > 0, 20);
     await platform.close();
     const stopped = JSON.parse(
       readFileSync(join(data.dir, "jobs", body.id, "job.json"), "utf8"),
@@ -196,7 +200,10 @@ describe("POST /jobs", { timeout: 180_000 }, () => {
     };
     claim(process.ppid);
     platform = await startPlatform(data.dir);
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Jobs run one after another, the resumed ones first: once a job submitted now is done, the
+    // claimed one has had its turn.
+    const later = await submit(`id\n${ids.slice(5, 7).join("\n")}`, query);
+    expect(await finished(later.body.id)).toMatchObject({ status: "done", done: 2 });
     expect((await progress(body.id)).body).toMatchObject({ status: "queued", done: 0 });
     await platform.close();
 

@@ -4,7 +4,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDataDir } from "../helpers.ts";
-import { type Platform, startPlatform } from "../platform.ts";
+import { type Platform, startPlatform, tearDown } from "../platform.ts";
 import { D, HEBEI_DISTRICT, Records } from "./records.ts";
 
 const POLICY = "beijing-car-lottery/organization";
@@ -58,10 +58,7 @@ beforeAll(async () => {
   platform = await startPlatform(data.dir);
 });
 
-afterAll(async () => {
-  await platform.close();
-  data.remove();
-});
+afterAll(() => tearDown(platform, data.remove));
 
 interface VerdictBody {
   subject: string;

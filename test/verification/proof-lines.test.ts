@@ -197,7 +197,9 @@ describe("result lines encoded by the signing threads", () => {
     };
     const keys = createLocalJWKSet({ keys: verifier.keys.publishedKeys() });
     const text = await encoded(verifier, run, LOTTERY, true);
-    for (const [index, line] of splitLines(Buffer.from(text)).entries()) {
+    const lines = splitLines(Buffer.from(text));
+    expect(lines).toHaveLength(run.verdicts.length);
+    for (const [index, line] of lines.entries()) {
       const { proof } = JSON.parse(line.toString()) as { proof: string };
       const { payload, protectedHeader } = await jwtVerify(proof, keys, {
         algorithms: ["EdDSA"],

@@ -22,7 +22,7 @@ import { maskPersonId } from "../../common/masking.ts";
 import { ProofKeys } from "../../gateway/verification/keys.ts";
 import { type ProofClaims, ProofSigner, verifyProof } from "../../gateway/verification/proofs.ts";
 import { tempDataDir } from "../helpers.ts";
-import { DEV_DESK, LOTTERY_DESK, type Platform, startPlatform } from "../platform.ts";
+import { DEV_DESK, LOTTERY_DESK, type Platform, startPlatform, tearDown } from "../platform.ts";
 import { D, Records } from "./records.ts";
 
 const execFileAsync = promisify(execFile);
@@ -91,11 +91,15 @@ beforeAll(async () => {
   base = platform.url.replace(/\/graphql$/, "");
 });
 
-afterAll(async () => {
-  await platform.close();
-  process.env = saved;
-  data.remove();
-});
+afterAll(() =>
+  tearDown(
+    platform,
+    () => {
+      process.env = saved;
+    },
+    data.remove,
+  ),
+);
 
 async function proofFor(
   subject: string,
