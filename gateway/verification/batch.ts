@@ -11,6 +11,7 @@
  */
 
 import { createHash } from "node:crypto";
+import { once } from "node:events";
 import {
   closeSync,
   createReadStream,
@@ -124,20 +125,42 @@ export function missingSubjectLine(withQuota: boolean): ResultLine {
   };
 }
 
-/** CSV unless the name or the first character says NDJSON. */
+/**
+ * The format a media type names (`text/csv`, `application/x-ndjson`, `application/jsonl`), or
+ * null for any other (`application/octet-stream`, none).
+ */
+export function formatOfMediaType(contentType: string | undefined): InputFormat | null {
+  const type = contentType?.split(";")[0]?.trim().toLowerCase();
+  if (type === "text/csv") return "csv";
+  if (type === "application/x-ndjson" || type === "application/jsonl") return "ndjson";
+  return null;
+}
+
+/**
+ * CSV unless the name or the first line says NDJSON: a first line that is JSON, an object or a
+ * string (`"110105198503121015"`). A CSV whose header is quoted (`"id","name"`) is no JSON.
+ */
 export function detectFormat(path: string): InputFormat {
   if (/\.(nd)?jsonl?$|\.ndjson$/i.test(path)) return "ndjson";
   if (/\.csv$/i.test(path)) return "csv";
   const fd = openSync(path, "r");
   try {
-    const head = Buffer.alloc(256);
+    const head = Buffer.alloc(4096);
     const read = readSync(fd, head, 0, head.length, 0);
-    const first = head
+    const text = head
       .subarray(0, read)
       .toString("utf8")
       .replace(/^\uFEFF/, "")
-      .trimStart()[0];
-    return first === "{" || first === '"' ? "ndjson" : "csv";
+      .trimStart();
+    if (text[0] === "{") return "ndjson";
+    if (text[0] !== '"') return "csv";
+    const newline = text.indexOf("\n");
+    try {
+      JSON.parse(newline === -1 ? text : text.slice(0, newline));
+      return "ndjson";
+    } catch {
+      return "csv";
+    }
   } finally {
     closeSync(fd);
   }
@@ -148,8 +171,21 @@ export function subjectField(kind: SubjectKind): string {
   return kind === "PERSON" ? "id" : "uscc";
 }
 
+/**
+ * The longest subject kept as written: an identity number has 18 characters, a credit code 18.
+ * A longer one is INVALID without being repeated in its result line (a field of megabytes would
+ * be, in every line of the output, and in memory while it is encoded).
+ */
+const MAX_SUBJECT_LENGTH = 64;
+
+/**
+ * The longest record read: a file of one line of hundreds of megabytes would otherwise be held
+ * whole in memory (twice, as text) before it could be found INVALID.
+ */
+export const MAX_RECORD_BYTES = 64 * 1024;
+
 function subjectOf(value: unknown): string | null {
-  if (typeof value === "string") return value;
+  if (typeof value === "string") return value.length <= MAX_SUBJECT_LENGTH ? value : null;
   // An 18-digit identity number written as a JSON number has already lost its last digits (a
   // double holds 15–17), and what is left may pass the check digit as somebody else's number:
   // only a number that is exactly an integer is taken, as its digits (never a valid id, so INVALID).
@@ -159,6 +195,59 @@ function subjectOf(value: unknown): string | null {
 
 /** An input file the desk must mend (a CSV without the subject's column): not our failure. */
 export class InputProblem extends Error {}
+
+/** csv-parse's errors are the file's (an unclosed quote, a record too long): the desk's to mend. */
+function csvProblem(error: unknown): unknown {
+  const { code, lines, message } = error as { code?: unknown; lines?: unknown; message?: unknown };
+  if (typeof code !== "string" || !code.startsWith("CSV_")) return error;
+  const where = typeof lines === "number" ? ` (line ${lines})` : "";
+  return new InputProblem(`the CSV cannot be read${where}: ${String(message)}`);
+}
+
+/** The chunks of a file as they come, failing once a line of it runs past `max` bytes. */
+async function* boundedLines(input: AsyncIterable<Buffer>, max: number): AsyncGenerator<Buffer> {
+  let run = 0;
+  let number = 1;
+  for await (const chunk of input) {
+    let start = 0;
+    for (let end = chunk.indexOf(0x0a); end !== -1; end = chunk.indexOf(0x0a, start)) {
+      if (run + end - start > max) throw longerThan(number, max);
+      run = 0;
+      number++;
+      start = end + 1;
+    }
+    run += chunk.length - start;
+    if (run > max) throw longerThan(number, max);
+    yield chunk;
+  }
+}
+
+function longerThan(line: number, max: number): InputProblem {
+  return new InputProblem(`line ${line} is longer than ${max} bytes: not a subject`);
+}
+
+/**
+ * The lines of a file, each at most `max` bytes (an InputProblem past that), CR LF or LF, the
+ * last one with or without its newline.
+ */
+async function* linesOf(input: AsyncIterable<Buffer>, max: number): AsyncGenerator<string> {
+  let rest: Buffer = Buffer.alloc(0);
+  let number = 0;
+  const longer = () => longerThan(number + 1, max);
+  for await (const chunk of input) {
+    const data = rest.length > 0 ? Buffer.concat([rest, chunk]) : chunk;
+    let start = 0;
+    for (let end = data.indexOf(0x0a); end !== -1; end = data.indexOf(0x0a, start)) {
+      if (end - start > max) throw longer();
+      number++;
+      yield data.toString("utf8", start, end);
+      start = end + 1;
+    }
+    rest = data.subarray(start);
+    if (rest.length > max) throw longer();
+  }
+  if (rest.length > 0) yield rest.toString("utf8");
+}
 
 /**
  * The subjects of an input file, one record per CSV row or non-blank NDJSON line. The file is
@@ -174,15 +263,31 @@ export async function* readSubjects(
   try {
     if (format === "csv") {
       // Rows as arrays, the header read here: about half the cost of csv-parse's column objects.
-      const parser = input.pipe(
-        parseCsv({
-          bom: true,
-          skip_empty_lines: true,
-          relax_column_count: true,
-          relax_quotes: true,
-          trim: true,
-        }),
-      );
+      const parser = parseCsv({
+        bom: true,
+        skip_empty_lines: true,
+        relax_column_count: true,
+        relax_quotes: true,
+        trim: true,
+      });
+      // Fed by hand rather than piped, so that a line too long (checked before csv-parse holds
+      // it) fails the reading instead of a stream nobody listens to.
+      void (async () => {
+        try {
+          for await (const chunk of boundedLines(
+            input as AsyncIterable<Buffer>,
+            MAX_RECORD_BYTES,
+          )) {
+            // The reader may stop early (an interrupted job): its parser closes instead of draining.
+            if (!parser.write(chunk))
+              await Promise.race([once(parser, "drain"), once(parser, "close")]);
+            if (parser.destroyed) return;
+          }
+          parser.end();
+        } catch (error) {
+          parser.destroy(error as Error);
+        }
+      })();
       try {
         let names: string[] | null = null;
         let column = -1;
@@ -202,12 +307,14 @@ export async function* readSubjects(
           }
           yield { subject: subjectOf(row[column] ?? row[fallback]) };
         }
+      } catch (error) {
+        throw csvProblem(error);
       } finally {
         parser.destroy();
       }
       return;
     }
-    const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
+    const lines = linesOf(input as AsyncIterable<Buffer>, MAX_RECORD_BYTES);
     try {
       for await (const raw of lines) {
         const line = raw.replace(/^\uFEFF/, "").trim();
@@ -227,7 +334,7 @@ export async function* readSubjects(
         }
       }
     } finally {
-      lines.close();
+      await lines.return(undefined);
     }
   } finally {
     input.destroy();
@@ -400,6 +507,7 @@ class OrderedOutput {
   private readonly pending = new Map<number, { text: Buffer; outcomes: LineOutcome[] }>();
   private next = 0;
   private syncedAt = Date.now();
+  private closed = false;
 
   constructor(
     path: string,
@@ -410,6 +518,8 @@ class OrderedOutput {
   }
 
   put(sequence: number, text: Buffer, outcomes: LineOutcome[]): void {
+    // A closed descriptor's number is soon another file's, or a connection's: never written to.
+    if (this.closed) throw new Error("results written after their file was closed");
     this.pending.set(sequence, { text, outcomes });
     for (let batch = this.pending.get(this.next); batch; batch = this.pending.get(this.next)) {
       this.pending.delete(this.next++);
@@ -427,6 +537,8 @@ class OrderedOutput {
   }
 
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     fdatasyncSync(this.fd);
     closeSync(this.fd);
   }
@@ -457,8 +569,9 @@ export async function runBatch(options: BatchRunOptions): Promise<number> {
     inFlight.add(task);
   };
 
+  let unreadable: unknown = null;
+  let batch: InputRecord[] = [];
   try {
-    let batch: InputRecord[] = [];
     for await (const record of options.records) {
       if (seen++ < options.skip) continue;
       batch.push(record);
@@ -469,11 +582,18 @@ export async function runBatch(options: BatchRunOptions): Promise<number> {
       batch = [];
     }
     if (batch.length > 0 && failure === null && !options.signal?.aborted) start(batch);
-    await Promise.all(inFlight);
+  } catch (error) {
+    // The input stops being readable (a broken record): what was read before it is verified and
+    // written, in order, before the run fails with the input's problem.
+    unreadable = error;
+    if (batch.length > 0 && failure === null && !options.signal?.aborted) start(batch);
   } finally {
+    // Every batch in flight ends before the file is closed, whatever stopped the reading.
+    await Promise.allSettled(inFlight);
     output.close();
   }
   if (failure !== null) throw failure;
+  if (unreadable !== null) throw unreadable;
   return done;
 }
 

@@ -35,6 +35,7 @@ import { LedgerUnavailable } from "../security/pipeline.ts";
 import {
   countRecords,
   detectFormat,
+  formatOfMediaType,
   type InputFormat,
   InputProblem,
   inputProblem,
@@ -171,6 +172,8 @@ export class JobRunner {
     proofs: boolean,
     upload: NodeJS.ReadableStream,
     maxBytes: number,
+    /** The upload's media type: `text/csv` or `application/x-ndjson` decide; others are sniffed. */
+    contentType?: string,
   ): Promise<Job> {
     const policy = this.service.authorize(policyName, principal);
     const applicationDate = this.service.applicationDate(on);
@@ -201,9 +204,16 @@ export class JobRunner {
       rmSync(dir, { recursive: true, force: true });
       throw error;
     }
-    const format = detectFormat(inputFile);
-    // Refused now rather than accepted and failed later: a CSV without the subject's column.
-    const problem = await inputProblem(inputFile, policy.subjectKind, format);
+    const format = formatOfMediaType(contentType) ?? detectFormat(inputFile);
+    // Refused now rather than accepted and failed later: a CSV without the subject's column, a
+    // first record that cannot be read. Nothing of a refused upload stays on disk.
+    let problem: string | null;
+    try {
+      problem = await inputProblem(inputFile, policy.subjectKind, format);
+    } catch (error) {
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    }
     if (problem !== null) {
       rmSync(dir, { recursive: true, force: true });
       throw new VerificationRefused(
@@ -503,6 +513,7 @@ export async function registerJobRoutes(
           query.proofs !== "false",
           request.body as NodeJS.ReadableStream,
           jobs.service.config.jobsMaxBytes,
+          request.headers["content-type"],
         );
         return reply.code(202).header("location", `/jobs/${job.id}`).send(jobView(job));
       } catch (error) {

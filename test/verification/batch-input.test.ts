@@ -2,14 +2,19 @@
  * The subjects `npm run verify` and the job API read from an input file (CSV or NDJSON), and the
  * outcome read back from a result line for the tally.
  */
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import {
+  detectFormat,
+  formatOfMediaType,
   formatResultLine,
   type InputFormat,
+  InputProblem,
   lineOutcome,
+  MAX_RECORD_BYTES,
   readSubjects,
+  runBatch,
   splitLines,
 } from "../../gateway/verification/batch.ts";
 import { tempDataDir } from "../helpers.ts";
@@ -73,6 +78,88 @@ describe("reading subjects", () => {
     // about one rounding in eleven passes it, and would verify (and log an access to) somebody else.
     const ndjson = '{"id":110105198503121015}\n110105198503121015\n{"id":15.5}\n';
     expect(await subjects(ndjson, "ndjson")).toEqual([null, null, null]);
+  });
+});
+
+describe("broken and hostile input", () => {
+  it("tells a CSV with a quoted header from NDJSON, by the first line", () => {
+    const file = (name: string, text: string) => {
+      const path = join(data.dir, name);
+      writeFileSync(path, text);
+      return path;
+    };
+    expect(detectFormat(file("quoted", '"id","name"\n"110105198503121015","Wang"\n'))).toBe("csv");
+    expect(detectFormat(file("bare", '"110105198503121015"\n"110105198503121023"\n'))).toBe(
+      "ndjson",
+    );
+    expect(detectFormat(file("objects", '\uFEFF {"id":"110105198503121015"}\n'))).toBe("ndjson");
+    expect(detectFormat(file("plain", "id\n110105198503121015\n"))).toBe("csv");
+    expect(formatOfMediaType("text/csv; charset=utf-8")).toBe("csv");
+    expect(formatOfMediaType("application/x-ndjson")).toBe("ndjson");
+    expect(formatOfMediaType("application/octet-stream")).toBeNull();
+  });
+
+  it("CSV: a quote left open or closed wrongly is the file's problem, naming the line", async () => {
+    const unclosed = subjects('id\n110105198503121015\n"110105198503121023\n', "csv");
+    await expect(unclosed).rejects.toBeInstanceOf(InputProblem);
+    await expect(
+      subjects('id\n110105198503121015\n"110105198503121023"x\n', "csv"),
+    ).rejects.toThrow(/the CSV cannot be read \(line 3\)/);
+  });
+
+  it("a record longer than 64 KiB is refused, not held in memory; a long subject is none", async () => {
+    const huge = "a".repeat(MAX_RECORD_BYTES + 1);
+    await expect(subjects(`{"id":"${huge}"}\n`, "ndjson")).rejects.toThrow(
+      `line 1 is longer than ${MAX_RECORD_BYTES} bytes`,
+    );
+    await expect(subjects(`"110105198503121015"\n{"id":"${huge}"}`, "ndjson")).rejects.toThrow(
+      "line 2 is longer",
+    );
+    await expect(subjects(`id\n${huge}\n`, "csv")).rejects.toBeInstanceOf(InputProblem);
+    const long = "1".repeat(65);
+    expect(await subjects(`{"id":"${long}"}\n"${"1".repeat(64)}"\r\n`, "ndjson")).toEqual([
+      null,
+      "1".repeat(64),
+    ]);
+    expect(await subjects(`id\n${long}\n`, "csv")).toEqual([null]);
+  });
+});
+
+describe("a run whose input breaks", () => {
+  it("writes, in order, the verdicts of what was read before the break, then fails with it; nothing after its file is closed", async () => {
+    const output = join(data.dir, "broken-run.ndjson");
+    async function* records() {
+      for (let index = 0; index < 5; index++) yield { subject: `S${index}` };
+      throw new InputProblem("line 7: broken");
+    }
+    const verified: string[][] = [];
+    const run = runBatch({
+      records: records(),
+      output,
+      skip: 0,
+      batchSize: 2,
+      concurrency: 3,
+      withQuota: false,
+      // Batches finish after the reading has failed, the first one last.
+      verify: async (batch) => {
+        verified.push(batch);
+        await new Promise((resolve) => setTimeout(resolve, batch[0] === "S0" ? 60 : 20));
+        const lines = batch.map((subject) =>
+          formatResultLine({ subject, outcome: "ELIGIBLE", reasons: [], unavailable: [] }),
+        );
+        return {
+          text: Buffer.from(lines.map((line) => `${line}\n`).join("")),
+          outcomes: batch.map(() => ({ outcome: "ELIGIBLE", reasons: [] })),
+        };
+      },
+    });
+    await expect(run).rejects.toThrow("line 7: broken");
+    expect(verified).toEqual([["S0", "S1"], ["S2", "S3"], ["S4"]]);
+    const written = readFileSync(output, "utf8")
+      .split("\n")
+      .filter((line) => line !== "")
+      .map((line) => JSON.parse(line).subject);
+    expect(written).toEqual(["S0", "S1", "S2", "S3", "S4"]);
   });
 });
 

@@ -126,11 +126,49 @@ describe("POST /jobs", { timeout: 180_000 }, () => {
     const { body } = await submit(
       ndjson,
       `policy=${encodeURIComponent(POLICY)}&on=${D}&proofs=false`,
+      { ...DEV_DESK, "content-type": "application/x-ndjson" },
     );
     await finished(body.id);
     const { lines } = await results(body.id);
     expect(lines.map((line) => line.subject)).toEqual(ids.slice(0, 50));
     expect(lines.every((line) => line.proof === undefined)).toBe(true);
+  });
+
+  it("reads a CSV with quoted fields as CSV, whatever its type says", async () => {
+    const quoted = `"id","name"\n${ids
+      .slice(0, 3)
+      .map((id) => `"${id}","x"`)
+      .join("\n")}\n`;
+    const query = `policy=${encodeURIComponent(POLICY)}&on=${D}&proofs=false`;
+    for (const type of ["text/csv", "application/octet-stream"]) {
+      const { status, body } = await submit(quoted, query, { ...DEV_DESK, "content-type": type });
+      expect(status).toBe(202);
+      expect(await finished(body.id)).toMatchObject({ status: "done", done: 3 });
+      const { lines } = await results(body.id);
+      expect(lines.map((line) => line.subject)).toEqual(ids.slice(0, 3));
+      expect(lines.some((line) => line.outcome === "INVALID")).toBe(false);
+    }
+  });
+
+  it("refuses an upload it cannot read with 400, keeping nothing of it; a record broken later fails the job, naming it, with the verdicts before it", async () => {
+    const query = `policy=${encodeURIComponent(POLICY)}&on=${D}&proofs=false`;
+    const before = readdirSync(join(data.dir, "jobs")).length;
+    const refused = await submit(`id\n"${ids[0]}"x\n`, query);
+    expect(refused.status).toBe(400);
+    expect(refused.body.errors?.[0]).toMatchObject({
+      message: expect.stringContaining("the CSV cannot be read (line 2)"),
+      extensions: { code: "BAD_USER_INPUT" },
+    });
+    expect(readdirSync(join(data.dir, "jobs"))).toHaveLength(before);
+    // 2,500 good lines, then a quote that never closes.
+    const good = ids.slice(0, 2_500);
+    const { status, body } = await submit(`id\n${good.join("\n")}\n"${ids[0]}\n`, query);
+    expect(status).toBe(202);
+    const failed = await finished(body.id);
+    expect(failed).toMatchObject({ status: "failed", done: 2_500 });
+    expect((failed as JobView & { error: string }).error).toContain("the CSV cannot be read");
+    const { lines } = await results(body.id);
+    expect(lines.map((line) => line.subject)).toEqual(good);
   });
 
   it("refuses an unknown policy and a missing one", async () => {
