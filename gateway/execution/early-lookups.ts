@@ -139,8 +139,7 @@ function rootLookups(fetch: FetchNode, schema: GraphQLSchema): Map<string, RootF
       // Coerced as the department will coerce it: the planner prints an ID of digits as an Int
       // (`person(id:110108198707081026)`), which read untyped is a double that has lost its
       // last digits, a different person's number.
-      literal:
-        value.kind === Kind.VARIABLE ? undefined : valueFromAST(value, parameter.type),
+      literal: value.kind === Kind.VARIABLE ? undefined : valueFromAST(value, parameter.type),
     });
   }
   return found;
