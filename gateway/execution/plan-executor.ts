@@ -668,13 +668,23 @@ interface DepartmentWireError {
   extensions?: Record<string, unknown>;
 }
 
+/**
+ * What of a department's error extensions reaches a desk: its code and what names the input at
+ * fault. The rest (a stack trace, an exception's details, a database path) stays behind: the
+ * departments send nothing else, and one that does must not reach desks through the gateway.
+ */
+const PASSED_EXTENSIONS = new Set(["code", "argument", "value", "department"]);
+
 /** A department's error as the desk sees it: re-pathed, naming the service, with a code. */
 function departmentError(
   error: DepartmentWireError,
   serviceName: string,
   pathOf: (path: ReadonlyArray<string | number> | undefined) => ResponsePath | undefined,
 ): GraphQLError {
-  const extensions = error.extensions ?? {};
+  const extensions: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(error.extensions ?? {})) {
+    if (PASSED_EXTENSIONS.has(key) && typeof value === "string") extensions[key] = value;
+  }
   const path = pathOf(error.path);
   return new GraphQLError(
     error.message || `Error while fetching subquery from service "${serviceName}"`,

@@ -123,6 +123,30 @@ describe("a department that answers out of contract", () => {
       },
     })(null, response);
 
+  it("an error's stack trace and other details stay behind; its code and message pass", async () => {
+    behaviour = json({
+      data: { _entities: [null] },
+      errors: [
+        {
+          message: "licence register unreadable",
+          path: ["_entities", 0, "hasValidDriverLicense"],
+          extensions: {
+            code: "INTERNAL_SERVER_ERROR",
+            exception: { stacktrace: ["Error: SQLITE_IOERR at /srv/traffic/db.ts:12:3"] },
+            host: "http://10.0.0.5:4002",
+          },
+        },
+      ],
+    });
+    const { body } = await platform.query(QUERY);
+    expect(body.data).toEqual({ person: { name: "张伟" }, licence: null });
+    expect(body.errors?.[0]).toMatchObject({
+      message: "licence register unreadable",
+      extensions: { code: "INTERNAL_SERVER_ERROR", serviceName: "traffic" },
+    });
+    expect(JSON.stringify(body)).not.toMatch(/stacktrace|SQLITE_IOERR|10\.0\.0\.5/);
+  });
+
   it("a null for a non-null fact comes with an error, not as a silent null", async () => {
     behaviour = nullLicences;
     const { body } = await platform.query(QUERY);
