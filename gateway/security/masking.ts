@@ -15,12 +15,16 @@ import { forEachObjectAt } from "./operation-shape.ts";
 const MASKS: Readonly<Record<string, (value: string) => string>> = {
   "Person.id": maskPersonId,
   "Person.name": maskName,
+  // A driving licence's number is its holder's identity number (GB 11643, as traffic registers
+  // it): shown in full, it would give back every number the masks above hide.
+  "DriverLicense.number": maskPersonId,
 };
 
 /** For a person the desk reached through another (a spouse): the number's region only. */
 const RELATED_MASKS: Readonly<Record<string, (value: string) => string>> = {
   ...MASKS,
   "Person.id": maskRelatedPersonId,
+  "DriverLicense.number": maskRelatedPersonId,
 };
 
 /**

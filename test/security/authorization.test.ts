@@ -271,7 +271,13 @@ describe("a related person", () => {
               {
                 code: "housing",
                 legalBasis: "Test suite.",
-                scopes: ["family:relations", "identity:age"],
+                scopes: [
+                  "family:relations",
+                  "identity:age",
+                  "traffic:licenses",
+                  "market:organization",
+                  "market:legal-representative",
+                ],
               },
             ],
           },
@@ -294,6 +300,28 @@ describe("a related person", () => {
     );
     expect(body).toEqual({
       data: { person: { id: "110105********1015", spouse: { id: "110108************" } } },
+    });
+  });
+
+  it("masks a driving licence's number as the identity number it is: in full it would undo the masks", async () => {
+    const { body } = await housing.query(
+      `{ person(id: "${ZHANG_WEI}") { id driverLicenses { number class } }
+         organization(uscc: "${ZHANG_COMPANY}") { legalRepresentative { id driverLicenses { number } } } }`,
+      {},
+      HOUSING,
+    );
+    expect(body.errors).toBeUndefined();
+    expect(body.data).toEqual({
+      person: {
+        id: "110105********1015",
+        driverLicenses: [{ number: "110105********1015", class: "C1" }],
+      },
+      organization: {
+        legalRepresentative: {
+          id: "110105************",
+          driverLicenses: [{ number: "110105************" }],
+        },
+      },
     });
   });
 
