@@ -10,6 +10,8 @@ export const ErrorCode = {
   DepartmentUnavailable: "DEPARTMENT_UNAVAILABLE",
   LimitExceeded: "LIMIT_EXCEEDED",
   RateLimited: "RATE_LIMITED",
+  /** No such route (404), or a method the route does not serve (405, `Allow`). */
+  NotFound: "NOT_FOUND",
   /** The server is stopping (503, `Retry-After`): retry on another instance or shortly. */
   ShuttingDown: "SHUTTING_DOWN",
   Internal: "INTERNAL_SERVER_ERROR",

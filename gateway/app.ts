@@ -4,6 +4,7 @@
  * once, and each department reached through its own signed, pooled, breaker-guarded client.
  */
 import { readFileSync } from "node:fs";
+import type { Socket } from "node:net";
 // Apollo pieces from their own files: the package index also loads its OpenTelemetry and
 // fetch set-up, which this gateway never uses (a quarter of a second at start-up).
 import { LocalGraphQLDataSource } from "@apollo/gateway/dist/datasources/LocalGraphQLDataSource.js";
@@ -34,6 +35,7 @@ import {
   formatError,
   GRAPHQL_RESPONSE,
   type GraphQLParams,
+  JSON_MEDIA,
   RequestError,
   readParams,
   responseMediaType,
@@ -91,6 +93,16 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     bodyLimit: config.security.limits.maxBodyBytes,
     // Requests arriving while it stops get a coded error (refuseWhileStopping), not Fastify's.
     return503OnClosing: false,
+    // Malformed HTTP and undecodable URLs get the gateway's error shape, with a code.
+    clientErrorHandler: answerClientError,
+    frameworkErrors: (error, _request, reply) => {
+      void (reply as FastifyReply)
+        .code(400)
+        .type(JSON_MEDIA)
+        .send({
+          errors: [{ message: error.message, extensions: { code: ErrorCode.BadUserInput } }],
+        });
+    },
   });
   refuseWhileStopping(app);
   const supergraph = readSupergraph(options.supergraphSdl ?? readFileSync(SUPERGRAPH_PATH, "utf8"));
@@ -337,6 +349,36 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
       .send({ errors: [{ message, extensions: { code } }] });
   });
 
+  // Routes and methods nobody serves: the same error shape as everything else, with a code.
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split("?")[0] ?? "";
+    if (path === "/graphql") {
+      return reply
+        .code(405)
+        .header("allow", "GET, POST")
+        .type(JSON_MEDIA)
+        .send({
+          errors: [
+            {
+              message: `${request.method} is not served at /graphql: GET or POST`,
+              extensions: { code: ErrorCode.NotFound },
+            },
+          ],
+        });
+    }
+    return reply
+      .code(404)
+      .type(JSON_MEDIA)
+      .send({
+        errors: [
+          {
+            message: `Nothing is served at ${path.slice(0, 200)}`,
+            extensions: { code: ErrorCode.NotFound },
+          },
+        ],
+      });
+  });
+
   await security.register(app);
   app.route({
     method: ["GET", "POST"],
@@ -375,4 +417,30 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     await security.close();
   });
   return app;
+}
+
+/**
+ * A request Node's HTTP parser refused (a malformed request line, a bad Content-Length, headers
+ * past 16 KiB): answered in the gateway's error shape and the connection closed. A connection
+ * already gone gets nothing.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (error.code === "ECONNRESET" || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const tooLarge = error.code === "HPE_HEADER_OVERFLOW";
+  const body = JSON.stringify({
+    errors: [
+      {
+        message: tooLarge ? "The request's headers are too large" : "Malformed HTTP request",
+        extensions: { code: tooLarge ? ErrorCode.LimitExceeded : ErrorCode.BadUserInput },
+      },
+    ],
+  });
+  socket.end(
+    `HTTP/1.1 ${tooLarge ? "431 Request Header Fields Too Large" : "400 Bad Request"}\r\n` +
+      `Content-Type: ${JSON_MEDIA}; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+      `Connection: close\r\n\r\n${body}`,
+  );
 }

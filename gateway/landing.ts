@@ -2,10 +2,12 @@
  * The page a developer sees when opening the gateway in a browser: an embedded GraphiQL served
  * from npm packages (it works offline, no CDN) and a link to Apollo Sandbox.
  */
+
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { ErrorCode } from "../common/errors.ts";
 import { dataDir } from "../common/sqlite.ts";
 
 const require = createRequire(import.meta.url);
@@ -166,7 +168,11 @@ export function registerLandingPage(
   });
   app.get("/graphiql/:file", async (request, reply) => {
     const file = files.get((request.params as { file: string }).file);
-    if (!file) return reply.code(404).send({ errors: [{ message: "Not found" }] });
+    if (!file) {
+      return reply
+        .code(404)
+        .send({ errors: [{ message: "Not found", extensions: { code: ErrorCode.NotFound } }] });
+    }
     return reply.type(file.type).header("cache-control", "public, max-age=86400").send(file.body);
   });
 }

@@ -1,4 +1,5 @@
 /** The federated graph end to end: real gateway, six real subgraphs, signed HTTP between them. */
+import { connect } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   HEBEI_COMPANY,
@@ -244,6 +245,41 @@ describe("operability", () => {
     });
     expect(head.status).toBe(405);
     expect(head.headers.get("allow")).toBe("GET, POST");
+  });
+
+  it("answers routes, methods and requests it does not serve in its error shape, with a code", async () => {
+    const base = platform.url.replace(/\/graphql$/, "");
+    const nowhere = await fetch(`${base}/nope?x=1`);
+    expect(nowhere.status).toBe(404);
+    expect(await nowhere.json()).toEqual({
+      errors: [{ message: "Nothing is served at /nope", extensions: { code: "NOT_FOUND" } }],
+    });
+    const put = await fetch(platform.url, { method: "PUT", body: "{}" });
+    expect(put.status).toBe(405);
+    expect(put.headers.get("allow")).toBe("GET, POST");
+    expect((await put.json()).errors[0].extensions).toEqual({ code: "NOT_FOUND" });
+    const script = await fetch(`${base}/graphiql/nothing.js`);
+    expect((await script.json()).errors[0].extensions).toEqual({ code: "NOT_FOUND" });
+    const undecodable = await fetch(`${base}/%zz`);
+    expect(undecodable.status).toBe(400);
+    expect((await undecodable.json()).errors[0].extensions).toEqual({ code: "BAD_USER_INPUT" });
+    // Not HTTP as Node's parser takes it: a Content-Length that is no number.
+    const { port } = new URL(platform.url);
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(Number(port), "127.0.0.1", () =>
+        socket.write("POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"),
+      );
+      let text = "";
+      socket.on("data", (chunk) => {
+        text += chunk.toString();
+      });
+      socket.on("end", () => resolve(text));
+      socket.on("error", reject);
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 400 Bad Request/);
+    expect(JSON.parse(raw.slice(raw.indexOf("\r\n\r\n") + 4))).toEqual({
+      errors: [{ message: "Malformed HTTP request", extensions: { code: "BAD_USER_INPUT" } }],
+    });
   });
 
   it("passes the request id on to the departments", async () => {
