@@ -105,7 +105,7 @@ const UNSIGNED_ROUTES = new Set(["/health", "/ready"]);
 /**
  * How a GraphQL response is written. A successful answer with data only (every batch the gateway
  * asks for) is written by `jsonPieces`, into a reused buffer when it is large; anything else
- * (errors, other statuses) as mercurius's response schema serializes it.
+ * (errors, other statuses) by JSON.stringify.
  */
 function graphQLResponseSerializer(reply: FastifyReply, buffers: ResponseBuffers) {
   return (payload: unknown): string | Buffer => {
@@ -126,10 +126,10 @@ function graphQLResponseSerializer(reply: FastifyReply, buffers: ResponseBuffers
       if (release) reply.raw.once("close", release);
       return bytes;
     }
-    const schemaSerializer = successful ? reply.getSerializationFunction("2xx") : undefined;
-    return schemaSerializer
-      ? schemaSerializer(payload as { [key: string]: unknown })
-      : JSON.stringify(payload);
+    // Not mercurius's response schema: it types an error path's items as strings, which turns
+    // an entity's position into "0", and the gateway maps an `_entities` error to its place in
+    // the answer only from a number (the desk saw person._entities.0.x, and a second error).
+    return JSON.stringify(payload);
   };
 }
 

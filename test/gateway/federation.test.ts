@@ -146,6 +146,27 @@ describe("bad input", () => {
     });
   });
 
+  it("points a department's refusal of an argument at the fact, alone", async () => {
+    // The gateway takes any month; social refuses one before 1900, for one person or each of a list.
+    const one = await platform.query(
+      `{ person(id: "${ZHANG_WEI}") { alive consecutiveInsuredMonths(region: "110000", upTo: "1800-01") } }`,
+    );
+    expect(one.body.data).toEqual({ person: null });
+    expect(one.body.errors).toEqual([
+      expect.objectContaining({
+        path: ["person", "consecutiveInsuredMonths"],
+        extensions: expect.objectContaining({ code: "BAD_USER_INPUT", argument: "upTo" }),
+      }),
+    ]);
+    const list = await platform.query(
+      `{ people(ids: ["${ZHANG_WEI}", "${LI_NA}"]) { consecutiveInsuredMonths(region: "110000", upTo: "1800-01") } }`,
+    );
+    expect(list.body.errors?.map((error) => error.path)).toEqual([
+      ["people", 0, "consecutiveInsuredMonths"],
+      ["people", 1, "consecutiveInsuredMonths"],
+    ]);
+  });
+
   it("rejects a malformed uscc (wrong check character)", async () => {
     const { body } = await platform.query(`{ organization(uscc: "91350100M000100Y44") { uscc } }`);
     expect(body.errors?.[0]?.extensions).toMatchObject({
