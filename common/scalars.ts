@@ -4,12 +4,12 @@
  */
 import { GraphQLError, GraphQLScalarType, Kind, type ValueNode } from "graphql";
 import { ErrorCode } from "./errors.ts";
-import { isCalendarDate, isYearMonth, parseMoney } from "./values.ts";
+import { describeValue, isCalendarDate, isYearMonth, parseMoney } from "./values.ts";
 
 function stringScalar(name: string, description: string, valid: (value: string) => boolean) {
   const check = (value: unknown): string => {
     if (typeof value !== "string" || !valid(value)) {
-      throw new GraphQLError(`${name} must be ${description}, got ${JSON.stringify(value)}`, {
+      throw new GraphQLError(`${name} must be ${description}, got ${describeValue(value)}`, {
         extensions: { code: ErrorCode.BadUserInput },
       });
     }

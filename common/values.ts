@@ -51,3 +51,17 @@ export function ageOn(birthDate: string, on: string): number {
   if (on.slice(5) < birthDate.slice(5)) age -= 1;
   return age;
 }
+
+/**
+ * A value a desk sent, for an error message: a string quoted and cut at 40 characters, a list or
+ * an object named, never written out (a list nested 100,000 deep would overflow the stack, a
+ * megabyte of text would come back in the error).
+ */
+export function describeValue(value: unknown): string {
+  if (typeof value === "string") {
+    return JSON.stringify(value.length > 40 ? `${value.slice(0, 40)}…` : value);
+  }
+  if (Array.isArray(value)) return "a list";
+  if (value !== null && typeof value === "object") return "an object";
+  return String(value);
+}

@@ -12,7 +12,7 @@ import type { GraphQLDataSource } from "@apollo/gateway/dist/datasources/types.j
 import { buildSubgraphSchema } from "@apollo/subgraph";
 import cors from "@fastify/cors";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import { type GraphQLSchema, getVariableValues, parse } from "graphql";
+import { type GraphQLError, type GraphQLSchema, getVariableValues, parse } from "graphql";
 
 import {
   DEPARTMENTS,
@@ -47,6 +47,7 @@ import { DocumentCache, selectOperation } from "./operations.ts";
 import { type LocalSubgraph, type PlatformServices, platformSubgraphs } from "./platform.ts";
 import { LedgerUnavailable, SecurityPipeline, sendAuditUnavailable } from "./security/pipeline.ts";
 import { readSupergraph, SUPERGRAPH_PATH } from "./supergraph.ts";
+import { DateTimeScalar } from "./verification/scalars.ts";
 
 declare module "fastify" {
   interface FastifyInstance {
@@ -73,11 +74,12 @@ function apolloLogger(app: FastifyInstance) {
 }
 
 /**
- * The supergraph's custom scalars are opaque to Apollo; give them the departments' rules so that a
- * malformed Date, YearMonth or Money is refused by the gateway, in a literal or a variable.
+ * The supergraph's custom scalars are opaque to Apollo; give them the departments' rules (and
+ * verification's DateTime) so that a malformed Date, YearMonth, Money or DateTime is refused by
+ * the gateway, in a literal or a variable.
  */
 function installScalarRules(schema: GraphQLSchema): void {
-  for (const [name, rules] of Object.entries(scalarResolvers)) {
+  for (const [name, rules] of Object.entries({ ...scalarResolvers, DateTime: DateTimeScalar })) {
     const type = schema.getType(name);
     if (type && "parseLiteral" in type) {
       Object.assign(type, { parseValue: rules.parseValue, parseLiteral: rules.parseLiteral });
@@ -275,6 +277,7 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
         documentErrorStatus(mediaType),
         coerced.errors.map((error) => ({
           ...formatError(error),
+          message: variableErrorMessage(error),
           extensions: { code: ErrorCode.BadUserInput },
         })),
       );
@@ -443,4 +446,15 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
       `Content-Type: ${JSON_MEDIA}; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
       `Connection: close\r\n\r\n${body}`,
   );
+}
+
+/**
+ * A variable's coercion error without the value: graphql-js writes the value whole into its
+ * message (half a megabyte sent, half a megabyte back); the scalar's own reason names it briefly.
+ */
+function variableErrorMessage(error: GraphQLError): string {
+  const variable = /^Variable "\$[^"]+"/.exec(error.message)?.[0];
+  const reason = error.originalError?.message;
+  if (variable && reason) return `${variable} got an invalid value: ${reason}`;
+  return error.message.length > 300 ? `${error.message.slice(0, 300)}…` : error.message;
 }

@@ -1,6 +1,7 @@
 /** The `DateTime` scalar of the verification SDL: an instant, ISO 8601 in UTC to the second. */
 import { GraphQLError, GraphQLScalarType, Kind, type ValueNode } from "graphql";
 import { ErrorCode } from "../../common/errors.ts";
+import { describeValue } from "../../common/values.ts";
 
 const INSTANT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
@@ -15,7 +16,7 @@ function check(value: unknown): string {
   const instant = typeof value === "string" ? parseInstant(value) : null;
   if (instant === null) {
     throw new GraphQLError(
-      `DateTime must be an ISO 8601 instant with a time zone, e.g. 2026-11-01T08:30:00Z, got ${JSON.stringify(value)}`,
+      `DateTime must be an ISO 8601 instant with a time zone, e.g. 2026-11-01T08:30:00Z, got ${describeValue(value)}`,
       { extensions: { code: ErrorCode.BadUserInput } },
     );
   }

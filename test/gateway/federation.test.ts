@@ -187,6 +187,35 @@ describe("bad input", () => {
     );
     expect(variable.status).toBe(400);
     expect(variable.body.errors?.[0]?.extensions?.code).toBe("BAD_USER_INPUT");
+    // A list nested deeper than the stack, half a megabyte of text: named, not written out.
+    const query = `query($on: Date) { person(id: "${ZHANG_WEI}") { hasValidDriverLicense(on: $on) } }`;
+    const deep = `${"[".repeat(100_000)}"2026-11-01"${"]".repeat(100_000)}`;
+    for (const on of [deep, JSON.stringify("9".repeat(500_000))]) {
+      const hostile = await fetch(platform.url, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          accept: "application/graphql-response+json",
+          ...DEV_DESK,
+        },
+        body: `{"query":${JSON.stringify(query)},"variables":{"on":${on}}}`,
+      });
+      expect(hostile.status).toBe(400);
+      const text = await hostile.text();
+      expect(JSON.parse(text).errors[0].extensions.code).toBe("BAD_USER_INPUT");
+      expect(text.length).toBeLessThan(500);
+      expect(text).not.toContain("call stack");
+    }
+    // verify's issuedAt (DateTime) is refused by the gateway too, before any department.
+    const instant = await platform.query(
+      `query($at: DateTime) { verify(policy: "beijing-car-lottery/individual", subjects: ["${ZHANG_WEI}"], issuedAt: $at) { outcome } }`,
+      { at: "yesterday" },
+    );
+    expect(instant.status).toBe(400);
+    expect(instant.body.errors?.[0]).toMatchObject({
+      message: expect.stringContaining('got "yesterday"'),
+      extensions: { code: "BAD_USER_INPUT" },
+    });
   });
 
   it("answers an unknown subject with null, not an error", async () => {
