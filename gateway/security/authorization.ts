@@ -331,7 +331,15 @@ export class Authorizer {
       site: SubjectSite | null,
     ): void => {
       for (const field of fields.values()) {
-        if (field.responseKey.startsWith(RESERVED_PREFIX)) reserved ??= field;
+        // The gateway's own keys, and an alias naming another field `__typename` (or any `__`
+        // name): the answer would carry a name as its type, and the desk be told a department
+        // answered wrongly.
+        if (
+          field.responseKey.startsWith(RESERVED_PREFIX) ||
+          (field.responseKey.startsWith("__") && field.responseKey !== field.fieldName)
+        ) {
+          reserved ??= field;
+        }
         if (!this.allows(principal, field.coordinate, atRoot)) {
           withhold(field, parentPath, site);
           continue;

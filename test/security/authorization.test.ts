@@ -212,6 +212,24 @@ describe("the gateway's own response keys", () => {
       }),
     ]);
   });
+
+  it("and an alias naming another field __typename, which would pass a name off as a type", async () => {
+    const { body } = await platform.query(
+      `{ person(id: "${ZHANG_WEI}") { __typename: name kind: __typename } }`,
+    );
+    expect(body.data).toBeUndefined();
+    expect(body.errors).toEqual([
+      expect.objectContaining({
+        message: 'The response key "__typename" is reserved by the gateway; choose another alias',
+        extensions: { code: "GRAPHQL_VALIDATION_FAILED" },
+      }),
+    ]);
+    // __typename itself, aliased or not, is what it always was.
+    const plain = await platform.query(
+      `{ person(id: "${ZHANG_WEI}") { __typename t: __typename } }`,
+    );
+    expect(plain.body).toEqual({ data: { person: { __typename: "Person", t: "Person" } } });
+  });
 });
 
 describe("withheld fields in unusual places", () => {
