@@ -98,11 +98,15 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     // Malformed HTTP and undecodable URLs get the gateway's error shape, with a code.
     clientErrorHandler: answerClientError,
     frameworkErrors: (error, _request, reply) => {
+      // An undecodable URL (400), a path parameter too long (414): the message names the URL,
+      // cut as the not-found handler cuts it.
       void (reply as FastifyReply)
-        .code(400)
+        .code(error.statusCode ?? 400)
         .type(JSON_MEDIA)
         .send({
-          errors: [{ message: error.message, extensions: { code: ErrorCode.BadUserInput } }],
+          errors: [
+            { message: error.message.slice(0, 200), extensions: { code: ErrorCode.BadUserInput } },
+          ],
         });
     },
   });
@@ -424,27 +428,30 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
 
 /**
  * A request Node's HTTP parser refused (a malformed request line, a bad Content-Length, headers
- * past 16 KiB): answered in the gateway's error shape and the connection closed. A connection
- * already gone gets nothing.
+ * past 16 KiB) or whose headers never finished (Node's request timeout): answered in the
+ * gateway's error shape, then the connection destroyed (an end alone leaves it half open for as
+ * long as the client likes). A connection already gone gets nothing.
  */
 function answerClientError(error: Error & { code?: string }, socket: Socket): void {
   if (error.code === "ECONNRESET" || !socket.writable) {
     socket.destroy();
     return;
   }
-  const tooLarge = error.code === "HPE_HEADER_OVERFLOW";
-  const body = JSON.stringify({
-    errors: [
-      {
-        message: tooLarge ? "The request's headers are too large" : "Malformed HTTP request",
-        extensions: { code: tooLarge ? ErrorCode.LimitExceeded : ErrorCode.BadUserInput },
-      },
-    ],
-  });
+  const [status, message, code] =
+    error.code === "HPE_HEADER_OVERFLOW"
+      ? [
+          "431 Request Header Fields Too Large",
+          "The request's headers are too large",
+          ErrorCode.LimitExceeded,
+        ]
+      : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? ["408 Request Timeout", "The request did not arrive in time", ErrorCode.BadUserInput]
+        : ["400 Bad Request", "Malformed HTTP request", ErrorCode.BadUserInput];
+  const body = JSON.stringify({ errors: [{ message, extensions: { code } }] });
   socket.end(
-    `HTTP/1.1 ${tooLarge ? "431 Request Header Fields Too Large" : "400 Bad Request"}\r\n` +
-      `Content-Type: ${JSON_MEDIA}; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
-      `Connection: close\r\n\r\n${body}`,
+    `HTTP/1.1 ${status}\r\nContent-Type: ${JSON_MEDIA}; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    () => socket.destroy(),
   );
 }
 
@@ -455,6 +462,14 @@ function answerClientError(error: Error & { code?: string }, socket: Socket): vo
 function variableErrorMessage(error: GraphQLError): string {
   const variable = /^Variable "\$[^"]+"/.exec(error.message)?.[0];
   const reason = error.originalError?.message;
-  if (variable && reason) return `${variable} got an invalid value: ${reason}`;
-  return error.message.length > 300 ? `${error.message.slice(0, 300)}…` : error.message;
+  let message = error.message;
+  if (variable && reason) {
+    // graphql-js: `Variable "$ids" got invalid value <value> at "ids[57]"; <reason>`: the
+    // position kept, the value left out.
+    const head = error.message.slice(0, error.message.lastIndexOf(`; ${reason}`));
+    const at = / at "[^"]*"$/.exec(head)?.[0] ?? "";
+    message = `${variable}${at} got an invalid value: ${reason}`;
+  }
+  // Built-in scalars quote the value in their reason too (`Int cannot represent …: "…"`).
+  return message.length > 300 ? `${message.slice(0, 300)}…` : message;
 }

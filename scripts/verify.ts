@@ -24,6 +24,7 @@ import {
   countRecords,
   detectFormat,
   fingerprint,
+  InputProblem,
   type InputRecord,
   inputProblem,
   lineOutcome,
@@ -464,9 +465,12 @@ async function main(): Promise<void> {
     });
   } catch (error) {
     bar?.stop();
-    fail(
-      `${(error as Error).message}\n${done} results are safe in ${outputPath}; run the same command to continue`,
-    );
+    // A broken input stops every run at the same record: mending the file comes first.
+    const next =
+      error instanceof InputProblem
+        ? `mend ${inputPath} there, then run the same command to continue`
+        : "run the same command to continue";
+    fail(`${(error as Error).message}\n${done} results are safe in ${outputPath}; ${next}`);
   }
   bar?.stop();
   const elapsed = performance.now() - started;

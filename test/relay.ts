@@ -49,6 +49,8 @@ export class Relay {
             headers,
           },
           (answer) => {
+            // A department cut off mid-answer: so is the gateway's connection.
+            answer.on("error", () => incoming.socket.destroy());
             const parts: Buffer[] = [];
             answer.on("data", (chunk: Buffer) => parts.push(chunk));
             answer.on("end", () => {
@@ -93,7 +95,10 @@ export class Relay {
   }
 
   async close(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise((resolve) => this.server?.close(resolve));
+    const server = this.server;
+    if (!server) return; // never started (a platform that failed before it)
+    this.server = null;
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
   }
 }

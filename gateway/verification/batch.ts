@@ -11,7 +11,6 @@
  */
 
 import { createHash } from "node:crypto";
-import { once } from "node:events";
 import {
   closeSync,
   createReadStream,
@@ -136,6 +135,9 @@ export function formatOfMediaType(contentType: string | undefined): InputFormat 
   return null;
 }
 
+/** The subject columns a CSV header names: a one-column quoted header is one of them. */
+const CSV_HEADERS = new Set(["id", "uscc", "subject"]);
+
 /**
  * CSV unless the name or the first line says NDJSON: a first line that is JSON, an object or a
  * string (`"110105198503121015"`). A CSV whose header is quoted (`"id","name"`) is no JSON.
@@ -155,12 +157,16 @@ export function detectFormat(path: string): InputFormat {
     if (text[0] === "{") return "ndjson";
     if (text[0] !== '"') return "csv";
     const newline = text.indexOf("\n");
+    let first: unknown;
     try {
-      JSON.parse(newline === -1 ? text : text.slice(0, newline));
-      return "ndjson";
+      first = JSON.parse(newline === -1 ? text : text.slice(0, newline));
     } catch {
       return "csv";
     }
+    // `"id"` alone is a quoted CSV header of one column, not a subject.
+    return typeof first === "string" && CSV_HEADERS.has(first.trim().toLowerCase())
+      ? "csv"
+      : "ndjson";
   } finally {
     closeSync(fd);
   }
@@ -263,36 +269,30 @@ export async function* readSubjects(
   try {
     if (format === "csv") {
       // Rows as arrays, the header read here: about half the cost of csv-parse's column objects.
+      // Each row is taken as csv-parse finds it (synchronously, while a chunk is written), not
+      // read from the stream: a broken record destroys the stream, and the rows before it still
+      // buffered there would be lost with it.
+      const rows: string[][] = [];
       const parser = parseCsv({
         bom: true,
         skip_empty_lines: true,
         relax_column_count: true,
         relax_quotes: true,
         trim: true,
+        // A quote left open gathers every later line into one field: bounded too.
+        max_record_size: MAX_RECORD_BYTES,
+        on_record: (record: string[]) => {
+          rows.push(record);
+          return null;
+        },
       });
-      // Fed by hand rather than piped, so that a line too long (checked before csv-parse holds
-      // it) fails the reading instead of a stream nobody listens to.
-      void (async () => {
-        try {
-          for await (const chunk of boundedLines(
-            input as AsyncIterable<Buffer>,
-            MAX_RECORD_BYTES,
-          )) {
-            // The reader may stop early (an interrupted job): its parser closes instead of draining.
-            if (!parser.write(chunk))
-              await Promise.race([once(parser, "drain"), once(parser, "close")]);
-            if (parser.destroyed) return;
-          }
-          parser.end();
-        } catch (error) {
-          parser.destroy(error as Error);
-        }
-      })();
-      try {
-        let names: string[] | null = null;
-        let column = -1;
-        let fallback = -1;
-        for await (const row of parser as AsyncIterable<string[]>) {
+      // Its error is read from `errored` after each write; the event itself is expected.
+      parser.on("error", () => {});
+      let names: string[] | null = null;
+      let column = -1;
+      let fallback = -1;
+      const taken = function* (): Generator<InputRecord> {
+        for (const row of rows.splice(0)) {
           if (names === null) {
             // As csv-parse's `columns` would name them; of two columns of one name the last counts.
             names = row.map((name) => name.trim().toLowerCase());
@@ -307,8 +307,21 @@ export async function* readSubjects(
           }
           yield { subject: subjectOf(row[column] ?? row[fallback]) };
         }
-      } catch (error) {
-        throw csvProblem(error);
+        if (parser.errored) throw csvProblem(parser.errored);
+      };
+      try {
+        for await (const chunk of boundedLines(input as AsyncIterable<Buffer>, MAX_RECORD_BYTES)) {
+          parser.write(chunk);
+          yield* taken();
+        }
+        // The last record (a line without its newline, a quote never closed) comes at the end.
+        const ended = new Promise<void>((resolve) => {
+          parser.once("finish", resolve);
+          parser.once("close", resolve);
+        });
+        parser.end();
+        await ended;
+        yield* taken();
       } finally {
         parser.destroy();
       }

@@ -531,7 +531,7 @@ export async function registerJobRoutes(
     const job = jobs.read((request.params as { id: string }).id);
     if (!job || !jobs.mayAccess(job, principal)) {
       // Another desk's job is not even acknowledged to exist.
-      void sendError(reply, 404, ErrorCode.BadUserInput, "No such job");
+      void sendError(reply, 404, ErrorCode.NotFound, "No such job");
       return null;
     }
     return job;

@@ -94,6 +94,7 @@ describe("broken and hostile input", () => {
     );
     expect(detectFormat(file("objects", '\uFEFF {"id":"110105198503121015"}\n'))).toBe("ndjson");
     expect(detectFormat(file("plain", "id\n110105198503121015\n"))).toBe("csv");
+    expect(detectFormat(file("one-column", '"ID"\r\n"110105198503121015"\r\n'))).toBe("csv");
     expect(formatOfMediaType("text/csv; charset=utf-8")).toBe("csv");
     expect(formatOfMediaType("application/x-ndjson")).toBe("ndjson");
     expect(formatOfMediaType("application/octet-stream")).toBeNull();
@@ -105,6 +106,23 @@ describe("broken and hostile input", () => {
     await expect(
       subjects('id\n110105198503121015\n"110105198503121023"x\n', "csv"),
     ).rejects.toThrow(/the CSV cannot be read \(line 3\)/);
+    // A quote left open gathers the lines after it into one field: bounded, not the whole file.
+    const many = "110105198503121015\n".repeat(20_000);
+    await expect(subjects(`id\n"${many}`, "csv")).rejects.toThrow(/the CSV cannot be read/);
+  });
+
+  it("CSV: the records before a broken one are read, wherever in the file it is", async () => {
+    // Thousands of good rows in the same 64 KiB chunk as the bad one, then more.
+    const good = Array.from({ length: 5_000 }, () => "110105198503121015");
+    const path = join(data.dir, "broken-middle.csv");
+    writeFileSync(path, `id\n${good.join("\n")}\n"bad"x\n${good.join("\n")}\n`);
+    const read: Array<string | null> = [];
+    await expect(
+      (async () => {
+        for await (const record of readSubjects(path, "PERSON", "csv")) read.push(record.subject);
+      })(),
+    ).rejects.toThrow("(line 5002)");
+    expect(read).toHaveLength(5_000);
   });
 
   it("a record longer than 64 KiB is refused, not held in memory; a long subject is none", async () => {
