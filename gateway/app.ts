@@ -100,14 +100,9 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     frameworkErrors: (error, _request, reply) => {
       // An undecodable URL (400), a path parameter too long (414): the message names the URL,
       // cut as the not-found handler cuts it.
-      void (reply as FastifyReply)
-        .code(error.statusCode ?? 400)
-        .type(JSON_MEDIA)
-        .send({
-          errors: [
-            { message: error.message.slice(0, 200), extensions: { code: ErrorCode.BadUserInput } },
-          ],
-        });
+      sendRequestError(reply as FastifyReply, JSON_MEDIA, error.statusCode ?? 400, [
+        { message: error.message.slice(0, 200), extensions: { code: ErrorCode.BadUserInput } },
+      ]);
     },
   });
   refuseWhileStopping(app);
@@ -359,31 +354,25 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   // Routes and methods nobody serves: the same error shape as everything else, with a code.
   app.setNotFoundHandler((request, reply) => {
     const path = request.url.split("?")[0] ?? "";
-    if (path === "/graphql") {
-      return reply
-        .code(405)
-        .header("allow", "GET, POST")
-        .type(JSON_MEDIA)
-        .send({
-          errors: [
+    return path === "/graphql"
+      ? sendRequestError(
+          reply,
+          JSON_MEDIA,
+          405,
+          [
             {
               message: `${request.method} is not served at /graphql: GET or POST`,
               extensions: { code: ErrorCode.NotFound },
             },
           ],
-        });
-    }
-    return reply
-      .code(404)
-      .type(JSON_MEDIA)
-      .send({
-        errors: [
+          { allow: "GET, POST" },
+        )
+      : sendRequestError(reply, JSON_MEDIA, 404, [
           {
             message: `Nothing is served at ${path.slice(0, 200)}`,
             extensions: { code: ErrorCode.NotFound },
           },
-        ],
-      });
+        ]);
   });
 
   await security.register(app);

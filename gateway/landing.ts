@@ -9,6 +9,7 @@ import { dirname, join } from "node:path";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ErrorCode } from "../common/errors.ts";
 import { dataDir } from "../common/sqlite.ts";
+import { JSON_MEDIA, sendRequestError } from "./http.ts";
 
 const require = createRequire(import.meta.url);
 
@@ -169,9 +170,9 @@ export function registerLandingPage(
   app.get("/graphiql/:file", async (request, reply) => {
     const file = files.get((request.params as { file: string }).file);
     if (!file) {
-      return reply
-        .code(404)
-        .send({ errors: [{ message: "Not found", extensions: { code: ErrorCode.NotFound } }] });
+      return sendRequestError(reply, JSON_MEDIA, 404, [
+        { message: "Not found", extensions: { code: ErrorCode.NotFound } },
+      ]);
     }
     return reply.type(file.type).header("cache-control", "public, max-age=86400").send(file.body);
   });

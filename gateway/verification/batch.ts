@@ -214,43 +214,36 @@ function csvProblem(error: unknown): unknown {
 async function* boundedLines(input: AsyncIterable<Buffer>, max: number): AsyncGenerator<Buffer> {
   let run = 0;
   let number = 1;
+  const longerThan = (line: number) =>
+    new InputProblem(`line ${line} is longer than ${max} bytes: not a subject`);
   for await (const chunk of input) {
     let start = 0;
     for (let end = chunk.indexOf(0x0a); end !== -1; end = chunk.indexOf(0x0a, start)) {
-      if (run + end - start > max) throw longerThan(number, max);
+      if (run + end - start > max) throw longerThan(number);
       run = 0;
       number++;
       start = end + 1;
     }
     run += chunk.length - start;
-    if (run > max) throw longerThan(number, max);
+    if (run > max) throw longerThan(number);
     yield chunk;
   }
 }
 
-function longerThan(line: number, max: number): InputProblem {
-  return new InputProblem(`line ${line} is longer than ${max} bytes: not a subject`);
-}
-
 /**
- * The lines of a file, each at most `max` bytes (an InputProblem past that), CR LF or LF, the
- * last one with or without its newline.
+ * The lines of a file, each at most `max` bytes (boundedLines' InputProblem past that), CR LF or
+ * LF, the last one with or without its newline.
  */
 async function* linesOf(input: AsyncIterable<Buffer>, max: number): AsyncGenerator<string> {
   let rest: Buffer = Buffer.alloc(0);
-  let number = 0;
-  const longer = () => longerThan(number + 1, max);
-  for await (const chunk of input) {
+  for await (const chunk of boundedLines(input, max)) {
     const data = rest.length > 0 ? Buffer.concat([rest, chunk]) : chunk;
     let start = 0;
     for (let end = data.indexOf(0x0a); end !== -1; end = data.indexOf(0x0a, start)) {
-      if (end - start > max) throw longer();
-      number++;
       yield data.toString("utf8", start, end);
       start = end + 1;
     }
     rest = data.subarray(start);
-    if (rest.length > max) throw longer();
   }
   if (rest.length > 0) yield rest.toString("utf8");
 }

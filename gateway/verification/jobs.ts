@@ -207,19 +207,17 @@ export class JobRunner {
     const format = formatOfMediaType(contentType) ?? detectFormat(inputFile);
     // Refused now rather than accepted and failed later: a CSV without the subject's column, a
     // first record that cannot be read. Nothing of a refused upload stays on disk.
-    let problem: string | null;
     try {
-      problem = await inputProblem(inputFile, policy.subjectKind, format);
+      const problem = await inputProblem(inputFile, policy.subjectKind, format);
+      if (problem !== null) {
+        throw new VerificationRefused(
+          ErrorCode.BadUserInput,
+          `The upload cannot be read: ${problem}`,
+        );
+      }
     } catch (error) {
       rmSync(dir, { recursive: true, force: true });
       throw error;
-    }
-    if (problem !== null) {
-      rmSync(dir, { recursive: true, force: true });
-      throw new VerificationRefused(
-        ErrorCode.BadUserInput,
-        `The upload cannot be read: ${problem}`,
-      );
     }
     const job: Job = {
       id,
