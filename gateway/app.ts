@@ -165,7 +165,7 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   });
   const apiSchema: GraphQLSchema = federation.apiSchema;
   installScalarRules(apiSchema);
-  security.attachSchema(apiSchema, supergraph.scopes);
+  security.attachSchema(apiSchema, supergraph.scopes, supergraph.cost);
   const documents = new DocumentCache(apiSchema, {
     introspection: config.introspection,
     maxTokens: config.security.limits.maxTokens,
@@ -293,9 +293,9 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     if (!("document" in plan)) {
       return sendRequestError(reply, mediaType, documentErrorStatus(mediaType), plan);
     }
-    const overList = security.listErrors(plan, coerced.coerced);
-    if (overList.length > 0) {
-      return sendRequestError(reply, mediaType, documentErrorStatus(mediaType), overList);
+    const overBudget = security.limitErrors(plan, coerced.coerced, principal);
+    if (overBudget.length > 0) {
+      return sendRequestError(reply, mediaType, documentErrorStatus(mediaType), overBudget);
     }
 
     const context = requestContext(String(request.id), principal, request.log);

@@ -20,6 +20,10 @@ export interface OperationLimits {
   maxTokens: number;
   /** Elements of any list argument, e.g. `people(ids:)`, `organizations(usccs:)`. */
   maxListSize: number;
+  /** The most an operation's estimated cost may be (gateway/security/cost.ts). */
+  maxCost: number;
+  /** A list's size in the estimate when neither its arguments nor its `@listSize` say. */
+  costListSize: number;
   /** Bytes of a request body (HTTP 413). */
   maxBodyBytes: number;
 }
@@ -191,6 +195,8 @@ function securityConfigFromEnv(production: boolean): SecurityConfig {
       maxAliases: integer("MAX_ALIASES", 30, 1),
       maxTokens: integer("MAX_TOKENS", 5000, 1),
       maxListSize: integer("MAX_LIST_SIZE", 1000, 1),
+      maxCost: integer("MAX_COST", 100_000, 1),
+      costListSize: integer("COST_LIST_SIZE", 10, 0),
       maxBodyBytes: integer("MAX_BODY_BYTES", 1024 * 1024, 1),
     },
     rateLimit: {

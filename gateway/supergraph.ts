@@ -1,7 +1,7 @@
 /**
  * Reading the composed supergraph: which scopes each field requires (Federation's
- * `@requiresScopes` / `@authenticated`, composed from the departments' SDLs) and the SDL handed to
- * Apollo's query planner.
+ * `@requiresScopes` / `@authenticated`, composed from the departments' SDLs), what fields cost
+ * (`@cost`, `@listSize`) and the SDL handed to Apollo's query planner.
  *
  * Apollo Gateway refuses a supergraph that links a `for: SECURITY` feature, because it does not
  * enforce one. Mianzheng enforces these directives itself (gateway/security), before any
@@ -17,6 +17,7 @@ import {
   type StringValueNode,
   visit,
 } from "graphql";
+import { type CostDirectives, readCostDirectives } from "./security/cost.ts";
 
 /** The composed supergraph, checked in (`npm run compose` writes it). */
 export const SUPERGRAPH_PATH = fileURLToPath(
@@ -38,6 +39,8 @@ export interface Supergraph {
   scopes: FieldScopes;
   /** Fields marked `@authenticated`. */
   authenticated: Set<string>;
+  /** `@cost` and `@listSize`, for the cost limit. */
+  cost: CostDirectives;
 }
 
 function linkUrl(directive: ConstDirectiveNode): string | null {
@@ -89,5 +92,5 @@ export function readSupergraph(sdl: string): Supergraph {
       };
     },
   }) as DocumentNode;
-  return { plannerSdl: print(planner), scopes, authenticated };
+  return { plannerSdl: print(planner), scopes, authenticated, cost: readCostDirectives(document) };
 }

@@ -25,6 +25,8 @@ export interface Desk {
   purposes: ReadonlyMap<string, Purpose>;
   /** Requests per window; the gateway's default when absent. */
   rateLimit: { max: number; windowMs: number } | null;
+  /** The most one request's estimated cost may be; the gateway's `MAX_COST` when absent. */
+  maxCost: number | null;
   /** When true the desk may only run registered (persisted) operation documents. */
   persistedOperationsOnly: boolean;
 }
@@ -111,6 +113,7 @@ function readDesk(file: string, index: number, raw: unknown): Desk {
     "keys",
     "purposes",
     "rateLimit",
+    "maxCost",
     "persistedOperationsOnly",
   ]);
   const id = text(file, `${where}.id`, desk.id);
@@ -155,6 +158,10 @@ function readDesk(file: string, index: number, raw: unknown): Desk {
     }
     rateLimit = { max: max as number, windowMs: windowMs as number };
   }
+  const { maxCost } = desk;
+  if (maxCost !== undefined && (!Number.isSafeInteger(maxCost) || (maxCost as number) < 1)) {
+    fail(file, `${where}.maxCost`, "must be a whole number of at least 1 (an operation's cost)");
+  }
   return {
     id,
     name: text(file, `${where}.name`, desk.name),
@@ -164,6 +171,7 @@ function readDesk(file: string, index: number, raw: unknown): Desk {
     keyHashes,
     purposes,
     rateLimit,
+    maxCost: (maxCost as number | undefined) ?? null,
     persistedOperationsOnly: optionalBoolean(
       file,
       `${where}.persistedOperationsOnly`,

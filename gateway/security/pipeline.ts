@@ -6,7 +6,8 @@
  * 2. rate limit per desk (429 with Retry-After);
  * 3. persisted operations: resolve a hash to its registered document; refuse unregistered
  *    documents for desks restricted to them;
- * 4. operation limits: tokens, depth, aliases, then list sizes once variables are coerced;
+ * 4. operation limits: tokens, depth, aliases, then list sizes and the estimated cost once
+ *    variables are coerced;
  * 5. authorize: rewrite the operation without the fields the purpose may not see;
  * 6. after execution: withheld fields become `null` + FORBIDDEN, subjects are collected, ids and
  *    names masked, and the accesses appended to the audit ledger — the response waits for that.
@@ -37,6 +38,7 @@ import type { FieldScopes } from "../supergraph.ts";
 import { type PathedError, touchedSubjects } from "./access-record.ts";
 import { AuthenticationFailure, Authenticator } from "./authentication.ts";
 import { type AuthorizedOperation, Authorizer } from "./authorization.ts";
+import { type CostDirectives, CostEstimator } from "./cost.ts";
 import { type Desk, DeskRegistry, unknownGrants } from "./desks.ts";
 import { DocumentLimits, listSizeErrors } from "./limits.ts";
 import { applyMasks } from "./masking.ts";
@@ -72,6 +74,7 @@ export interface RequestRefusal {
 export class SecurityPipeline {
   private authorizer: Authorizer | null = null;
   private limits: DocumentLimits | null = null;
+  private cost: CostEstimator | null = null;
 
   private constructor(
     private readonly config: GatewayConfig,
@@ -175,9 +178,11 @@ export class SecurityPipeline {
   }
 
   /** Called once the supergraph's API schema is loaded. */
-  attachSchema(schema: GraphQLSchema, scopes: FieldScopes): void {
+  attachSchema(schema: GraphQLSchema, scopes: FieldScopes, cost: CostDirectives): void {
+    const { limits } = this.config.security;
     this.authorizer = new Authorizer(schema, scopes);
-    this.limits = new DocumentLimits(schema, this.config.security.limits);
+    this.limits = new DocumentLimits(schema, limits);
+    this.cost = new CostEstimator(schema, cost, limits.costListSize);
   }
 
   /** Counts an address's failed authentications (set by `register`). */
@@ -347,10 +352,22 @@ export class SecurityPipeline {
     return this.authorizer.authorize(document, query, hash, operation, principal);
   }
 
-  /** List arguments over the limit, once the variables are coerced. */
-  listErrors(plan: AuthorizedOperation, variables: Record<string, unknown>): GraphQLError[] {
+  /**
+   * List arguments over the limit, then an estimated cost over the budget (the desk's, else the
+   * gateway's), once the variables are coerced. The cost is the planned operation's: a field
+   * withheld is not fetched.
+   */
+  limitErrors(
+    plan: AuthorizedOperation,
+    variables: Record<string, unknown>,
+    principal: Principal,
+  ): GraphQLError[] {
     if (!this.enabled) return [];
-    return listSizeErrors(plan.listArguments, variables, this.config.security.limits.maxListSize);
+    const { limits } = this.config.security;
+    const errors = listSizeErrors(plan.listArguments, variables, limits.maxListSize);
+    if (errors.length > 0 || !this.cost) return errors;
+    const max = this.deskOf(principal)?.maxCost ?? limits.maxCost;
+    return this.cost.errors(plan.document, plan.operation, variables, max);
   }
 
   /**

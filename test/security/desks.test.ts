@@ -31,10 +31,13 @@ describe("the desk registry file", () => {
     const registry = registryOf({
       persistedOperationsOnly: true,
       rateLimit: { max: 10, windowMs: 1000 },
+      maxCost: 250_000,
     })();
     const desk = registry.desk("housing");
     expect(desk?.persistedOperationsOnly).toBe(true);
     expect(desk?.rateLimit).toEqual({ max: 10, windowMs: 1000 });
+    expect(desk?.maxCost).toBe(250_000);
+    expect(registryOf({})().desk("housing")?.maxCost).toBeNull();
   });
 
   it("refuses a misspelt setting instead of ignoring it", () => {
@@ -55,6 +58,12 @@ describe("the desk registry file", () => {
   it("refuses a rate-limit window that would switch the limit off", () => {
     expect(registryOf({ rateLimit: { max: 1, windowMs: 0 } })).toThrow("windowMs");
     expect(registryOf({ rateLimit: { max: 1, windowMs: -5 } })).toThrow("windowMs");
+  });
+
+  it("refuses a cost budget that is not a whole number of at least 1", () => {
+    for (const maxCost of [0, -1, 1.5, "1000", null]) {
+      expect(registryOf({ maxCost })).toThrow("desks[0].maxCost: must be a whole number");
+    }
   });
 
   it("refuses desk ids and scopes with spaces or other characters that hide in an audit log", () => {

@@ -1,6 +1,6 @@
 /**
- * Operation hardening through the real gateway: depth, aliases, tokens, list sizes and body size
- * each refused with LIMIT_EXCEEDED before any department is called; per-desk rate limits (429 and
+ * Operation hardening through the real gateway: depth, aliases, tokens, list sizes, the estimated
+ * cost and body size each refused with LIMIT_EXCEEDED before any department is called; per-desk rate limits (429 and
  * Retry-After); desks restricted to registered (persisted) operations.
  */
 import { createHash } from "node:crypto";
@@ -9,9 +9,10 @@ import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { hashKey } from "../../gateway/security/desks.ts";
-import { writeFixtures, ZHANG_WEI } from "../fixtures.ts";
+import { WANG_QIANG, writeFixtures, ZHANG_WEI } from "../fixtures.ts";
 import { tempDataDir } from "../helpers.ts";
 import { DEV_DESK, type Platform, startPlatform, tearDown } from "../platform.ts";
+import { Relay } from "../relay.ts";
 
 let platform: Platform;
 let data: ReturnType<typeof tempDataDir>;
@@ -21,6 +22,10 @@ const REGISTERED_HASH = createHash("sha256").update(REGISTERED_OPERATION).digest
 const THROTTLED = { authorization: "Bearer throttled-desk-key", "x-purpose": "testing" };
 const THROTTLED_TOO = { authorization: "Bearer throttled-too-desk-key", "x-purpose": "testing" };
 const SAFELISTED = { authorization: "Bearer safelisted-desk-key", "x-purpose": "testing" };
+const BULK = { authorization: "Bearer bulk-desk-key", "x-purpose": "testing" };
+const NARROW = { authorization: "Bearer narrow-desk-key", "x-purpose": "status" };
+/** Social security is reached through a relay, which sees whether a refused request reached it. */
+const social = new Relay();
 
 beforeAll(async () => {
   data = tempDataDir();
@@ -53,6 +58,19 @@ beforeAll(async () => {
           purposes,
         },
         {
+          id: "bulk",
+          name: "Desk with a larger cost budget",
+          keys: [`sha256:${hashKey("bulk-desk-key")}`],
+          maxCost: 20_000,
+          purposes,
+        },
+        {
+          id: "narrow",
+          name: "Desk that may not read contributions",
+          keys: [`sha256:${hashKey("narrow-desk-key")}`],
+          purposes: [{ code: "status", legalBasis: "Test suite.", scopes: ["hukou:status"] }],
+        },
+        {
           id: "safelisted",
           name: "Desk restricted to registered operations",
           keys: [`sha256:${hashKey("safelisted-desk-key")}`],
@@ -83,10 +101,13 @@ beforeAll(async () => {
           maxAliases: 3,
           maxTokens: 300,
           maxListSize: 50,
+          maxCost: 5_000,
+          costListSize: 10,
           maxBodyBytes: 20_000,
         },
       },
     },
+    relays: { social },
   });
 });
 
@@ -192,6 +213,58 @@ describe("operation limits", () => {
       { a: thirty, b: thirty.slice(0, 20) },
     );
     expect(split.body.errors).toBeUndefined();
+  });
+
+  it("refuses an operation whose estimated cost is over the budget, before any department is called", async () => {
+    const histories = `query($ids: [ID!]!) { people(ids: $ids) { contributions { month } } }`;
+    const twenty = Array.from({ length: 20 }, () => WANG_QIANG);
+    const reached = social.arrivals.length;
+    // 20 persons × (1 + 480 contributions, the list's @listSize)
+    const over = await platform.query(histories, { ids: twenty });
+    expect(over.status).toBe(400);
+    expect(over.body.errors).toEqual([
+      {
+        message:
+          "the estimated cost of this operation is 9,620; at most 5,000 per request (ask for fewer subjects, fewer list fields, or narrower lists)",
+        extensions: { code: "LIMIT_EXCEEDED", limit: "cost", max: 5000, cost: 9620 },
+      },
+    ]);
+    expect(over.body.data).toBeUndefined();
+    expect(social.arrivals.length).toBe(reached);
+
+    const within = await platform.query(histories, { ids: twenty.slice(0, 10) });
+    expect(within.body.errors).toBeUndefined();
+    const people = within.body.data?.people as Array<{ contributions: unknown[] }>;
+    expect(people).toHaveLength(10);
+    expect(people[0]?.contributions).toHaveLength(3);
+    expect(social.arrivals.length).toBeGreaterThan(reached);
+  });
+
+  it("gives a desk registered with its own budget that budget", async () => {
+    const { status, body } = await post(
+      {
+        query: `query($ids: [ID!]!) { people(ids: $ids) { contributions { month } } }`,
+        variables: { ids: Array.from({ length: 20 }, () => WANG_QIANG) },
+      },
+      BULK,
+    );
+    expect(status).toBe(200);
+    expect(body.errors).toBeUndefined();
+    expect(body.data.people).toHaveLength(20);
+  });
+
+  it("does not count a field the purpose withholds: it is not fetched", async () => {
+    const { status, body } = await post(
+      {
+        query: `query($ids: [ID!]!) { people(ids: $ids) { alive contributions { month } } }`,
+        variables: { ids: Array.from({ length: 20 }, () => WANG_QIANG) },
+      },
+      NARROW,
+    );
+    expect(status).toBe(200);
+    expect(body.data.people).toHaveLength(20);
+    expect(body.data.people[0]).toEqual({ alive: true, contributions: null });
+    expect(body.errors?.[0]?.extensions?.code).toBe("FORBIDDEN");
   });
 
   it("refuses a body larger than the limit with 413", async () => {
