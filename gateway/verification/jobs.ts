@@ -1,12 +1,14 @@
 /**
  * The job API, for desks that cannot run the CLI: `POST /jobs?policy=…&on=…` uploads a CSV or
  * NDJSON file of subjects, `GET /jobs/:id` tells its progress, `GET /jobs/:id/results` streams the
- * NDJSON results (following the job until it ends). Jobs run one after another inside the gateway,
+ * NDJSON results (following the job until it ends), `POST /jobs/:id/recheck` verifies a finished
+ * job's UNDETERMINED subjects again in a new job (the CLI's `--only-undetermined`). Jobs run one after another inside the gateway,
  * verified in-process, and are kept under `DATA_DIR/jobs/<id>/` (`job.json`, the upload, the
  * results), so that a job interrupted by a restart resumes where it stopped.
  */
 import { randomUUID } from "node:crypto";
 import {
+  copyFileSync,
   createReadStream,
   createWriteStream,
   existsSync,
@@ -39,6 +41,7 @@ import {
   type InputFormat,
   InputProblem,
   inputProblem,
+  readPreviousResults,
   readSubjects,
   resumeOutput,
   runBatch,
@@ -75,7 +78,15 @@ export interface Job {
   counts: ReturnType<Tally["toJSON"]>;
   error: string | null;
   principal: StoredPrincipal;
+  /**
+   * The job whose results this one verifies again: its UNDETERMINED lines are verified anew, the
+   * others copied as they are (absent in jobs written before rechecks existed).
+   */
+  recheckOf?: string | null;
 }
+
+/** A request the job's state does not allow (HTTP 409), e.g. rechecking a job still running. */
+export class JobConflict extends Error {}
 
 const JOB_ID = /^[0-9a-f-]{36}$/;
 
@@ -220,16 +231,65 @@ export class JobRunner {
       throw error;
     }
     const job: Job = {
+      ...this.newJob(id, principal, policy.name, applicationDate, proofs),
+      format,
+      total: await countRecords(inputFile, format),
+    };
+    // The upload, job.json and the folder naming them are on disk before the job is accepted.
+    this.accept(job, inputFile);
+    return job;
+  }
+
+  /**
+   * A new job verifying again the UNDETERMINED subjects of a finished job (a department did not
+   * answer for them), for the same desk, policy, day and proofs; its results are the whole
+   * previous results with those lines replaced, in the same order.
+   */
+  recheck(previous: Job, principal: Principal): Job {
+    if (previous.status !== "done") {
+      throw new JobConflict(
+        `Job ${previous.id} is ${previous.status}; its UNDETERMINED verdicts can be checked again once it is done`,
+      );
+    }
+    const undetermined = previous.counts.byOutcome.UNDETERMINED ?? 0;
+    if (undetermined === 0) {
+      throw new VerificationRefused(
+        ErrorCode.BadUserInput,
+        `Job ${previous.id} has no UNDETERMINED verdicts to check again`,
+      );
+    }
+    const policy = this.service.authorize(previous.policy, principal);
+    const id = randomUUID();
+    mkdirSync(this.jobDir(id), { recursive: true });
+    const inputFile = join(this.jobDir(id), "input");
+    // A copy: the previous job's results stay as they were, whatever this job becomes.
+    copyFileSync(join(this.jobDir(previous.id), "results.ndjson"), inputFile);
+    const job: Job = {
+      ...this.newJob(id, principal, policy.name, previous.on, previous.proofs),
+      format: "ndjson",
+      total: previous.total,
+      recheckOf: previous.id,
+    };
+    this.accept(job, inputFile);
+    return job;
+  }
+
+  private newJob(
+    id: string,
+    principal: Principal,
+    policy: string,
+    on: string,
+    proofs: boolean,
+  ): Omit<Job, "format" | "total"> {
+    return {
       id,
-      policy: policy.name,
-      on: applicationDate,
+      policy,
+      on,
       issuedAt: Math.floor(Date.now() / 1000),
       proofs,
-      format,
       status: "queued",
       createdAt: new Date().toISOString(),
       finishedAt: null,
-      total: await countRecords(inputFile, format),
       done: 0,
       counts: new Tally().toJSON(),
       error: null,
@@ -243,12 +303,14 @@ export class JobRunner {
         scopes: [...principal.scopes],
       },
     };
-    // The upload, job.json and the folder naming them are on disk before the job is accepted.
+  }
+
+  /** Its input, job.json and the folder naming them on disk, then queued: the 202 is a promise. */
+  private accept(job: Job, inputFile: string): void {
     syncPath(inputFile);
     this.write(job, true);
     syncPath(this.dir);
-    this.enqueue(id);
-    return job;
+    this.enqueue(job.id);
   }
 
   /** Whether `principal` may see the job: only the desk (and purpose) that submitted it. */
@@ -332,7 +394,9 @@ export class JobRunner {
       job.counts = tally.toJSON();
       this.write(job);
       await runBatch({
-        records: readSubjects(join(this.jobDir(id), "input"), policy.subjectKind, job.format),
+        records: job.recheckOf
+          ? readPreviousResults(join(this.jobDir(id), "input"))
+          : readSubjects(join(this.jobDir(id), "input"), policy.subjectKind, job.format),
         output: resultsFile,
         skip: done,
         batchSize: this.service.config.batchSize,
@@ -455,6 +519,7 @@ function jobView(job: Job) {
     finishedAt: job.finishedAt,
     error: job.error,
     results: `/jobs/${job.id}/results`,
+    recheckOf: job.recheckOf ?? null,
   };
 }
 
@@ -523,7 +588,10 @@ export async function registerJobRoutes(
     });
   });
 
-  const ownJob = (request: FastifyRequest, reply: FastifyReply): Job | null => {
+  const ownJob = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): { job: Job; principal: Principal } | null => {
     const principal = principalFor(request, reply);
     if (!principal) return null;
     const job = jobs.read((request.params as { id: string }).id);
@@ -532,18 +600,36 @@ export async function registerJobRoutes(
       void sendError(reply, 404, ErrorCode.NotFound, "No such job");
       return null;
     }
-    return job;
+    return { job, principal };
   };
 
   app.get("/jobs/:id", authenticated, async (request, reply) => {
-    const job = ownJob(request, reply);
-    if (!job) return reply;
-    return reply.send(jobView(job));
+    const own = ownJob(request, reply);
+    if (!own) return reply;
+    return reply.send(jobView(own.job));
+  });
+
+  app.post("/jobs/:id/recheck", authenticated, async (request, reply) => {
+    const own = ownJob(request, reply);
+    if (!own) return reply;
+    try {
+      const job = jobs.recheck(own.job, own.principal);
+      return reply.code(202).header("location", `/jobs/${job.id}`).send(jobView(job));
+    } catch (error) {
+      if (error instanceof JobConflict) {
+        return sendError(reply, 409, ErrorCode.BadUserInput, error.message);
+      }
+      if (error instanceof VerificationRefused) {
+        return sendError(reply, STATUS_OF_CODE[error.code] ?? 400, error.code, error.message);
+      }
+      throw error;
+    }
   });
 
   app.get("/jobs/:id/results", authenticated, async (request, reply) => {
-    const job = ownJob(request, reply);
-    if (!job) return reply;
+    const own = ownJob(request, reply);
+    if (!own) return reply;
+    const { job } = own;
     const file = join(jobs.jobDir(job.id), "results.ndjson");
     const body = new PassThrough();
     reply.type("application/x-ndjson; charset=utf-8").header("x-job-status", job.status);

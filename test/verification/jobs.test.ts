@@ -11,9 +11,8 @@ import { databasePath } from "../../common/sqlite.ts";
 import { seedPopulation } from "../../scripts/population.ts";
 import { tempDataDir } from "../helpers.ts";
 import { DEV_DESK, LOTTERY_DESK, type Platform, startPlatform, tearDown } from "../platform.ts";
+import { type JobView, jobApi, POLICY } from "./job-api.ts";
 import { D } from "./records.ts";
-
-const POLICY = "beijing-car-lottery/individual";
 
 let platform: Platform;
 let data: ReturnType<typeof tempDataDir>;
@@ -32,71 +31,7 @@ beforeAll(async () => {
 
 afterAll(() => tearDown(platform, data.remove));
 
-const base = () => platform.url.replace(/\/graphql$/, "");
-
-interface JobView {
-  id: string;
-  status: string;
-  total: number;
-  done: number;
-  counts: { byOutcome: Record<string, number> };
-  results: string;
-}
-
-async function submit(
-  body: string,
-  query = `policy=${encodeURIComponent(POLICY)}&on=${D}`,
-  headers: Record<string, string> = DEV_DESK,
-) {
-  const response = await fetch(`${base()}/jobs?${query}`, {
-    method: "POST",
-    headers: { "content-type": "text/csv", ...headers },
-    body,
-  });
-  return {
-    status: response.status,
-    body: (await response.json()) as JobView & {
-      errors?: Array<{ message: string; extensions: { code: string } }>;
-    },
-  };
-}
-
-async function progress(id: string, headers: Record<string, string> = DEV_DESK) {
-  const response = await fetch(`${base()}/jobs/${id}`, { headers });
-  return { status: response.status, body: (await response.json()) as JobView };
-}
-
-/** Polls a job until `reached` holds for it; fails the test, naming what it saw, after 60 s. */
-async function until(
-  id: string,
-  reached: (job: JobView) => boolean,
-  every = 100,
-): Promise<JobView> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    const { body } = await progress(id);
-    if (reached(body)) return body;
-    if (Date.now() > deadline) throw new Error(`job ${id} is still ${JSON.stringify(body)}`);
-    await new Promise((resolve) => setTimeout(resolve, every));
-  }
-}
-
-function finished(id: string): Promise<JobView> {
-  return until(id, (job) => job.status === "done" || job.status === "failed");
-}
-
-async function results(id: string, headers: Record<string, string> = DEV_DESK) {
-  const response = await fetch(`${base()}/jobs/${id}/results`, { headers });
-  const text = await response.text();
-  return {
-    status: response.status,
-    text,
-    lines: text
-      .split("\n")
-      .filter((line) => line !== "")
-      .map((line) => JSON.parse(line) as { subject: string; outcome: string; proof?: string }),
-  };
-}
+const { base, submit, progress, until, finished, results } = jobApi(() => platform);
 
 describe("POST /jobs", { timeout: 180_000 }, () => {
   it("verifies an uploaded CSV; GET /jobs/:id/results streams the NDJSON as the job runs", async () => {
