@@ -116,7 +116,9 @@ export const MIN_WINDOW_MS = 1000;
 export function integer(name: string, fallback: number, min = 0): number {
   const raw = process.env[name];
   if (raw === undefined || raw === "") return fallback;
-  const value = /^\s*\d+\s*$/.test(raw) ? Number(raw) : Number.NaN;
+  // Digits and nothing else: `1e3`, `0x100`, ` 10` or `10 ` would each be read as some number
+  // other than the one an operator meant to write, or hide a stray character from a file.
+  const value = /^\d+$/.test(raw) ? Number(raw) : Number.NaN;
   if (!Number.isSafeInteger(value) || value < min) {
     throw new Error(
       `${name} must be a whole number${min > 0 ? ` of at least ${min}` : ""}, got "${raw}"`,

@@ -8,7 +8,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEPARTMENTS } from "../../common/departments.ts";
-import { DEVELOPMENT_DESKS_FILE } from "../../gateway/config.ts";
+import { DEVELOPMENT_DESKS_FILE, integer } from "../../gateway/config.ts";
 import { hashKey } from "../../gateway/security/desks.ts";
 import { exitOf, tempDataDir } from "../helpers.ts";
 
@@ -121,6 +121,38 @@ describe("NODE_ENV=production", () => {
     expect(subjects.output).toContain(
       'VERIFY_MAX_SUBJECTS must be a whole number of at least 1, got "1e3"',
     );
+  });
+
+  it("reads a number setting as digits and nothing else", () => {
+    const read = (raw: string | undefined) => {
+      const saved = process.env.MIANZHENG_TEST_NUMBER;
+      if (raw === undefined) delete process.env.MIANZHENG_TEST_NUMBER;
+      else process.env.MIANZHENG_TEST_NUMBER = raw;
+      try {
+        return integer("MIANZHENG_TEST_NUMBER", 7, 1);
+      } finally {
+        if (saved === undefined) delete process.env.MIANZHENG_TEST_NUMBER;
+        else process.env.MIANZHENG_TEST_NUMBER = saved;
+      }
+    };
+    expect(read(undefined)).toBe(7);
+    expect(read("")).toBe(7);
+    expect(read("1000")).toBe(1000);
+    for (const raw of [
+      "1e3",
+      "0x10",
+      " 10",
+      "10 ",
+      "10\n",
+      "-1",
+      "1.5",
+      "0",
+      "99999999999999999",
+    ]) {
+      expect(() => read(raw), raw).toThrow(
+        "MIANZHENG_TEST_NUMBER must be a whole number of at least 1",
+      );
+    }
   });
 
   it("refuses a purpose granting every scope", async () => {
