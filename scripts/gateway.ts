@@ -6,7 +6,7 @@ import { setFlagsFromString } from "node:v8";
 import { serveUntilSignal } from "../common/serve.ts";
 import { buildGateway } from "../gateway/app.ts";
 import { gatewayConfigFromEnv } from "../gateway/config.ts";
-import { reportReady, stopWithSupervisor } from "./supervision.ts";
+import { listeningPort, reportReady, stopWithSupervisor } from "./supervision.ts";
 
 /**
  * Major garbage collections once the old generation has grown by half over what survived the
@@ -31,7 +31,7 @@ try {
   app = await buildGateway();
   const address = await serveUntilSignal(app, config.port, config.host);
   app.log.info(`gateway listening at ${address}/graphql`);
-  reportReady();
+  reportReady({ gateway: listeningPort(app) });
 } catch (error) {
   console.error(`gateway: could not start: ${(error as Error).message}`);
   // Built but not listening (its port taken): close what it opened — the ledger, whose journal

@@ -19,7 +19,7 @@ import { DEPARTMENTS, type Department, defaultPort, urlVariable } from "../commo
 import { isProduction } from "../common/environment.ts";
 import { databasePath, dataDir, seedingMarker } from "../common/sqlite.ts";
 import { integer } from "../gateway/config.ts";
-import { isReadyMessage } from "./supervision.ts";
+import { readyPorts } from "./supervision.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const children = new Map<string, ChildProcess>();
@@ -124,7 +124,7 @@ const readyTimeoutS = (() => {
 function ready(
   label: string,
   timeoutMs = Math.min(readyTimeoutS * 1000, 2 ** 31 - 1),
-): Promise<void> {
+): Promise<Record<string, number>> {
   const child = children.get(label);
   if (!child) return Promise.reject(new Error(`${label} exited before it was ready`));
   return new Promise((resolve, reject) => {
@@ -138,9 +138,10 @@ function ready(
       timeoutMs,
     );
     child.on("message", (message) => {
-      if (!isReadyMessage(message)) return;
+      const ports = readyPorts(message);
+      if (!ports) return;
       clearTimeout(timer);
-      resolve();
+      resolve(ports);
     });
     child.once("exit", () => {
       clearTimeout(timer);
@@ -236,22 +237,37 @@ if (interrupted || !DEPARTMENTS.some((department) => existsSync(databasePath(dep
 
 try {
   // Everything starts at once: the gateway plans from the supergraph file and needs no department
-  // to start, so loading its modules overlaps with the departments'.
-  // PORT is the gateway's; the departments' ports are given with their names.
+  // to start, so loading its modules overlaps with the departments'. PORT is the gateway's; the
+  // departments' ports are given with their names. A department asked for port 0 (tests, several
+  // platforms on one machine) listens where the system puts it, which the gateway must be told:
+  // the gateway then starts once the departments are ready.
   run("departments", [...script("subgraph"), ...departments], {
     env: { PORT: undefined, HOST: departmentsHost },
     supervised: true,
   });
-  run("gateway", script("gateway"), { env: { PORT: String(port) }, supervised: true });
-  await Promise.all([ready("departments"), ready("gateway")]);
+  const anyPort = DEPARTMENTS.some((department) => departmentPort(department) === 0);
+  const departmentsReady = ready("departments");
+  const gatewayEnv: NodeJS.ProcessEnv = { PORT: String(port) };
+  if (anyPort) {
+    const ports = await departmentsReady;
+    for (const department of DEPARTMENTS) {
+      const name = urlVariable(department);
+      if (departmentPort(department) !== 0 || !process.env[name]) continue;
+      const url = new URL(process.env[name]);
+      url.port = String(ports[department]);
+      gatewayEnv[name] = url.toString();
+    }
+  }
+  run("gateway", script("gateway"), { env: gatewayEnv, supervised: true });
+  const [departmentPorts, gatewayPorts] = await Promise.all([departmentsReady, ready("gateway")]);
   console.log(
     [
       "",
       "Mianzheng is running:",
-      `  gateway    http://localhost:${port}/graphql   (open it in a browser for GraphiQL)`,
+      `  gateway    http://localhost:${gatewayPorts.gateway ?? port}/graphql   (open it in a browser for GraphiQL)`,
       ...DEPARTMENTS.map(
         (department) =>
-          `  ${department.padEnd(10)} http://localhost:${departmentPort(department)}/graphql   (signed requests from the gateway only)`,
+          `  ${department.padEnd(10)} http://localhost:${departmentPorts[department] ?? departmentPort(department)}/graphql   (signed requests from the gateway only)`,
       ),
       `  data       ${dir}`,
       "Press Ctrl-C to stop.",

@@ -13,7 +13,7 @@ import { DEPARTMENTS, type Department, defaultPort, isDepartment } from "../comm
 import { closeGracefully, onStopSignals, option, serveUntilSignal } from "../common/serve.ts";
 import { databasePath, dataDir } from "../common/sqlite.ts";
 import { departmentModules } from "../subgraphs/registry.ts";
-import { reportReady, stopWithSupervisor } from "./supervision.ts";
+import { listeningPort, reportReady, stopWithSupervisor } from "./supervision.ts";
 
 const usage = `usage: npm run subgraph -- <${DEPARTMENTS.join("|")}>[:port] … [--port N]`;
 const portOption = option(process.argv, "port");
@@ -64,7 +64,7 @@ if (wanted.length === 1) {
       host,
     );
     app.log.info(`${department} subgraph listening at ${address}/graphql`);
-    reportReady();
+    reportReady({ [department]: listeningPort(app) });
   } catch (error) {
     console.error(`${department}: could not start: ${(error as Error).message}`);
     process.exit(1);
@@ -96,5 +96,7 @@ if (wanted.length === 1) {
       await stop(1);
     }
   }
-  reportReady();
+  reportReady(
+    Object.fromEntries([...apps].map(([department, app]) => [department, listeningPort(app)])),
+  );
 }

@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEPARTMENTS, type Department, urlVariable } from "../common/departments.ts";
-import { freePort, processTree } from "../scripts/bench/processes.ts";
+import { processTree } from "../scripts/bench/processes.ts";
 import { journalRecords, tempDataDir } from "./helpers.ts";
 import { DEV_DESK } from "./platform.ts";
 
@@ -21,7 +21,7 @@ let data: ReturnType<typeof tempDataDir>;
 let start: ChildProcess;
 let output = "";
 let gateway: string;
-const departmentUrls = {} as Record<Department, string>;
+let departmentUrls: Record<Department, string>;
 
 function exited(child: ChildProcess): Promise<number | null> {
   if (child.exitCode !== null) return Promise.resolve(child.exitCode);
@@ -55,62 +55,65 @@ function untilRunning(child: ChildProcess): { ready: Promise<void>; output: () =
   return { ready, output: () => text };
 }
 
-/** `npm start` on `dir`, every port free, with these settings besides. */
-async function npmStart(
-  dir: string,
-  settings: NodeJS.ProcessEnv,
-): Promise<{ child: ChildProcess; port: number }> {
-  const port = await freePort();
+/** `npm start` on `dir`, every server on a port the system picks, with these settings besides. */
+function npmStart(dir: string, settings: NodeJS.ProcessEnv): ChildProcess {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     DATA_DIR: dir,
-    PORT: String(port),
+    PORT: "0",
     LOG_LEVEL: "warn",
     ...settings,
   };
   for (const department of DEPARTMENTS) {
-    env[urlVariable(department)] = `http://127.0.0.1:${await freePort()}/graphql`;
+    env[urlVariable(department)] = "http://127.0.0.1:0/graphql";
   }
-  const child = spawn(process.execPath, ["scripts/run.mjs", "start"], {
+  return spawn(process.execPath, ["scripts/run.mjs", "start"], {
     cwd: ROOT,
     env,
     stdio: ["ignore", "pipe", "pipe"],
   });
-  return { child, port };
 }
 
-async function refused(url: string): Promise<boolean> {
-  try {
-    await fetch(url, { signal: AbortSignal.timeout(2000) });
-    return false;
-  } catch {
-    return true;
-  }
+/** Where `npm start` says the gateway and each department listen. */
+function listening(text: string): { gateway: string; departments: Record<Department, string> } {
+  const at = (name: string) => {
+    const match = new RegExp(`^  ${name} +http://localhost:(\\d+)/graphql`, "m").exec(text);
+    if (!match) throw new Error(`npm start did not say where ${name} listens:\n${text}`);
+    return `http://127.0.0.1:${match[1]}`;
+  };
+  return {
+    gateway: at("gateway"),
+    departments: Object.fromEntries(
+      DEPARTMENTS.map((department) => [department, at(department)]),
+    ) as Record<Department, string>,
+  };
+}
+
+/**
+ * Processes still running on `dir` (DATA_DIR in their environment): every process `npm start`
+ * starts inherits it. Asked by process rather than by port, which another test may take.
+ */
+function survivors(dir: string): number[] {
+  const marker = `DATA_DIR=${dir}\0`;
+  return readdirSync("/proc")
+    .filter((name) => /^\d+$/.test(name))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/environ`, "latin1").includes(marker);
+      } catch {
+        return false; // gone meanwhile, or not ours
+      }
+    })
+    .map(Number);
 }
 
 beforeAll(async () => {
   data = tempDataDir();
-  const port = await freePort();
-  gateway = `http://127.0.0.1:${port}`;
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    DATA_DIR: data.dir,
-    SEED_PERSONS: "300",
-    PORT: String(port),
-    LOG_LEVEL: "warn",
-  };
-  for (const department of DEPARTMENTS) {
-    departmentUrls[department] = `http://127.0.0.1:${await freePort()}`;
-    env[urlVariable(department)] = `${departmentUrls[department]}/graphql`;
-  }
-  start = spawn(process.execPath, ["scripts/run.mjs", "start"], {
-    cwd: ROOT,
-    env,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  start = npmStart(data.dir, { SEED_PERSONS: "300" });
   const running = untilRunning(start);
   await running.ready;
   output = running.output();
+  ({ gateway, departments: departmentUrls } = listening(output));
 }, 180_000);
 
 afterAll(async () => {
@@ -122,14 +125,18 @@ afterAll(async () => {
 });
 
 describe("npm start", () => {
-  it("seeds the empty data directory and says where everything listens", () => {
+  it("seeds the empty data directory and says where everything listens, port 0 included", async () => {
     expect(output).toContain("holds no department database: seeding 300 demo persons");
-    expect(output).toContain(`gateway    http://localhost:${new URL(gateway).port}/graphql`);
-    for (const department of DEPARTMENTS) {
-      expect(output).toContain(
-        `${departmentUrls[department].replace("127.0.0.1", "localhost")}/graphql`,
-      );
+    // Asked for port 0, each server is where the banner says: seven ports, all different.
+    const urls = [gateway, ...Object.values(departmentUrls)];
+    expect(new Set(urls).size).toBe(7);
+    for (const url of urls) {
+      expect(new URL(url).port).not.toBe("0");
+      expect((await fetch(`${url}/health`)).status).toBe(200);
     }
+    // The launcher, the departments' process and the gateway's, each seen by its DATA_DIR (the
+    // check the stops below rely on).
+    expect(survivors(data.dir).length).toBeGreaterThanOrEqual(3);
   });
 
   it("answers facts from all six departments through the gateway, recorded in the ledger", async () => {
@@ -209,9 +216,7 @@ describe("npm start", () => {
     } finally {
       agent.destroy();
     }
-    for (const url of [gateway, ...Object.values(departmentUrls)]) {
-      expect(await refused(`${url}/health`)).toBe(true);
-    }
+    expect(survivors(data.dir)).toEqual([]);
     // The gateway closed its ledger: its journal is moved and gone.
     expect(readdirSync(data.dir).filter((name) => name.endsWith(".journal"))).toEqual([]);
   }, 30_000);
@@ -221,7 +226,7 @@ describe("npm start over an interrupted seed, and when a process dies", () => {
   it("stops everything (exit 1) when a process is not ready within START_TIMEOUT_S, and refuses a bad value", async () => {
     const startWith = async (timeout: string) => {
       // The data directory is seeded already: only the start is timed.
-      const { child, port } = await npmStart(data.dir, { START_TIMEOUT_S: timeout });
+      const child = npmStart(data.dir, { START_TIMEOUT_S: timeout });
       let text = "";
       child.stdout?.on("data", (chunk: Buffer) => {
         text += chunk.toString();
@@ -230,14 +235,14 @@ describe("npm start over an interrupted seed, and when a process dies", () => {
         text += chunk.toString();
       });
       const code = await exited(child);
-      return { code, text, port };
+      return { code, text };
     };
     const hurried = await startWith("0.01");
     expect(hurried.code).toBe(1);
     expect(hurried.text).toMatch(
       /was not ready within 0\.01 s \(START_TIMEOUT_S gives it longer\)/,
     );
-    expect(await refused(`http://127.0.0.1:${hurried.port}/health`)).toBe(true);
+    expect(survivors(data.dir)).toEqual([]);
     const refusedValue = await startWith("soon");
     expect(refusedValue.code).toBe(2);
     expect(refusedValue.text).toContain(
@@ -252,9 +257,7 @@ describe("npm start over an interrupted seed, and when a process dies", () => {
       // What a seed stopped half-way leaves: its marker and a database it had begun.
       writeFileSync(join(own.dir, ".seeding"), "12345\n");
       writeFileSync(join(own.dir, "hukou.db"), "");
-      const started = await npmStart(own.dir, { SEED_PERSONS: "200" });
-      second = started.child;
-      const { port } = started;
+      second = npmStart(own.dir, { SEED_PERSONS: "200" });
       const running = untilRunning(second);
       await running.ready;
       expect(running.output()).toContain(
@@ -268,7 +271,7 @@ describe("npm start over an interrupted seed, and when a process dies", () => {
       process.kill(departments as number, "SIGKILL");
       expect(await exited(second)).toBe(1);
       expect(running.output()).toContain("stopping the platform");
-      expect(await refused(`http://127.0.0.1:${port}/health`)).toBe(true);
+      expect(survivors(own.dir)).toEqual([]);
     } finally {
       // A failed assertion above must not leave the platform running on a removed directory.
       if (second && second.exitCode === null && second.signalCode === null) {
