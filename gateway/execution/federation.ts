@@ -15,13 +15,14 @@ import {
   GraphQLError,
   type GraphQLSchema,
   type OperationDefinitionNode,
+  valueFromASTUntyped,
 } from "graphql";
 import { LRUCache } from "lru-cache";
 import { isProduction } from "../../common/environment.ts";
 import { ErrorCode } from "../../common/errors.ts";
 import { type GatewayRequestContext, pathsConcerned } from "../department-client.ts";
 import { PlanExecutor, supportsPlan } from "./plan-executor.ts";
-import { booleanDefaults, type CompiledShape, compileShape } from "./result-shaping.ts";
+import { type CompiledShape, compileShape } from "./result-shaping.ts";
 
 /**
  * Where a result with errors carries the departments' answer as merged, before null
@@ -45,8 +46,23 @@ interface PreparedPlan {
   plan: QueryPlan;
   /** Null when the plan or the operation needs Apollo's executor. */
   shape: CompiledShape | null;
-  /** The operation's Boolean defaults, for the plan's Condition nodes. */
-  conditionDefaults: Record<string, boolean>;
+  /** The operation's variable defaults, as JSON values; null when it declares none. */
+  defaults: Record<string, unknown> | null;
+}
+
+/**
+ * What a desk that leaves out a variable with a default means: the default, as the value it
+ * would have sent. Departments receive the variables their fetches use, so a default left to
+ * them would be lost (their operations declare the variable without it).
+ */
+function variableDefaults(operation: OperationDefinitionNode): Record<string, unknown> | null {
+  let defaults: Record<string, unknown> | null = null;
+  for (const definition of operation.variableDefinitions ?? []) {
+    if (!definition.defaultValue) continue;
+    defaults ??= {};
+    defaults[definition.variable.name.value] = valueFromASTUntyped(definition.defaultValue);
+  }
+  return defaults;
 }
 
 export interface FederationOptions {
@@ -117,18 +133,21 @@ export class Federation {
         this.compiled && supportsPlan(plan)
           ? compileShape(this.apiSchema, request.document, request.operation)
           : null;
-      prepared = { plan, shape, conditionDefaults: booleanDefaults(request.operation) };
+      prepared = { plan, shape, defaults: variableDefaults(request.operation) };
       this.plans.set(key, prepared);
     }
     return prepared;
   }
 
-  async execute(request: FederatedRequest): Promise<ExecutionResult> {
-    const prepared = this.prepare(request);
+  async execute(sent: FederatedRequest): Promise<ExecutionResult> {
+    const prepared = this.prepare(sent);
+    // An explicit null stays null: only a variable left out takes its default.
+    const request = prepared.defaults
+      ? { ...sent, variables: { ...prepared.defaults, ...sent.variables } }
+      : sent;
     if (!prepared.shape) return this.executeWithApollo(prepared.plan, request);
     const { data, errors } = await this.executor.execute(prepared.plan, {
       variables: request.variables,
-      conditionDefaults: prepared.conditionDefaults,
       context: request.context,
       incomingRequestContext: {
         request: { variables: request.variables },

@@ -38,9 +38,8 @@ import {
 type Data = Record<string, unknown>;
 
 export interface PlanRequest {
+  /** As sent, with the operation's defaults for those not sent (see Federation.execute). */
   variables: Record<string, unknown>;
-  /** Defaults of the operation's Boolean variables, for Condition nodes (`booleanDefaults`). */
-  conditionDefaults?: Readonly<Record<string, boolean>>;
   context: GatewayRequestContext;
   /** Handed to data sources as Apollo would (the incoming request). */
   incomingRequestContext: unknown;
@@ -191,12 +190,8 @@ export class PlanExecutor {
         return;
       }
       case "Condition": {
-        const { variables, conditionDefaults } = execution.request;
-        const value =
-          node.condition in variables
-            ? variables[node.condition]
-            : conditionDefaults?.[node.condition];
-        const branch = value === true ? node.ifClause : node.elseClause;
+        const branch =
+          execution.request.variables[node.condition] === true ? node.ifClause : node.elseClause;
         if (branch) await this.node(execution, branch, cursor);
         return;
       }

@@ -83,6 +83,22 @@ describe("one request across departments", () => {
     });
   });
 
+  it("uses a variable's default on every request, not only the first", async () => {
+    // GraphiQL opens with such a query: pressing Run twice must answer twice.
+    const query = `query Defaulted($id: ID! = "${ZHANG_WEI}", $ids: [ID!]! = ["${LI_NA}"]) {
+      person(id: $id) { name maritalStatus(on: "2026-11-01") }
+      people(ids: $ids) { name }
+    }`;
+    for (const variables of [undefined, undefined, { id: LI_NA }, {}]) {
+      const { body } = await platform.query(query, variables);
+      expect(body.errors).toBeUndefined();
+      expect(body.data).toEqual({
+        person: { name: variables?.id ? "李娜" : "张伟", maritalStatus: "MARRIED" },
+        people: [{ name: "李娜" }],
+      });
+    }
+  });
+
   it("answers people(ids:) in the order asked, null where the register has no such person", async () => {
     const unknown = "110105200001010016";
     const { body } = await platform.query(
