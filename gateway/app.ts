@@ -12,7 +12,13 @@ import type { GraphQLDataSource } from "@apollo/gateway/dist/datasources/types.j
 import { buildSubgraphSchema } from "@apollo/subgraph";
 import cors from "@fastify/cors";
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
-import { type GraphQLError, type GraphQLSchema, getVariableValues, parse } from "graphql";
+import {
+  type GraphQLError,
+  type GraphQLSchema,
+  getVariableValues,
+  parse,
+  type ValueNode,
+} from "graphql";
 
 import {
   DEPARTMENTS,
@@ -82,7 +88,21 @@ function installScalarRules(schema: GraphQLSchema): void {
   for (const [name, rules] of Object.entries({ ...scalarResolvers, DateTime: DateTimeScalar })) {
     const type = schema.getType(name);
     if (type && "parseLiteral" in type) {
-      Object.assign(type, { parseValue: rules.parseValue, parseLiteral: rules.parseLiteral });
+      Object.assign(type, {
+        parseValue: rules.parseValue,
+        parseLiteral: (value: ValueNode, variables?: Record<string, unknown> | null) => {
+          try {
+            return rules.parseLiteral(value, variables);
+          } catch (error) {
+            // Rethrown as a plain error, graphql-js's validation keeps the literal's node (a
+            // GraphQLError it would report as it is, without one), from which the document cache
+            // names the argument and the location; the code goes along.
+            throw Object.assign(new Error((error as Error).message), {
+              extensions: (error as GraphQLError).extensions,
+            });
+          }
+        },
+      });
     }
   }
 }

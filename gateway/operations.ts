@@ -4,15 +4,20 @@
  */
 import { createHash } from "node:crypto";
 import {
+  type ASTNode,
+  BREAK,
   type DocumentNode,
   GraphQLError,
   type GraphQLSchema,
   getOperationAST,
+  Kind,
   NoSchemaIntrospectionCustomRule,
   type OperationDefinitionNode,
   parse,
   specifiedRules,
+  type ValueNode,
   validate,
+  visit,
 } from "graphql";
 import { LRUCache } from "lru-cache";
 import { ErrorCode } from "../common/errors.ts";
@@ -77,19 +82,21 @@ export class DocumentCache {
         ],
       };
     }
-    const errors = validate(this.schema, document, this.rules).map(
-      (error) =>
-        new GraphQLError(error.message, {
-          nodes: error.nodes ?? null,
-          // A scalar's own rule (a malformed Date) keeps its BAD_USER_INPUT code.
-          extensions: {
-            code:
-              error.extensions?.code ??
-              (error.originalError as GraphQLError | undefined)?.extensions?.code ??
-              "GRAPHQL_VALIDATION_FAILED",
-          },
-        }),
-    );
+    const errors = validate(this.schema, document, this.rules).map((error) => {
+      // A scalar's own rule (a malformed Date) keeps its code and its words, and the argument
+      // it was given for is named, as a department names an id's.
+      const scalar = (error.originalError as { extensions?: Record<string, unknown> } | undefined)
+        ?.extensions?.code;
+      const node = error.nodes?.[0];
+      const argument = scalar && node ? argumentHolding(document, node) : null;
+      return new GraphQLError(scalar ? (error.originalError as Error).message : error.message, {
+        nodes: error.nodes ?? null,
+        extensions: {
+          code: error.extensions?.code ?? scalar ?? "GRAPHQL_VALIDATION_FAILED",
+          ...(argument ? { argument } : {}),
+        },
+      });
+    });
     return { document, errors, hash };
   }
 }
@@ -107,4 +114,31 @@ export function selectOperation(
       : "Must provide operation name if query contains multiple operations",
     { extensions: { code: ErrorCode.BadUserInput } },
   );
+}
+
+/** The argument a literal value was written for: `on`, `ids[3]`, `filter.from`; null if none. */
+export function argumentHolding(document: DocumentNode, target: ASTNode): string | null {
+  const locate = (value: ValueNode, at: string): string | null => {
+    if (value === target) return at;
+    if (value.kind === Kind.LIST) {
+      for (const [index, item] of value.values.entries()) {
+        const found = locate(item, `${at}[${index}]`);
+        if (found) return found;
+      }
+    } else if (value.kind === Kind.OBJECT) {
+      for (const field of value.fields) {
+        const found = locate(field.value, `${at}.${field.name.value}`);
+        if (found) return found;
+      }
+    }
+    return null;
+  };
+  let argument: string | null = null;
+  visit(document, {
+    Argument(node) {
+      argument = locate(node.value, node.name.value);
+      return argument ? BREAK : undefined;
+    },
+  });
+  return argument;
 }

@@ -196,7 +196,17 @@ describe("bad input", () => {
       `{ person(id: "${ZHANG_WEI}") { hasValidDriverLicense(on: "2026-02-30") } }`,
     );
     expect(literal.status).toBe(400);
-    expect(literal.body.errors?.[0]?.extensions?.code).toBe("BAD_USER_INPUT");
+    expect(literal.body.errors).toEqual([
+      {
+        message: 'Date must be a calendar date YYYY-MM-DD, got "2026-02-30"',
+        locations: [{ line: 1, column: 64 }],
+        extensions: { code: "BAD_USER_INPUT", argument: "on" },
+      },
+    ]);
+    const month = await platform.query(
+      `{ person(id: "${ZHANG_WEI}") { insuredMonths(region: "110000", from: "2021-11", to: "2026-13") } }`,
+    );
+    expect(month.body.errors?.[0]?.extensions).toEqual({ code: "BAD_USER_INPUT", argument: "to" });
     const variable = await platform.query(
       `query($on: Date) { person(id: "${ZHANG_WEI}") { hasValidDriverLicense(on: $on) } }`,
       { on: "2026-13-01" },
