@@ -2,7 +2,8 @@
  * `npm run proof -- verify <proof-or-file> [--jwks URL|FILE]`: checks a verdict proof and prints
  * its claims; exits 1 when any byte was altered, the proof expired or its key is not published.
  * The keys come from `--jwks` (a gateway's `/.well-known/jwks.json`, or a saved copy to check
- * offline), else from the local key store, else from the local gateway.
+ * offline), else from the local key store, else from the gateway of `GATEWAY_URL` (by default
+ * the local one); exits 2 when they cannot be read, which says nothing about the proof.
  *
  * `npm run proof -- rotate`: a new signing key in the development key store (`DATA_DIR/keys`);
  * running gateways sign with it within seconds, and keep publishing the old one until its proofs
@@ -10,7 +11,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import { createRemoteJWKSet, type JSONWebKeySet } from "jose";
+import type { JSONWebKeySet } from "jose";
 import { dataDir } from "../common/sqlite.ts";
 import { verificationConfigFromEnv } from "../gateway/verification/config.ts";
 import { ProofKeys } from "../gateway/verification/keys.ts";
@@ -42,23 +43,39 @@ function readProof(argument: string): string {
   return trimmed;
 }
 
-async function verify(argument: string, jwks: string | undefined): Promise<number> {
-  let keys: JSONWebKeySet | ReturnType<typeof createRemoteJWKSet>;
-  let source: string;
-  const config = verificationConfigFromEnv(dataDir());
-  if (jwks && /^https?:\/\//.test(jwks)) {
-    keys = createRemoteJWKSet(new URL(jwks));
-    source = jwks;
-  } else if (jwks) {
-    keys = JSON.parse(readFileSync(jwks, "utf8")) as JSONWebKeySet;
-    source = jwks;
-  } else if (existsSync(config.keysDir)) {
-    keys = { keys: localKeys().publishedKeys() as never };
-    source = `the key store ${config.keysDir}`;
-  } else {
-    source = `http://127.0.0.1:${process.env.PORT ?? 4000}/.well-known/jwks.json`;
-    keys = createRemoteJWKSet(new URL(source));
+/** A published key set, fetched: null (said why) when it cannot be read. */
+async function fetchKeys(url: string): Promise<JSONWebKeySet | null> {
+  try {
+    const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const set = (await response.json()) as JSONWebKeySet;
+    if (!Array.isArray(set?.keys)) throw new Error("not a JSON Web Key Set");
+    return set;
+  } catch (error) {
+    const reason = (error as Error & { cause?: Error }).cause?.message ?? (error as Error).message;
+    console.error(
+      `proof: cannot check: the keys could not be read from ${url} (${reason}); give --jwks URL|FILE, or run where DATA_DIR holds the key store`,
+    );
+    return null;
   }
+}
+
+async function verify(argument: string, jwks: string | undefined): Promise<number> {
+  const config = verificationConfigFromEnv(dataDir());
+  // The keys' source; a gateway's when none is given and there is no local key store (where
+  // GATEWAY_URL says, as for npm run verify).
+  const gateway = new URL(process.env.GATEWAY_URL ?? "http://127.0.0.1:4000/graphql");
+  const source =
+    jwks ??
+    (existsSync(config.keysDir)
+      ? `the key store ${config.keysDir}`
+      : new URL("/.well-known/jwks.json", gateway).toString());
+  let keys: JSONWebKeySet | null;
+  if (/^https?:\/\//.test(source)) keys = await fetchKeys(source);
+  else if (jwks) keys = JSON.parse(readFileSync(jwks, "utf8")) as JSONWebKeySet;
+  else keys = { keys: localKeys().publishedKeys() as never };
+  // Keys that cannot be had say nothing about the proof: not "invalid" (1), but unchecked (2).
+  if (!keys) return 2;
   const check = await verifyProof(readProof(argument), keys);
   if (!check.valid) {
     console.error(`INVALID proof (${check.problem}): ${check.message}\nkeys from ${source}`);

@@ -6,7 +6,8 @@
  */
 import { execFile, spawnSync } from "node:child_process";
 import { createHash, generateKeyPairSync } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
 import Database from "better-sqlite3";
@@ -291,6 +292,30 @@ describe("signed proofs", () => {
       `${base}/.well-known/jwks.json`,
     ]);
     expect(online.stdout).toContain("valid proof");
+    // Without --jwks or a key store, from the gateway GATEWAY_URL names.
+    const elsewhere = mkdtempSync(join(tmpdir(), "mianzheng-proof-"));
+    try {
+      const env = { ...process.env, DATA_DIR: elsewhere, GATEWAY_URL: `${base}/graphql` };
+      const fallback = await execFileAsync(
+        process.execPath,
+        ["--import", "tsx", "scripts/proof.ts", "verify", proof],
+        { env },
+      );
+      expect(fallback.stdout).toContain(`keys from ${base}/.well-known/jwks.json`);
+      // Keys that cannot be read say nothing about the proof: 2, not "INVALID" (1).
+      const unreachable = await execFileAsync(
+        process.execPath,
+        ["--import", "tsx", "scripts/proof.ts", "verify", proof],
+        { env: { ...env, GATEWAY_URL: "http://127.0.0.1:1/graphql" } },
+      ).catch((error: { code: number; stderr: string }) => error);
+      expect("code" in unreachable && unreachable.code).toBe(2);
+      expect(unreachable.stderr).toContain(
+        "cannot check: the keys could not be read from http://127.0.0.1:1/.well-known/jwks.json",
+      );
+      expect(unreachable.stderr).not.toContain("INVALID");
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
   });
 });
 
