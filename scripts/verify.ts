@@ -363,10 +363,22 @@ function printSummary(
   if (undetermined > 0) {
     lines.push(
       `${undetermined} UNDETERMINED: a department did not answer. Later, verify only those again with`,
-      `  npm run verify -- --policy ${state.policy} --on ${state.on} --only-undetermined ${outputPath} --output <new output>`,
+      `  npm run verify -- --policy ${state.policy} --on ${state.on} --only-undetermined ${outputPath} --output <new output>${again()}`,
     );
   }
   console.log(lines.join("\n"));
+}
+
+/**
+ * What the command to run again needs besides: the desk's purpose and gateway as given, and the
+ * key only by name (it is not printed); what came from the environment comes from it again.
+ */
+function again(): string {
+  const parts: string[] = [];
+  if (values.gateway) parts.push(`--gateway ${values.gateway}`);
+  if (values.key) parts.push("--key <key>");
+  if (values.purpose) parts.push(`--purpose ${values.purpose}`);
+  return parts.length > 0 ? ` ${parts.join(" ")}` : "";
 }
 
 async function main(): Promise<void> {

@@ -300,6 +300,11 @@ describe("npm run verify", { timeout: 240_000 }, () => {
     // Finished, with verdicts still to be had: exit 3.
     expect(stopped.code, stopped.stderr).toBe(3);
     expect(stopped.stdout).toContain("UNDETERMINED: a department did not answer");
+    // The command it suggests runs as printed, but for the key, which it names and does not show.
+    expect(stopped.stdout).toContain(
+      `--only-undetermined ${output} --output <new output> --gateway ${platform.url} --key <key> --purpose car-lottery`,
+    );
+    expect(stopped.stdout).not.toContain("dev-lottery-key");
     const results = lines(output);
     expect(results).toHaveLength(PERSONS + 3);
     const undetermined = results.filter((result) => result.outcome === "UNDETERMINED");
