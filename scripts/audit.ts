@@ -33,9 +33,24 @@ const [command, argument] = argv.filter(
   (arg, index) =>
     !arg.startsWith("--") && argv[index - 1] !== "--data-dir" && argv[index - 1] !== "--expect",
 );
-const expected = expectOption === undefined ? null : /^(\d+):([0-9a-f]{64})$/.exec(expectOption);
+/** `<seq>:<hash>`, or the JSON `head` prints (`{"seq":…,"hash":"…"}`), as published. */
+function readHead(text: string): RegExpExecArray | null {
+  const written = /^(\d+):([0-9a-f]{64})$/.exec(text);
+  if (written) return written;
+  try {
+    const { seq, hash } = JSON.parse(text) as { seq?: unknown; hash?: unknown };
+    return Number.isSafeInteger(seq) && typeof hash === "string"
+      ? /^(\d+):([0-9a-f]{64})$/.exec(`${seq}:${hash}`)
+      : null;
+  } catch {
+    return null;
+  }
+}
+const expected = expectOption === undefined ? null : readHead(expectOption.trim());
 if (expectOption !== undefined && (!expected || command !== "verify")) {
-  console.error(`audit: --expect takes <seq>:<64 hex digits>, with verify\n${USAGE}`);
+  console.error(
+    `audit: --expect takes <seq>:<64 hex digits> (or what head prints), with verify\n${USAGE}`,
+  );
   process.exit(2);
 }
 

@@ -314,13 +314,15 @@ describe("npm run audit", () => {
   });
 
   it("checks a head published earlier (--expect), which a ledger cut back and rebuilt fails", async () => {
-    const head = JSON.parse((await audit(data.dir, "head")).stdout) as {
-      seq: number;
-      hash: string;
-    };
+    const printed = (await audit(data.dir, "head")).stdout;
+    const head = JSON.parse(printed) as { seq: number; hash: string };
     const intact = await audit(data.dir, "verify", "--expect", `${head.seq}:${head.hash}`);
     expect(intact.code).toBe(0);
     expect(intact.stdout).toContain(`entry ${head.seq} has the published hash`);
+    // What head printed, pasted as it is, is the same head.
+    const pasted = await audit(data.dir, "verify", "--expect", printed);
+    expect(pasted.code, pasted.stderr).toBe(0);
+    expect(pasted.stdout).toContain(`entry ${head.seq} has the published hash`);
 
     const copy = tempDataDir();
     try {
