@@ -14,8 +14,10 @@ import {
   type ExecutionResult,
   GraphQLError,
   type GraphQLSchema,
+  isInputType,
   type OperationDefinitionNode,
-  valueFromASTUntyped,
+  typeFromAST,
+  valueFromAST,
 } from "graphql";
 import { LRUCache } from "lru-cache";
 import { isProduction } from "../../common/environment.ts";
@@ -55,12 +57,21 @@ interface PreparedPlan {
  * would have sent. Departments receive the variables their fetches use, so a default left to
  * them would be lost (their operations declare the variable without it).
  */
-function variableDefaults(operation: OperationDefinitionNode): Record<string, unknown> | null {
+function variableDefaults(
+  schema: GraphQLSchema,
+  operation: OperationDefinitionNode,
+): Record<string, unknown> | null {
   let defaults: Record<string, unknown> | null = null;
   for (const definition of operation.variableDefinitions ?? []) {
     if (!definition.defaultValue) continue;
+    // Read with the variable's type: an ID written as a number of 18 digits is its digits, not
+    // the nearest double (validation has checked the default against the type).
+    const type = typeFromAST(schema, definition.type);
+    const value =
+      type && isInputType(type) ? valueFromAST(definition.defaultValue, type) : undefined;
+    if (value === undefined) continue;
     defaults ??= {};
-    defaults[definition.variable.name.value] = valueFromASTUntyped(definition.defaultValue);
+    defaults[definition.variable.name.value] = value;
   }
   return defaults;
 }
@@ -133,7 +144,7 @@ export class Federation {
         this.compiled && supportsPlan(plan)
           ? compileShape(this.apiSchema, request.document, request.operation)
           : null;
-      prepared = { plan, shape, defaults: variableDefaults(request.operation) };
+      prepared = { plan, shape, defaults: variableDefaults(this.apiSchema, request.operation) };
       this.plans.set(key, prepared);
     }
     return prepared;

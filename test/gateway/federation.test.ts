@@ -89,6 +89,11 @@ describe("one request across departments", () => {
       person(id: $id) { name maritalStatus(on: "2026-11-01") }
       people(ids: $ids) { name }
     }`;
+    // An ID default written as a number is its 18 digits, not the nearest double.
+    const numeric = await platform.query(
+      `query Numeric($id: ID! = ${LI_NA}) { person(id: $id) { id name } }`,
+    );
+    expect(numeric.body).toEqual({ data: { person: { id: LI_NA, name: "李娜" } } });
     for (const variables of [undefined, undefined, { id: LI_NA }, {}]) {
       const { body } = await platform.query(query, variables);
       expect(body.errors).toBeUndefined();
