@@ -188,7 +188,7 @@ export class CostEstimator {
     let formula = this.formulas.get(operation);
     if (formula === undefined) {
       const shape = cachedOperationShape(this.schema, document, operation);
-      formula = sum([...shape.root.values()].map((field) => this.fieldCost(field, shape.rootType)));
+      formula = sum([...shape.root.values()].map((field) => this.fieldCost(field)));
       this.formulas.set(operation, formula);
     }
     return evaluate(formula, variables);
@@ -219,7 +219,10 @@ export class CostEstimator {
     ];
   }
 
-  private fieldCost(field: ShapeField, parentType: string): Cost {
+  private fieldCost(field: ShapeField): Cost {
+    // The type the field was selected on (a fragment's type condition included), as its
+    // coordinate names it: under an interface, `... on Concrete { f }` is Concrete's f.
+    const parentType = field.coordinate.slice(0, field.coordinate.indexOf("."));
     const parent = this.schema.getType(parentType);
     const definition =
       parent && "getFields" in parent
@@ -231,9 +234,7 @@ export class CostEstimator {
       this.directives.weights.get(field.coordinate) ??
       this.directives.weights.get(type.name) ??
       (isCompositeType(type) ? 1 : 0);
-    const selections = sum(
-      [...field.children.values()].map((child) => this.fieldCost(child, field.outputType)),
-    );
+    const selections = sum([...field.children.values()].map((child) => this.fieldCost(child)));
     const own = sum([weight, selections]);
     if (!isListType(getNullableType(definition.type))) return own;
     return times(this.listSize(field, definition, parentType === this.rootType), own);

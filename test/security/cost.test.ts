@@ -144,6 +144,35 @@ describe("an operation's estimated cost", () => {
     expect(estimate(`{ myAccessLog { entry } }`)).toBe(100);
   });
 
+  it("counts fragments as they expand, a field merged under one key once, and skipped fields too", () => {
+    const viaFragment = `query($ids: [ID!]!) { people(ids: $ids) { ...Facts } }
+      fragment Facts on Person { hukouRegion { code } ... on Person { marriages { registeredOn } } }`;
+    // 3 × (1 + 1 + 5 marriages)
+    expect(estimate(viaFragment, { ids: ids(3) })).toBe(21);
+    const merged = `{ people(ids: ["1"]) { hukouRegion { code } hukouRegion { name } } }`;
+    expect(estimate(merged)).toBe(2);
+    // Whether @skip applies is the variables' business; the estimate counts the field.
+    const skipped = `query($no: Boolean = true) { people(ids: ["1"]) { hukouRegion @skip(if: $no) { code } } }`;
+    expect(estimate(skipped)).toBe(2);
+    // An explicit null for a slicing argument is no size: the assumed one applies.
+    expect(estimate(`query($n: Int) { myAccessLog(limit: $n) { entry } }`, { n: null })).toBe(100);
+  });
+
+  it("prices a field selected under an interface by its type condition's definition", () => {
+    const own = buildSchema(`
+      interface Node { id: ID }
+      type Thing implements Node { id: ID things: [Thing] }
+      type Query { nodes: [Node] }
+    `);
+    const listSizes = new Map([
+      ["Query.nodes", { assumedSize: 2, slicingArguments: [] }],
+      ["Thing.things", { assumedSize: 3, slicingArguments: [] }],
+    ]);
+    const estimator = new CostEstimator(own, { weights: new Map(), listSizes }, 10);
+    // 2 × (1 + 3 × 1)
+    expect(estimate(`{ nodes { ... on Thing { things { id } } } }`, {}, estimator)).toBe(8);
+  });
+
   it("uses the default list size for a list without @listSize", () => {
     const own = buildSchema(`type Query { items: [Item] } type Item { id: ID }`);
     const estimator = new CostEstimator(own, { weights: new Map(), listSizes: new Map() }, 4);
