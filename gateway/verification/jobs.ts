@@ -8,7 +8,6 @@
  */
 import { randomUUID } from "node:crypto";
 import {
-  copyFileSync,
   createReadStream,
   createWriteStream,
   existsSync,
@@ -20,6 +19,7 @@ import {
   statSync,
   writeFileSync,
 } from "node:fs";
+import { copyFile } from "node:fs/promises";
 import { join } from "node:path";
 import { PassThrough, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
@@ -83,6 +83,8 @@ export interface Job {
    * others copied as they are (absent in jobs written before rechecks existed).
    */
   recheckOf?: string | null;
+  /** The latest job checking this one's UNDETERMINED verdicts again. */
+  recheck?: string | null;
 }
 
 /** A request the job's state does not allow (HTTP 409), e.g. rechecking a job still running. */
@@ -245,7 +247,13 @@ export class JobRunner {
    * answer for them), for the same desk, policy, day and proofs; its results are the whole
    * previous results with those lines replaced, in the same order.
    */
-  recheck(previous: Job, principal: Principal): Job {
+  async recheck(previous: Job, principal: Principal): Promise<Job> {
+    if (previous.status === "failed") {
+      throw new VerificationRefused(
+        ErrorCode.BadUserInput,
+        `Job ${previous.id} failed (${previous.error ?? "see its status"}); a failed job is not checked again: submit its subjects in a new job`,
+      );
+    }
     if (previous.status !== "done") {
       throw new JobConflict(
         `Job ${previous.id} is ${previous.status}; its UNDETERMINED verdicts can be checked again once it is done`,
@@ -258,14 +266,33 @@ export class JobRunner {
         `Job ${previous.id} has no UNDETERMINED verdicts to check again`,
       );
     }
-    const policy = this.service.authorize(previous.policy, principal);
+    // One recheck at a time: each would copy the whole results and verify the same subjects.
+    const pending = previous.recheck ? this.read(previous.recheck) : null;
+    if (pending && (pending.status === "queued" || pending.status === "running")) {
+      throw new JobConflict(
+        `Job ${previous.id} is being checked again by job ${pending.id} (${pending.status}); wait for it`,
+      );
+    }
+    // The same case as the job it completes: its proofs and ledger entries name the first's case.
+    const asked: Principal = { ...principal, caseId: previous.principal.caseId };
+    const policy = this.service.authorize(previous.policy, asked);
     const id = randomUUID();
-    mkdirSync(this.jobDir(id), { recursive: true });
-    const inputFile = join(this.jobDir(id), "input");
-    // A copy: the previous job's results stay as they were, whatever this job becomes.
-    copyFileSync(join(this.jobDir(previous.id), "results.ndjson"), inputFile);
+    previous.recheck = id;
+    this.write(previous);
+    const dir = this.jobDir(id);
+    const inputFile = join(dir, "input");
+    try {
+      mkdirSync(dir, { recursive: true });
+      // A copy: the previous job's results stay as they were, whatever this job becomes.
+      await copyFile(join(this.jobDir(previous.id), "results.ndjson"), inputFile);
+    } catch (error) {
+      rmSync(dir, { recursive: true, force: true });
+      previous.recheck = null;
+      this.write(previous);
+      throw error;
+    }
     const job: Job = {
-      ...this.newJob(id, principal, policy.name, previous.on, previous.proofs),
+      ...this.newJob(id, asked, policy.name, previous.on, previous.proofs),
       format: "ndjson",
       total: previous.total,
       recheckOf: previous.id,
@@ -543,8 +570,30 @@ export async function registerJobRoutes(
     return principal;
   };
 
+  const ownJob = (
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): { job: Job; principal: Principal } | null => {
+    const principal = principalFor(request, reply);
+    if (!principal) return null;
+    const job = jobs.read((request.params as { id: string }).id);
+    if (!job || !jobs.mayAccess(job, principal)) {
+      // Another desk's job is not even acknowledged to exist.
+      void sendError(reply, 404, ErrorCode.NotFound, "No such job");
+      return null;
+    }
+    return { job, principal };
+  };
+
+  app.get("/jobs/:id", authenticated, async (request, reply) => {
+    const own = ownJob(request, reply);
+    if (!own) return reply;
+    return reply.send(jobView(own.job));
+  });
+
   await app.register(async (scope) => {
-    // Uploads stream to disk: no parsing, no size limit of the GraphQL endpoint.
+    // Uploads stream to disk: no parsing, no size limit of the GraphQL endpoint (a recheck has
+    // no body to read, whatever its type says).
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser("*", (_request, payload, done) => done(null, payload));
 
@@ -586,44 +635,23 @@ export async function registerJobRoutes(
         throw error;
       }
     });
-  });
 
-  const ownJob = (
-    request: FastifyRequest,
-    reply: FastifyReply,
-  ): { job: Job; principal: Principal } | null => {
-    const principal = principalFor(request, reply);
-    if (!principal) return null;
-    const job = jobs.read((request.params as { id: string }).id);
-    if (!job || !jobs.mayAccess(job, principal)) {
-      // Another desk's job is not even acknowledged to exist.
-      void sendError(reply, 404, ErrorCode.NotFound, "No such job");
-      return null;
-    }
-    return { job, principal };
-  };
-
-  app.get("/jobs/:id", authenticated, async (request, reply) => {
-    const own = ownJob(request, reply);
-    if (!own) return reply;
-    return reply.send(jobView(own.job));
-  });
-
-  app.post("/jobs/:id/recheck", authenticated, async (request, reply) => {
-    const own = ownJob(request, reply);
-    if (!own) return reply;
-    try {
-      const job = jobs.recheck(own.job, own.principal);
-      return reply.code(202).header("location", `/jobs/${job.id}`).send(jobView(job));
-    } catch (error) {
-      if (error instanceof JobConflict) {
-        return sendError(reply, 409, ErrorCode.BadUserInput, error.message);
+    scope.post("/jobs/:id/recheck", authenticated, async (request, reply) => {
+      const own = ownJob(request, reply);
+      if (!own) return reply;
+      try {
+        const job = await jobs.recheck(own.job, own.principal);
+        return reply.code(202).header("location", `/jobs/${job.id}`).send(jobView(job));
+      } catch (error) {
+        if (error instanceof JobConflict) {
+          return sendError(reply, 409, ErrorCode.BadUserInput, error.message);
+        }
+        if (error instanceof VerificationRefused) {
+          return sendError(reply, STATUS_OF_CODE[error.code] ?? 400, error.code, error.message);
+        }
+        throw error;
       }
-      if (error instanceof VerificationRefused) {
-        return sendError(reply, STATUS_OF_CODE[error.code] ?? 400, error.code, error.message);
-      }
-      throw error;
-    }
+    });
   });
 
   app.get("/jobs/:id/results", authenticated, async (request, reply) => {

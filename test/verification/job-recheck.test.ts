@@ -1,14 +1,16 @@
 /**
  * A job's UNDETERMINED verdicts checked again through the job API (`POST /jobs/:id/recheck`, the
  * CLI's `--only-undetermined`): social security is reached through a relay that dies and comes
- * back; the recheck asks it about those subjects only, and its results are the whole job's.
+ * back; the household register through one that sees which subjects the recheck verifies (every
+ * verification asks it first); the recheck's results are the whole job's.
  */
+import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDataDir } from "../helpers.ts";
-import { LOTTERY_DESK, type Platform, startPlatform, tearDown } from "../platform.ts";
+import { DEV_DESK, LOTTERY_DESK, type Platform, startPlatform, tearDown } from "../platform.ts";
 import { Relay } from "../relay.ts";
-import { type JobView, jobApi } from "./job-api.ts";
-import { qualifiedMigrant, Records } from "./records.ts";
+import { type JobView, jobApi, POLICY } from "./job-api.ts";
+import { D, qualifiedMigrant, Records } from "./records.ts";
 
 const r = new Records();
 /** Decided by the household register and traffic alone. */
@@ -20,19 +22,39 @@ const migrant = qualifiedMigrant(r);
 let platform: Platform;
 let data: ReturnType<typeof tempDataDir>;
 const social = new Relay();
+const hukou = new Relay();
 
 beforeAll(async () => {
   data = tempDataDir();
   r.write(data.dir);
   // The breaker lets a trial call through 100 ms after it opened: social is asked again soon
   // after it is back.
-  platform = await startPlatform(data.dir, { config: { breakerResetMs: 100 }, relays: { social } });
+  platform = await startPlatform(data.dir, {
+    config: { breakerResetMs: 100 },
+    relays: { social, hukou },
+  });
 });
 
 afterAll(() => tearDown(platform, data.remove));
 
 const { submit, finished, results, recheck } = jobApi(() => platform);
 const csv = (subjects: readonly string[]) => `id\n${subjects.join("\n")}\n`;
+const QUERY = `policy=${encodeURIComponent(POLICY)}&on=${D}`;
+/** The case the first job was submitted under. */
+const CASE = { ...DEV_DESK, "x-case-id": "2026-R5-000777" };
+
+/** Until social answers again (its breaker half-open, a trial call through). */
+async function socialBack(): Promise<void> {
+  social.up();
+  for (let attempt = 0; ; attempt++) {
+    const { body } = await platform.query<{ verify: Array<{ unavailable: string[] }> }>(
+      `{ verify(policy: "${POLICY}", subjects: ["${migrant}"], on: "${D}") { unavailable } }`,
+    );
+    if (body.data?.verify[0]?.unavailable.length === 0) return;
+    if (attempt > 100) throw new Error("social did not come back");
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 
 describe("POST /jobs/:id/recheck", { timeout: 120_000 }, () => {
   let first: JobView;
@@ -40,7 +62,7 @@ describe("POST /jobs/:id/recheck", { timeout: 120_000 }, () => {
 
   it("verifies a finished job's UNDETERMINED subjects again, asking only about them, and keeps the other lines", async () => {
     social.down();
-    const submitted = await submit(csv([beijinger, migrant]));
+    const submitted = await submit(csv([beijinger, migrant]), QUERY, CASE);
     expect(submitted.status).toBe(202);
     first = await finished(submitted.body.id);
     const before = await results(first.id);
@@ -50,9 +72,9 @@ describe("POST /jobs/:id/recheck", { timeout: 120_000 }, () => {
       { outcome: "UNDETERMINED", unavailable: ["social"] },
     ]);
 
-    social.up();
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    social.clear();
+    await socialBack();
+    hukou.clear();
+    // Posted without the case id: the recheck continues the first job's case.
     const again = await recheck(first.id);
     expect(again.status).toBe(202);
     expect(again.body).toMatchObject({ status: "queued", total: 2, recheckOf: first.id });
@@ -66,15 +88,17 @@ describe("POST /jobs/:id/recheck", { timeout: 120_000 }, () => {
     // The line that stood is copied as it was, its proof included.
     expect(raw[0]).toBe(firstLines[0]);
     expect(lines[1]).toMatchObject({ subject: migrant, outcome: "ELIGIBLE", unavailable: [] });
-    // Social was asked about the migrant, never about the subject whose verdict stood.
-    const asked = social.arrivals.map((arrival) => arrival.body).join("\n");
+    expect(decodeJwt(lines[1]?.proof as string).caseId).toBe("2026-R5-000777");
+    // Only the migrant was verified again: the register, asked first about every subject a
+    // verification decides, heard of nobody else.
+    const asked = hukou.arrivals.map((arrival) => arrival.body).join("\n");
     expect(asked).toContain(migrant);
     expect(asked).not.toContain(beijinger);
     // The first job's results are as they were.
     expect((await results(first.id)).raw).toEqual(firstLines);
   });
 
-  it("refuses a job without UNDETERMINED verdicts, and one still running", async () => {
+  it("refuses a job without UNDETERMINED verdicts, a failed one, one still running, and a second recheck while one runs", async () => {
     const settled = await submit(csv([beijinger]));
     await finished(settled.body.id);
     const nothing = await recheck(settled.body.id);
@@ -82,12 +106,30 @@ describe("POST /jobs/:id/recheck", { timeout: 120_000 }, () => {
     expect(nothing.body.errors?.[0]?.extensions.code).toBe("BAD_USER_INPUT");
     expect(nothing.body.errors?.[0]?.message).toContain("has no UNDETERMINED verdicts");
 
-    // Twenty thousand lines take the job seconds; the recheck is asked at once.
+    // A quote left open on the third line: the job fails there.
+    const broken = await submit(`id\n${beijinger}\n"${migrant}\n`);
+    expect((await finished(broken.body.id)).status).toBe("failed");
+    const failed = await recheck(broken.body.id);
+    expect(failed.status).toBe(400);
+    expect(failed.body.errors?.[0]?.message).toContain("a failed job is not checked again");
+
+    // Twenty thousand lines with social down: the job takes a while, every verdict UNDETERMINED.
+    social.down();
     const long = await submit(csv(Array.from({ length: 20_000 }, () => migrant)));
     const early = await recheck(long.body.id);
     expect(early.status).toBe(409);
     expect(early.body.errors?.[0]?.message).toMatch(/is (queued|running); .* once it is done/);
-    await finished(long.body.id);
+    expect((await finished(long.body.id)).counts.byOutcome).toEqual({ UNDETERMINED: 20_000 });
+    await socialBack();
+    // A recheck of twenty thousand takes seconds; a second one asked meanwhile is refused.
+    const first20k = await recheck(long.body.id);
+    expect(first20k.status).toBe(202);
+    const second = await recheck(long.body.id);
+    expect(second.status).toBe(409);
+    expect(second.body.errors?.[0]?.message).toContain(
+      `being checked again by job ${first20k.body.id}`,
+    );
+    expect((await finished(first20k.body.id)).counts.byOutcome).toEqual({ ELIGIBLE: 20_000 });
   });
 
   it("is another desk's job: not found", async () => {
