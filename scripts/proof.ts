@@ -43,18 +43,24 @@ function readProof(argument: string): string {
   return trimmed;
 }
 
-/** A published key set, fetched: null (said why) when it cannot be read. */
-async function fetchKeys(url: string): Promise<JSONWebKeySet | null> {
+/** A key set, fetched or read from a file: null (said why) when it cannot be had. */
+async function readKeys(source: string, given: boolean): Promise<JSONWebKeySet | null> {
   try {
-    const response = await fetch(url, { signal: AbortSignal.timeout(10_000) });
-    if (!response.ok) throw new Error(`HTTP ${response.status}`);
-    const set = (await response.json()) as JSONWebKeySet;
+    let set: JSONWebKeySet;
+    if (/^https?:\/\//.test(source)) {
+      const response = await fetch(source, { signal: AbortSignal.timeout(10_000) });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      set = (await response.json()) as JSONWebKeySet;
+    } else {
+      set = JSON.parse(readFileSync(source, "utf8")) as JSONWebKeySet;
+    }
     if (!Array.isArray(set?.keys)) throw new Error("not a JSON Web Key Set");
     return set;
   } catch (error) {
     const reason = (error as Error & { cause?: Error }).cause?.message ?? (error as Error).message;
+    const advice = given ? "" : "; give --jwks URL|FILE, or run where DATA_DIR holds the key store";
     console.error(
-      `proof: cannot check: the keys could not be read from ${url} (${reason}); give --jwks URL|FILE, or run where DATA_DIR holds the key store`,
+      `proof: cannot check: the keys could not be read from ${source} (${reason})${advice}`,
     );
     return null;
   }
@@ -62,18 +68,25 @@ async function fetchKeys(url: string): Promise<JSONWebKeySet | null> {
 
 async function verify(argument: string, jwks: string | undefined): Promise<number> {
   const config = verificationConfigFromEnv(dataDir());
-  // The keys' source; a gateway's when none is given and there is no local key store (where
-  // GATEWAY_URL says, as for npm run verify).
-  const gateway = new URL(process.env.GATEWAY_URL ?? "http://127.0.0.1:4000/graphql");
-  const source =
-    jwks ??
-    (existsSync(config.keysDir)
-      ? `the key store ${config.keysDir}`
-      : new URL("/.well-known/jwks.json", gateway).toString());
   let keys: JSONWebKeySet | null;
-  if (/^https?:\/\//.test(source)) keys = await fetchKeys(source);
-  else if (jwks) keys = JSON.parse(readFileSync(jwks, "utf8")) as JSONWebKeySet;
-  else keys = { keys: localKeys().publishedKeys() as never };
+  let source: string;
+  if (jwks) {
+    source = jwks;
+    keys = await readKeys(jwks, true);
+  } else if (existsSync(config.keysDir)) {
+    source = `the key store ${config.keysDir}`;
+    keys = { keys: localKeys().publishedKeys() as never };
+  } else {
+    // The gateway's, where GATEWAY_URL says (as for npm run verify), by default the local one.
+    const gateway = process.env.GATEWAY_URL ?? "http://127.0.0.1:4000/graphql";
+    source = URL.canParse(gateway)
+      ? new URL("/.well-known/jwks.json", gateway).toString()
+      : `GATEWAY_URL "${gateway}"`;
+    keys = URL.canParse(gateway) ? await readKeys(source, false) : null;
+    if (!keys && !URL.canParse(gateway)) {
+      console.error(`proof: cannot check: GATEWAY_URL is not a URL: "${gateway}"`);
+    }
+  }
   // Keys that cannot be had say nothing about the proof: not "invalid" (1), but unchecked (2).
   if (!keys) return 2;
   const check = await verifyProof(readProof(argument), keys);

@@ -253,8 +253,10 @@ try {
     for (const department of DEPARTMENTS) {
       const name = urlVariable(department);
       if (departmentPort(department) !== 0 || !process.env[name]) continue;
+      const listening = ports[department];
+      if (!listening) throw new Error(`the departments did not say where ${department} listens`);
       const url = new URL(process.env[name]);
-      url.port = String(ports[department]);
+      url.port = String(listening);
       gatewayEnv[name] = url.toString();
     }
   }

@@ -378,6 +378,8 @@ function again(): string {
   if (values.gateway) parts.push(`--gateway ${values.gateway}`);
   if (values.key) parts.push("--key <key>");
   if (values.purpose) parts.push(`--purpose ${values.purpose}`);
+  // Without it the verdicts verified again would carry proofs the copied lines lack.
+  if (values["no-proofs"]) parts.push("--no-proofs");
   return parts.length > 0 ? ` ${parts.join(" ")}` : "";
 }
 

@@ -313,6 +313,14 @@ describe("signed proofs", () => {
         "cannot check: the keys could not be read from http://127.0.0.1:1/.well-known/jwks.json",
       );
       expect(unreachable.stderr).not.toContain("INVALID");
+      // A key file that is missing or is no key set: unchecked as well.
+      const missing = await execFileAsync(
+        process.execPath,
+        ["--import", "tsx", "scripts/proof.ts", "verify", proof, "--jwks", join(elsewhere, "none")],
+        { env },
+      ).catch((error: { code: number; stderr: string }) => error);
+      expect("code" in missing && missing.code).toBe(2);
+      expect(missing.stderr).toContain("cannot check: the keys could not be read");
     } finally {
       rmSync(elsewhere, { recursive: true, force: true });
     }
