@@ -157,9 +157,15 @@ function writeDemoSubjects(summary: SeedSummary, options: SeedOptions): void {
   const content = { seed: options.seed, persons: options.persons, asOf: options.asOf, subjects };
   writeFileSync(file, `${JSON.stringify(content, null, 2)}\n`);
   console.log(`Demo subjects worth trying (all in ${file}):`);
+  // One subject fits several kinds (an organisation with a large quota is an eligible one):
+  // each kind shows one not shown yet when it has one.
+  const shown = new Set<string>();
   for (const [kind, description] of Object.entries(DEMO_SUBJECT_KINDS)) {
     const ids = summary.subjects[kind as DemoSubjectKind];
-    if (ids.length > 0) console.log(`  ${ids[0]}  ${description}`);
+    const id = ids.find((candidate) => !shown.has(candidate)) ?? ids[0];
+    if (id === undefined) continue;
+    shown.add(id);
+    console.log(`  ${id}  ${description}`);
   }
 }
 
