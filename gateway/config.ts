@@ -64,6 +64,11 @@ export interface SecurityConfig {
   failedAuthentications: { max: number; windowMs: number };
   /** `full`: every commit fsynced (survives power loss); `normal`: survives a process crash. */
   auditSync: "full" | "normal";
+  /**
+   * How long the ledger's writer waits for audit.db's lock when another process holds it, before
+   * leaving the journal's lines for its next move (a tenth of a second later).
+   */
+  auditBusyTimeoutMs: number;
 }
 
 export interface GatewayConfig {
@@ -210,6 +215,7 @@ function securityConfigFromEnv(production: boolean): SecurityConfig {
       windowMs: integer("AUTH_FAILURES_WINDOW_MS", 60_000, MIN_WINDOW_MS),
     },
     auditSync: sync,
+    auditBusyTimeoutMs: integer("AUDIT_BUSY_TIMEOUT_MS", 5000),
   };
 }
 

@@ -191,6 +191,8 @@ export interface LedgerOptions {
   journalBytes?: number;
   /** How often the writer looks for journals of gateways that stopped (default 5 s). */
   abandonedEveryMs?: number;
+  /** How long the writer waits for audit.db's lock held by another process (default 5 s). */
+  busyTimeoutMs?: number;
 }
 
 /** Journals held open by ledgers of this process (another ledger on the same directory skips them). */
@@ -288,6 +290,7 @@ export class AuditLedger implements AccessLedger {
         progress: progress.buffer,
         own: [...openJournals],
         abandonedEveryMs: options.abandonedEveryMs ?? 5_000,
+        busyTimeoutMs: options.busyTimeoutMs ?? 5_000,
       },
       // Its messages are a few strings per read: a young generation of V8's default size would
       // only add to the gateway's footprint.

@@ -119,6 +119,8 @@ export interface OpenOptions {
   sync?: "full" | "normal";
   /** Told when a format-1 file was migrated to this format. */
   migrated?: (report: Migration) => void;
+  /** How long a write waits for another connection's lock before SQLITE_BUSY (default 5 s). */
+  busyTimeoutMs?: number;
 }
 
 export function openAuditDatabase(dir: string, options: OpenOptions = {}): Sqlite {
@@ -126,7 +128,7 @@ export function openAuditDatabase(dir: string, options: OpenOptions = {}): Sqlit
   // Not opened read-only even to read: a read-only connection cannot open a WAL file whose
   // shared-memory index is missing (the gateway stopped cleanly and removed it).
   const sqlite = new Database(auditDatabasePath(dir), { fileMustExist: options.existing ?? false });
-  sqlite.pragma("busy_timeout = 5000");
+  sqlite.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);
   const format = sqlite.pragma("user_version", { simple: true }) as number;
   const empty =
     (sqlite.prepare("SELECT count(*) AS n FROM sqlite_master").get() as { n: number }).n === 0;

@@ -33,7 +33,7 @@ import {
 } from "./store.ts";
 import type { LedgerRequest, WriterMessage } from "./wire.ts";
 
-const { dir, sync, journal, progress, own, abandonedEveryMs } = workerData as {
+const { dir, sync, journal, progress, own, abandonedEveryMs, busyTimeoutMs } = workerData as {
   dir: string;
   sync: "full" | "normal";
   /** This process's journal: its path and file name. */
@@ -43,12 +43,18 @@ const { dir, sync, journal, progress, own, abandonedEveryMs } = workerData as {
   own: string[];
   /** How often to look for journals of gateways that stopped (a directory listing). */
   abandonedEveryMs: number;
+  /** How long a move waits for audit.db's lock held by another process. */
+  busyTimeoutMs: number;
 };
 const port = parentPort;
 if (!port) throw new Error("the ledger writer runs as a worker thread");
 
 let migrated: Migration | null = null;
-const sqlite = openAuditDatabase(dir, { sync, migrated: (report) => (migrated = report) });
+const sqlite = openAuditDatabase(dir, {
+  sync,
+  busyTimeoutMs,
+  migrated: (report) => (migrated = report),
+});
 const appendRecords = recordAppender(sqlite);
 const recovered = moveAbandonedJournals(sqlite, dir, new Set(own));
 if (recovered.failures.length > 0) {

@@ -153,7 +153,9 @@ export class SecurityPipeline {
       );
     }
     const authenticator = new Authenticator(registry, security);
-    const ledger = await AuditLedger.open(config.dataDir, security.auditSync);
+    const ledger = await AuditLedger.open(config.dataDir, security.auditSync, {
+      busyTimeoutMs: security.auditBusyTimeoutMs,
+    });
     const { recovered } = ledger;
     if (recovered.migrated) {
       log.info(

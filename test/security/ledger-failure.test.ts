@@ -27,7 +27,10 @@ let holder: Database.Database | undefined;
 beforeAll(async () => {
   data = tempDataDir();
   writeFixtures(data.dir);
-  platform = await startPlatform(data.dir);
+  // The writer gives up on audit.db's lock at once and tries again on its next tick, instead of
+  // waiting inside SQLite: a worker terminated in the middle of a native call can take the
+  // whole process down with it (vitest's worker crashed about one run in six).
+  platform = await startPlatform(data.dir, { config: { security: { auditBusyTimeoutMs: 0 } } });
 });
 
 afterAll(async () => {
