@@ -35,16 +35,16 @@ const [command, argument] = argv.filter(
 );
 /** `<seq>:<hash>`, or the JSON `head` prints (`{"seq":…,"hash":"…"}`), as published. */
 function readHead(text: string): RegExpExecArray | null {
-  const written = /^(\d+):([0-9a-f]{64})$/.exec(text);
-  if (written) return written;
-  try {
-    const { seq, hash } = JSON.parse(text) as { seq?: unknown; hash?: unknown };
-    return Number.isSafeInteger(seq) && typeof hash === "string"
-      ? /^(\d+):([0-9a-f]{64})$/.exec(`${seq}:${hash}`)
-      : null;
-  } catch {
-    return null;
+  let written = text;
+  if (text.startsWith("{")) {
+    try {
+      const { seq, hash } = JSON.parse(text) as { seq?: unknown; hash?: unknown };
+      written = `${seq}:${hash}`;
+    } catch {
+      return null;
+    }
   }
+  return /^(\d+):([0-9a-f]{64})$/.exec(written);
 }
 const expected = expectOption === undefined ? null : readHead(expectOption.trim());
 if (expectOption !== undefined && (!expected || command !== "verify")) {

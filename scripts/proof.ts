@@ -79,13 +79,12 @@ async function verify(argument: string, jwks: string | undefined): Promise<numbe
   } else {
     // The gateway's, where GATEWAY_URL says (as for npm run verify), by default the local one.
     const gateway = process.env.GATEWAY_URL ?? "http://127.0.0.1:4000/graphql";
-    source = URL.canParse(gateway)
-      ? new URL("/.well-known/jwks.json", gateway).toString()
-      : `GATEWAY_URL "${gateway}"`;
-    keys = URL.canParse(gateway) ? await readKeys(source, false) : null;
-    if (!keys && !URL.canParse(gateway)) {
+    if (!URL.canParse(gateway)) {
       console.error(`proof: cannot check: GATEWAY_URL is not a URL: "${gateway}"`);
+      return 2;
     }
+    source = new URL("/.well-known/jwks.json", gateway).toString();
+    keys = await readKeys(source, false);
   }
   // Keys that cannot be had say nothing about the proof: not "invalid" (1), but unchecked (2).
   if (!keys) return 2;

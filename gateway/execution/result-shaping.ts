@@ -384,7 +384,8 @@ function set(output: Record<string, unknown>, key: string, value: unknown, guard
  */
 /**
  * The operation's Boolean variables that have a default: `@skip(if: $v)` and `@include(if: $v)`
- * fall back on it when the request leaves the variable out (the plan's Condition nodes too).
+ * fall back on it when the variables leave it out. Federation.execute fills in every default
+ * before shaping; the shaper keeps its own so that it stands alone (its tests shape directly).
  */
 export function booleanDefaults(operation: OperationDefinitionNode): Record<string, boolean> {
   const defaults: Record<string, boolean> = {};

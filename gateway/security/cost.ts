@@ -48,8 +48,6 @@ export interface ListSize {
   slicingArguments: string[];
 }
 
-export const NO_COST_DIRECTIVES: CostDirectives = { weights: new Map(), listSizes: new Map() };
-
 function intArgument(directive: DirectiveNode, name: string): number | null {
   const value = directive.arguments?.find((argument) => argument.name.value === name)?.value;
   return value?.kind === Kind.INT ? Number(value.value) : null;
@@ -73,9 +71,9 @@ export function readCostDirectives(document: DocumentNode): CostDirectives {
       continue;
     }
     for (const link of definition.directives ?? []) {
-      const url = link.arguments?.find((argument) => argument.name.value === "url")?.value;
-      if (link.name.value !== "link" || url?.kind !== Kind.STRING) continue;
-      if (!url.value.startsWith("https://specs.apollo.dev/cost/")) continue;
+      if (link.name.value !== "link") continue;
+      const url = stringsArgument(link, "url")[0];
+      if (!url?.startsWith("https://specs.apollo.dev/cost/")) continue;
       const as = stringsArgument(link, "as")[0] ?? "cost";
       names.cost = `${as}__cost`;
       names.listSize = `${as}__listSize`;
