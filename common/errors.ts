@@ -12,6 +12,8 @@ export const ErrorCode = {
   RateLimited: "RATE_LIMITED",
   /** No such route (404), or a method the route does not serve (405, `Allow`). */
   NotFound: "NOT_FOUND",
+  /** 409: what was asked of a resource its state does not allow yet (a job still running). */
+  Conflict: "CONFLICT",
   /** The server is stopping (503, `Retry-After`): retry on another instance or shortly. */
   ShuttingDown: "SHUTTING_DOWN",
   Internal: "INTERNAL_SERVER_ERROR",

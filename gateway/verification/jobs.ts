@@ -644,7 +644,7 @@ export async function registerJobRoutes(
         return reply.code(202).header("location", `/jobs/${job.id}`).send(jobView(job));
       } catch (error) {
         if (error instanceof JobConflict) {
-          return sendError(reply, 409, ErrorCode.BadUserInput, error.message);
+          return sendError(reply, 409, ErrorCode.Conflict, error.message);
         }
         if (error instanceof VerificationRefused) {
           return sendError(reply, STATUS_OF_CODE[error.code] ?? 400, error.code, error.message);

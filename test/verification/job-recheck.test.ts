@@ -118,6 +118,7 @@ describe("POST /jobs/:id/recheck", { timeout: 120_000 }, () => {
     const long = await submit(csv(Array.from({ length: 20_000 }, () => migrant)));
     const early = await recheck(long.body.id);
     expect(early.status).toBe(409);
+    expect(early.body.errors?.[0]?.extensions.code).toBe("CONFLICT");
     expect(early.body.errors?.[0]?.message).toMatch(/is (queued|running); .* once it is done/);
     expect((await finished(long.body.id)).counts.byOutcome).toEqual({ UNDETERMINED: 20_000 });
     await socialBack();
@@ -126,6 +127,7 @@ describe("POST /jobs/:id/recheck", { timeout: 120_000 }, () => {
     expect(first20k.status).toBe(202);
     const second = await recheck(long.body.id);
     expect(second.status).toBe(409);
+    expect(second.body.errors?.[0]?.extensions.code).toBe("CONFLICT");
     expect(second.body.errors?.[0]?.message).toContain(
       `being checked again by job ${first20k.body.id}`,
     );
