@@ -4,6 +4,8 @@
  * back; the household register through one that sees which subjects the recheck verifies (every
  * verification asks it first); the recheck's results are the whole job's.
  */
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { decodeJwt } from "jose";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tempDataDir } from "../helpers.ts";
@@ -37,7 +39,7 @@ beforeAll(async () => {
 
 afterAll(() => tearDown(platform, data.remove));
 
-const { submit, finished, results, recheck } = jobApi(() => platform);
+const { submit, until, finished, results, recheck } = jobApi(() => platform);
 const csv = (subjects: readonly string[]) => `id\n${subjects.join("\n")}\n`;
 const QUERY = `policy=${encodeURIComponent(POLICY)}&on=${D}`;
 /** The case the first job was submitted under. */
@@ -132,6 +134,38 @@ describe("POST /jobs/:id/recheck", { timeout: 120_000 }, () => {
       `being checked again by job ${first20k.body.id}`,
     );
     expect((await finished(first20k.body.id)).counts.byOutcome).toEqual({ ELIGIBLE: 20_000 });
+  });
+
+  it("resumes a recheck interrupted by a gateway restart: every line once, in order", async () => {
+    // Thirty thousand lines, every other one the migrant: UNDETERMINED while social is down.
+    social.down();
+    const subjects = Array.from({ length: 30_000 }, (_, i) => (i % 2 === 0 ? beijinger : migrant));
+    const long = await finished((await submit(csv(subjects))).body.id);
+    expect(long.counts.byOutcome).toEqual({ ELIGIBLE: 15_000, UNDETERMINED: 15_000 });
+    const before = (await results(long.id)).raw;
+    await socialBack();
+    const again = await recheck(long.id);
+    expect(again.status).toBe(202);
+    await until(again.body.id, (job) => job.done > 0, 10);
+    await platform.close();
+    const stopped = JSON.parse(
+      readFileSync(join(data.dir, "jobs", again.body.id, "job.json"), "utf8"),
+    ) as JobView;
+    expect(stopped.done).toBeLessThan(subjects.length);
+    platform = await startPlatform(data.dir, {
+      config: { breakerResetMs: 100 },
+      relays: { social, hukou },
+    });
+    const view = await finished(again.body.id);
+    expect(view).toMatchObject({ status: "done", done: subjects.length });
+    expect(view.counts.byOutcome).toEqual({ ELIGIBLE: subjects.length });
+    const { lines, raw } = await results(again.body.id);
+    expect(lines.map((line) => line.subject)).toEqual(subjects);
+    // The lines that stood are the first job's, byte for byte; the others verified again.
+    for (let i = 0; i < subjects.length; i += 2) expect(raw[i], `line ${i}`).toBe(before[i]);
+    expect(
+      lines.every((line) => line.outcome === "ELIGIBLE" && line.unavailable.length === 0),
+    ).toBe(true);
   });
 
   it("is another desk's job: not found", async () => {
