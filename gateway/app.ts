@@ -3,6 +3,7 @@
  * executor called directly (no Apollo Server request pipeline), documents parsed and validated
  * once, and each department reached through its own signed, pooled, breaker-guarded client.
  */
+import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 // Apollo pieces from their own files: the package index also loads its OpenTelemetry and
@@ -33,7 +34,7 @@ import { scalarResolvers } from "../common/scalars.ts";
 import { refuseWhileStopping } from "../common/serve.ts";
 import { departmentSecret } from "../common/signing.ts";
 import { echoRequestId, requestIdOptions, subgraphSdl } from "../common/subgraph.ts";
-import { type GatewayOverrides, gatewayConfigFromEnv } from "./config.ts";
+import { type GatewayConfig, type GatewayOverrides, gatewayConfigFromEnv } from "./config.ts";
 import { DepartmentClient, requestContext } from "./department-client.ts";
 import { Federation } from "./execution/federation.ts";
 import {
@@ -48,9 +49,11 @@ import {
   sendRequestError,
 } from "./http.ts";
 import { registerLandingPage } from "./landing.ts";
-import type { AccessLedger } from "./ledger/ledger.ts";
+import { type AccessLedger, AuditLedger } from "./ledger/ledger.ts";
+import { GatewayMetrics } from "./metrics.ts";
 import { DocumentCache, selectOperation } from "./operations.ts";
 import { type LocalSubgraph, type PlatformServices, platformSubgraphs } from "./platform.ts";
+import type { Principal } from "./principal.ts";
 import { LedgerUnavailable, SecurityPipeline, sendAuditUnavailable } from "./security/pipeline.ts";
 import { readSupergraph, SUPERGRAPH_PATH } from "./supergraph.ts";
 import { DateTimeScalar } from "./verification/scalars.ts";
@@ -131,7 +134,16 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   const security = await SecurityPipeline.create(config, app.log, supergraph.scopes);
 
   app.decorate("ledger", security.ledger);
+  app.decorateRequest("outcome", null);
   echoRequestId(app);
+  const metrics = new GatewayMetrics({
+    departmentsUp: () =>
+      Object.fromEntries(
+        DEPARTMENTS.map((department) => [department, clients[department].available]),
+      ),
+    ledgerUp: () => security.ledger.available,
+  });
+  if (security.ledger instanceof AuditLedger) security.ledger.observer = metrics.ledger;
   const clients = Object.fromEntries(
     DEPARTMENTS.map((department) => [
       department,
@@ -143,6 +155,7 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
         retries: config.retries,
         connections: config.connectionsPerDepartment,
         breakerResetMs: config.breakerResetMs,
+        observer: metrics.department(department),
       }),
     ]),
   ) as Record<Department, DepartmentClient>;
@@ -158,6 +171,7 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     log: app.log,
     ledger: security.ledger,
     routeOptions: () => security.routeOptions(),
+    verdicts: metrics.verification,
   };
   const localSubgraphs = Object.fromEntries(
     PLATFORM_SUBGRAPHS.map((name) => [name, platformSubgraphs[name](services)]),
@@ -313,10 +327,11 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     if (!("document" in plan)) {
       return sendRequestError(reply, mediaType, documentErrorStatus(mediaType), plan);
     }
-    const overBudget = security.limitErrors(plan, coerced.coerced, principal);
-    if (overBudget.length > 0) {
-      return sendRequestError(reply, mediaType, documentErrorStatus(mediaType), overBudget);
+    const limits = security.limitErrors(plan, coerced.coerced, principal);
+    if (limits.errors.length > 0) {
+      return sendRequestError(reply, mediaType, documentErrorStatus(mediaType), limits.errors);
     }
+    if (limits.cost !== null) metrics.estimatedCost(deskLabel(principal), limits.cost);
 
     const context = requestContext(String(request.id), principal, request.log);
     const result = await federation.execute({
@@ -334,6 +349,15 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     const body: Record<string, unknown> = {};
     if (completed.errors.length > 0) body.errors = completed.errors.map(formatError);
     body.data = completed.data ?? null;
+    request.outcome =
+      completed.errors.length === 0
+        ? "ok"
+        : body.data !== null
+          ? "partial"
+          : String(
+              (completed.errors[0] as { extensions?: { code?: unknown } } | undefined)?.extensions
+                ?.code ?? ErrorCode.Internal,
+            );
     // Serialised while the ledger writes; sent only once the accesses are durable. Encoded once
     // (a string body would be scanned for its length, then encoded again to write), and a large
     // answer in pieces into a reused buffer: no string of a few hundred KB in V8's large-object
@@ -364,6 +388,7 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
           : status >= 500
             ? ErrorCode.Internal
             : ErrorCode.BadUserInput;
+    request.outcome = code;
     const message = status >= 500 ? "Internal error in the gateway" : error.message;
     return reply
       .code(status)
@@ -403,8 +428,16 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     // accesses) to send no answer.
     exposeHeadRoute: false,
     ...security.routeOptions(),
+    onResponse: async (request, reply) => {
+      metrics.request(
+        deskLabel(request.principal),
+        request.outcome ?? (reply.statusCode < 400 ? "ok" : ErrorCode.Internal),
+        reply.elapsedTime / 1000,
+      );
+    },
     handler: handle,
   });
+  registerMetrics(app, metrics, config);
   app.head("/graphql", (_request, reply) => reply.code(405).header("allow", "GET, POST").send());
   for (const local of Object.values(localSubgraphs)) await local.register?.(app);
   if (config.landingPage) registerLandingPage(app, { developmentHeaders: !config.production });
@@ -433,6 +466,44 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     await security.close();
   });
   return app;
+}
+
+/** A request's desk as the metrics name it: never a citizen's number. */
+function deskLabel(principal: Principal | null | undefined): string {
+  if (!principal) return "anonymous";
+  return principal.deskId ?? principal.kind;
+}
+
+/**
+ * `GET /metrics`, Prometheus's text format: with `METRICS_TOKEN`, for its bearer only; without,
+ * to anybody in development and not at all in production (the figures say which desks ask how
+ * much, which is not for every caller of a production gateway).
+ */
+function registerMetrics(app: FastifyInstance, metrics: GatewayMetrics, config: GatewayConfig) {
+  const token = config.metricsToken;
+  if (token === null && config.production) return;
+  const expected = token === null ? null : createHash("sha256").update(token).digest();
+  app.get("/metrics", async (request, reply) => {
+    if (expected) {
+      const given = /^Bearer (\S+)$/.exec(request.headers.authorization ?? "")?.[1] ?? "";
+      // Compared as digests: equal lengths for timingSafeEqual, and no early exit to time.
+      if (!timingSafeEqual(createHash("sha256").update(given).digest(), expected)) {
+        return sendRequestError(
+          reply,
+          JSON_MEDIA,
+          401,
+          [
+            {
+              message: "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>",
+              extensions: { code: ErrorCode.Unauthenticated },
+            },
+          ],
+          { "www-authenticate": 'Bearer realm="mianzheng-metrics"' },
+        );
+      }
+    }
+    return reply.type(metrics.contentType).send(await metrics.text());
+  });
 }
 
 /**

@@ -102,6 +102,11 @@ export interface GatewayConfig {
    * production.
    */
   corsOrigins: string[];
+  /**
+   * Bearer token `GET /metrics` requires (`METRICS_TOKEN`). Without one, development serves the
+   * metrics to anybody who can reach the gateway and production does not serve them.
+   */
+  metricsToken: string | null;
 }
 
 const CONFIG_DIR = fileURLToPath(new URL("../config/", import.meta.url));
@@ -267,9 +272,24 @@ export function gatewayConfigFromEnv(overrides: GatewayOverrides = {}): GatewayC
     dataDir: dataDir(),
     executor: executorFromEnv(),
     earlyLookups: flag("EARLY_LOOKUPS", true),
+    metricsToken: metricsToken(),
     ...overrides,
     security: { ...security, ...overrides.security, limits },
   };
+}
+
+/** The shortest metrics token: whoever guesses it reads every desk's traffic. */
+export const MIN_METRICS_TOKEN_LENGTH = 24;
+
+function metricsToken(): string | null {
+  const token = process.env.METRICS_TOKEN;
+  if (token === undefined || token === "") return null;
+  if (token.length < MIN_METRICS_TOKEN_LENGTH || /\s/.test(token)) {
+    throw new Error(
+      `METRICS_TOKEN must be at least ${MIN_METRICS_TOKEN_LENGTH} characters without spaces (e.g. openssl rand -hex 24)`,
+    );
+  }
+  return token;
 }
 
 /** Why this configuration must not serve production, or null when it may. */

@@ -41,6 +41,7 @@ import { Pool } from "undici";
 import { DEPARTMENT_NAMES, type Department } from "../common/departments.ts";
 import { ErrorCode } from "../common/errors.ts";
 import { SIGNATURE_HEADER, signBody } from "../common/signing.ts";
+import type { DepartmentObserver } from "./metrics.ts";
 import type { Principal } from "./principal.ts";
 
 export interface DepartmentClientOptions {
@@ -71,6 +72,8 @@ export interface DepartmentClientOptions {
    * the extra turns at once: light load waits microseconds, not a timer.
    */
   gatherTurns?: number;
+  /** Told of each call and retry (the gateway's metrics), when given. */
+  observer?: DepartmentObserver;
   /**
    * Most representations (or listed ids) in one batch (default 1000): beyond that, merging saves
    * the department nothing and only grows every process's heap.
@@ -578,6 +581,7 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
       { ...first.variables, representations },
       batch.operationName,
       requestIds(callers),
+      callers.length,
     );
     const entities = response.data?.[responseKey];
     if (!Array.isArray(entities) || entities.length !== representations.length) return null;
@@ -632,7 +636,13 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
       for (const [name, value] of Object.entries(caller.variables))
         variables[`_${i}_${name}`] = value;
     });
-    const response = await this.send(query, variables, batch.operationName, requestIds(callers));
+    const response = await this.send(
+      query,
+      variables,
+      batch.operationName,
+      requestIds(callers),
+      callers.length,
+    );
     const data = response.data;
     if (!data) return null;
     const parts = callers.map((): Record<string, unknown> => ({}));
@@ -664,15 +674,33 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
     return parts.map((part, i) => answer(part, errors[i] as WireError[], response));
   }
 
-  /** Sends one operation through the breaker (retries inside). */
+  /** Sends one operation through the breaker (retries inside), serving `callers` fetches. */
   private send(
     query: string,
     variables: Variables,
     operationName: string | undefined,
     requestIds: string,
+    callers = 1,
   ): Promise<WireResponse> {
     const body = departmentRequestBody(query, variables, operationName);
-    return this.breaker.fire({ body, requestIds });
+    const { observer } = this.options;
+    if (!observer) return this.breaker.fire({ body, requestIds });
+    const started = performance.now();
+    return this.breaker.fire({ body, requestIds }).then(
+      (response) => {
+        observer.called((performance.now() - started) / 1000, "ok", callers);
+        return response;
+      },
+      (error: unknown) => {
+        const open = (error as { code?: unknown }).code === "EOPENBREAKER";
+        observer.called(
+          (performance.now() - started) / 1000,
+          open ? "circuit_open" : "failed",
+          callers,
+        );
+        throw error;
+      },
+    );
   }
 
   private async attempts(outgoing: Outgoing): Promise<WireResponse> {
@@ -683,6 +711,7 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
       } catch (error) {
         const retryable = !(error instanceof DepartmentFailure) || error.retryable;
         if (!retryable || attempt >= this.options.retries) throw error;
+        this.options.observer?.retried();
         await new Promise((resolve) => setTimeout(resolve, delay));
         delay *= 4;
       }

@@ -7,6 +7,16 @@ import type { GraphQLError } from "graphql";
 import Negotiator from "negotiator";
 import { ErrorCode } from "../common/errors.ts";
 
+declare module "fastify" {
+  interface FastifyRequest {
+    /**
+     * How the request was answered, for the metrics: `ok`, `partial` (data with errors), or the
+     * code of the (first) error that refused or failed it. Null until it is answered.
+     */
+    outcome: string | null;
+  }
+}
+
 export interface GraphQLParams {
   query: string;
   operationName?: string;
@@ -138,6 +148,8 @@ export function sendRequestError(
   errors: ReadonlyArray<GraphQLError | FormattedError>,
   headers: Record<string, string> = {},
 ): FastifyReply {
+  const code = errors[0]?.extensions?.code;
+  reply.request.outcome = typeof code === "string" ? code : ErrorCode.Internal;
   return reply
     .code(status)
     .headers(headers)

@@ -11,6 +11,7 @@ import type { GatewayConfig } from "./config.ts";
 import type { GatewayRequestContext } from "./department-client.ts";
 import type { AccessLedger } from "./ledger/ledger.ts";
 import { ledgerSubgraph } from "./ledger/subgraph.ts";
+import type { VerdictObserver } from "./metrics.ts";
 import { verificationSubgraph } from "./verification/subgraph.ts";
 
 export interface PlatformServices {
@@ -39,6 +40,8 @@ export interface PlatformServices {
    * the desk's rate limit. With `SECURITY=off` every request is the open principal.
    */
   routeOptions(): Pick<RouteShorthandOptions, "onRequest" | "config">;
+  /** Told of each verdict reached (the gateway's metrics). */
+  verdicts: VerdictObserver;
 }
 
 export interface LocalSubgraph {

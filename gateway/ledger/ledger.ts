@@ -21,6 +21,7 @@
  * disk does not stall the event loop.
  */
 import { Worker } from "node:worker_threads";
+import type { LedgerObserver } from "../metrics.ts";
 import type { Principal } from "../principal.ts";
 import {
   JOURNAL_BYTES,
@@ -397,6 +398,7 @@ export class AuditLedger implements AccessLedger {
     }
     if (this.sync === "normal") {
       this.journal.markDurable(end);
+      this.observer?.durable(group.length, 0, "none");
       for (const pending of group) pending.resolve();
       return;
     }
@@ -419,6 +421,7 @@ export class AuditLedger implements AccessLedger {
         this.flushMs = 0;
       }
       this.journal.markDurable(end);
+      this.observer?.durable(group.length, (finished - started) / 1000, "loop");
       for (const pending of group) pending.resolve();
       return;
     }
@@ -431,6 +434,7 @@ export class AuditLedger implements AccessLedger {
     const covered = this.unsynced;
     this.unsynced = [];
     this.syncing++;
+    const started = performance.now();
     this.journal.flush((error, end) => {
       this.syncing--;
       if (error) {
@@ -438,6 +442,7 @@ export class AuditLedger implements AccessLedger {
         return;
       }
       this.journal.markDurable(end);
+      this.observer?.durable(covered.length, (performance.now() - started) / 1000, "pool");
       for (const pending of covered) pending.resolve();
       this.flushInPool();
     });
@@ -495,6 +500,9 @@ export class AuditLedger implements AccessLedger {
 
   /** Told when the writer moved the journals of gateways that stopped while this one ran. */
   onRecovered: ((moved: { entries: number; problems: string[] }) => void) | null = null;
+
+  /** Told of each group of records made durable (the gateway's metrics), when set. */
+  observer: LedgerObserver | null = null;
 
   /**
    * Stops acknowledging: every record not yet durable, and every read, fails. Also while closing,

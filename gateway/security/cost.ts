@@ -192,14 +192,8 @@ export class CostEstimator {
     return evaluate(formula, variables);
   }
 
-  /** `LIMIT_EXCEEDED` when the operation would cost more than the budget (empty otherwise). */
-  errors(
-    document: DocumentNode,
-    operation: OperationDefinitionNode,
-    variables: Variables,
-    max: number,
-  ): GraphQLError[] {
-    const cost = this.estimate(document, operation, variables);
+  /** `LIMIT_EXCEEDED` when an estimate is over the budget (empty otherwise). */
+  errors(cost: number, max: number): GraphQLError[] {
     if (cost <= max) return [];
     const shown = Number.isSafeInteger(cost) ? cost.toLocaleString("en") : "beyond counting";
     return [

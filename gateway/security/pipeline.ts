@@ -363,13 +363,14 @@ export class SecurityPipeline {
     plan: AuthorizedOperation,
     variables: Record<string, unknown>,
     principal: Principal,
-  ): GraphQLError[] {
-    if (!this.enabled) return [];
+  ): { errors: GraphQLError[]; cost: number | null } {
+    if (!this.enabled) return { errors: [], cost: null };
     const { limits } = this.config.security;
     const errors = listSizeErrors(plan.listArguments, variables, limits.maxListSize);
-    if (errors.length > 0 || !this.cost) return errors;
+    if (errors.length > 0 || !this.cost) return { errors, cost: null };
     const max = this.deskOf(principal)?.maxCost ?? limits.maxCost;
-    return this.cost.errors(plan.document, plan.operation, variables, max);
+    const cost = this.cost.estimate(plan.document, plan.operation, variables);
+    return { errors: this.cost.errors(cost, max), cost };
   }
 
   /**

@@ -140,6 +140,8 @@ export class VerificationService {
       asOf: pinnedIssuedAt === null ? null : isoSeconds(pinnedIssuedAt * 1000),
     });
     await this.recordAccess(policy, verdicts, context);
+    const observer = this.services.verdicts;
+    for (const verdict of verdicts) observer.verdict(policy.name, verdict.outcome);
     return {
       policy,
       on,

@@ -195,7 +195,8 @@ describe("the budget", () => {
   const refusal = (variables: Record<string, unknown>, max: number) => {
     const document = parse(query);
     const operation = document.definitions[0] as OperationDefinitionNode;
-    return estimator.errors(document, operation, variables, max).map((error) => error.toJSON());
+    const cost = estimator.estimate(document, operation, variables);
+    return estimator.errors(cost, max).map((error) => error.toJSON());
   };
 
   it("refuses an operation over it with LIMIT_EXCEEDED, naming the estimate", () => {
@@ -216,7 +217,7 @@ describe("the budget", () => {
       `{ a { b { b { b { b { b { b { b { b { b { b { __typename } } } } } } } } } } } }`,
     );
     const operation = document.definitions[0] as OperationDefinitionNode;
-    const [error] = deep.errors(document, operation, {}, 1000);
+    const [error] = deep.errors(deep.estimate(document, operation, {}), 1000);
     expect(error?.message).toContain("is beyond counting");
     expect(error?.extensions).toEqual({
       code: "LIMIT_EXCEEDED",

@@ -121,6 +121,11 @@ describe("NODE_ENV=production", () => {
     expect(subjects.output).toContain(
       'VERIFY_MAX_SUBJECTS must be a whole number of at least 1, got "1e3"',
     );
+    const token = await exitOf(
+      startGateway(productionEnv({ DESKS_FILE: desks, METRICS_TOKEN: "metrics" })),
+    );
+    expect(token.code).toBe(1);
+    expect(token.output).toContain("METRICS_TOKEN must be at least 24 characters");
   });
 
   it("reads a number setting as digits and nothing else", () => {
@@ -227,6 +232,9 @@ describe("NODE_ENV=production", () => {
         body: JSON.stringify({ query: "{ __typename }" }),
       });
       expect(await answered.json()).toEqual({ data: { __typename: "Query" } });
+      // Without METRICS_TOKEN a production gateway tells nobody which desks ask how much.
+      const metrics = await fetch(url.replace(/\/graphql$/, "/metrics"), { headers });
+      expect(metrics.status).toBe(404);
     } finally {
       child.kill("SIGTERM");
       await new Promise((resolve) => child.on("exit", resolve));

@@ -1,0 +1,261 @@
+/**
+ * Operational monitoring: what the gateway serves, how its departments answer and how its audit
+ * ledger keeps up, in Prometheus's text format at `GET /metrics` — what X-Road's operational
+ * monitoring gives a security server's owner, and what Apollo Router and Hive Gateway export.
+ *
+ * Labels are desks, departments, outcomes, policies and verdicts: sets the registries bound.
+ * Never a subject, a case id or an operation's text; a desk's access to a person is the audit
+ * ledger's to tell, not a time series anybody with the metrics token can read.
+ *
+ * The components take small observer interfaces (`DepartmentObserver`, `LedgerObserver`,
+ * `VerdictObserver`), so that they neither import prom-client nor pay for it when unobserved.
+ */
+import {
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  Histogram,
+  type Registry as PromRegistry,
+  Registry,
+} from "prom-client";
+
+/** What a department client reports of each call (one operation, its retries included). */
+export interface DepartmentObserver {
+  /** `callers`: the planner fetches of concurrent requests the call served (coalescing). */
+  called(seconds: number, outcome: DepartmentOutcome, callers: number): void;
+  retried(): void;
+}
+
+/**
+ * `ok`: answered (with or without GraphQL errors); `failed`: no usable answer after the retries;
+ * `circuit_open`: not called, the department failing lately.
+ */
+export type DepartmentOutcome = "ok" | "failed" | "circuit_open";
+
+/** What the audit ledger reports of each group of records it makes durable. */
+export interface LedgerObserver {
+  /**
+   * `where`: `loop` (flushed on the event loop, the requests waiting), `pool` (libuv's thread
+   * pool, the disk slow lately) or `none` (`AUDIT_SYNC=normal`: written, not flushed).
+   */
+  durable(records: number, seconds: number, where: "loop" | "pool" | "none"): void;
+}
+
+/** What verification reports of each subject's verdict, online or in a job. */
+export interface VerdictObserver {
+  verdict(policy: string, verdict: string): void;
+}
+
+const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+const FLUSH_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5];
+
+/**
+ * The process's own figures (CPU, memory, event-loop delay, garbage collection), collected once
+ * per process however many gateways it runs (tests start dozens): each collection installs an
+ * event-loop monitor and a GC observer that live as long as the process.
+ */
+let processRegistry: PromRegistry | undefined;
+function processMetrics(): PromRegistry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry, prefix: "mianzheng_gateway_" });
+  }
+  return processRegistry;
+}
+
+export class GatewayMetrics {
+  private readonly registry = new Registry();
+  private readonly requests: Counter<"desk" | "outcome">;
+  private readonly requestSeconds: Histogram<"desk">;
+  private readonly cost: Histogram<"desk">;
+  private readonly departmentCalls: Counter<"department" | "outcome">;
+  private readonly departmentSeconds: Histogram<"department">;
+  private readonly departmentCallers: Histogram<"department">;
+  private readonly departmentRetries: Counter<"department">;
+  private readonly auditRecords: Counter;
+  private readonly auditFlushSeconds: Histogram<"where">;
+  private readonly verdicts: Counter<"policy" | "verdict">;
+
+  constructor(state: {
+    /** Whether each department's circuit is closed, read at each scrape. */
+    departmentsUp: () => Record<string, boolean>;
+    /** Whether the audit ledger accepts records (without it nothing is disclosed). */
+    ledgerUp: () => boolean;
+    /** Jobs by state, read at each scrape. */
+    jobs?: () => Record<string, number>;
+  }) {
+    const registers = [this.registry];
+    this.requests = new Counter({
+      name: "mianzheng_graphql_requests_total",
+      help: "GraphQL requests answered, by desk (or citizen, open, anonymous) and outcome: ok, partial (data with errors), or the refusal's error code",
+      labelNames: ["desk", "outcome"],
+      registers,
+    });
+    this.requestSeconds = new Histogram({
+      name: "mianzheng_graphql_request_duration_seconds",
+      help: "Time from a GraphQL request's arrival to its answer, by desk",
+      labelNames: ["desk"],
+      buckets: SECONDS,
+      registers,
+    });
+    this.cost = new Histogram({
+      name: "mianzheng_operation_estimated_cost",
+      help: "Estimated cost (demand control) of the operations accepted, by desk",
+      labelNames: ["desk"],
+      buckets: [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000],
+      registers,
+    });
+    this.departmentCalls = new Counter({
+      name: "mianzheng_department_calls_total",
+      help: "Calls to departments (one operation, coalesced over concurrent requests), by outcome: ok, failed (after retries), circuit_open (not called)",
+      labelNames: ["department", "outcome"],
+      registers,
+    });
+    this.departmentSeconds = new Histogram({
+      name: "mianzheng_department_call_duration_seconds",
+      help: "Time a department call took, retries included, by department",
+      labelNames: ["department"],
+      buckets: SECONDS,
+      registers,
+    });
+    this.departmentCallers = new Histogram({
+      name: "mianzheng_department_call_callers",
+      help: "Planner fetches of concurrent requests one department call served (coalescing)",
+      labelNames: ["department"],
+      buckets: [1, 2, 4, 8, 16, 32, 64],
+      registers,
+    });
+    this.departmentRetries = new Counter({
+      name: "mianzheng_department_retries_total",
+      help: "Attempts at a department repeated after a failure that may pass",
+      labelNames: ["department"],
+      registers,
+    });
+    new Gauge({
+      name: "mianzheng_department_up",
+      help: "1 while a department's circuit is closed (no call failed lately), 0 while it fails fast",
+      labelNames: ["department"],
+      registers,
+      collect() {
+        for (const [department, up] of Object.entries(state.departmentsUp())) {
+          this.set({ department }, up ? 1 : 0);
+        }
+      },
+    });
+    this.auditRecords = new Counter({
+      name: "mianzheng_audit_records_total",
+      help: "Access records made durable in the audit journal (one per request that touched a subject)",
+      registers,
+    });
+    this.auditFlushSeconds = new Histogram({
+      name: "mianzheng_audit_flush_duration_seconds",
+      help: "Time to make a group of access records durable, by where: loop (the event loop waits), pool (libuv's threads, the disk slow lately), none (AUDIT_SYNC=normal)",
+      labelNames: ["where"],
+      buckets: FLUSH_SECONDS,
+      registers,
+    });
+    new Gauge({
+      name: "mianzheng_audit_ledger_up",
+      help: "1 while the audit ledger accepts records; at 0 the gateway discloses nothing",
+      registers,
+      collect() {
+        this.set(state.ledgerUp() ? 1 : 0);
+      },
+    });
+    this.verdicts = new Counter({
+      name: "mianzheng_verification_verdicts_total",
+      help: "Verdicts reached, online or in jobs, by policy and verdict",
+      labelNames: ["policy", "verdict"],
+      registers,
+    });
+    const { jobs } = state;
+    if (jobs) {
+      new Gauge({
+        name: "mianzheng_verification_jobs",
+        help: "Verification jobs known to this gateway, by state",
+        labelNames: ["state"],
+        registers,
+        collect() {
+          this.reset();
+          for (const [jobState, count] of Object.entries(jobs()))
+            this.set({ state: jobState }, count);
+        },
+      });
+    }
+  }
+
+  /**
+   * Each desk's series, bound once: prom-client finds a series by hashing its labels on every
+   * call, a few hundred nanoseconds a request that a map lookup saves.
+   */
+  private readonly bound = new Map<
+    string,
+    { seconds: Histogram.Internal<"desk">; cost: Histogram.Internal<"desk"> }
+  >();
+  private readonly outcomes = new Map<string, Counter.Internal>();
+
+  private desk(desk: string) {
+    let series = this.bound.get(desk);
+    if (!series) {
+      series = { seconds: this.requestSeconds.labels({ desk }), cost: this.cost.labels({ desk }) };
+      this.bound.set(desk, series);
+    }
+    return series;
+  }
+
+  /** One answered GraphQL request. */
+  request(desk: string, outcome: string, seconds: number): void {
+    const key = `${desk}\u0000${outcome}`;
+    let counter = this.outcomes.get(key);
+    if (!counter) {
+      counter = this.requests.labels({ desk, outcome });
+      this.outcomes.set(key, counter);
+    }
+    counter.inc();
+    this.desk(desk).seconds.observe(seconds);
+  }
+
+  estimatedCost(desk: string, cost: number): void {
+    this.desk(desk).cost.observe(cost);
+  }
+
+  department(department: string): DepartmentObserver {
+    const seconds = this.departmentSeconds.labels({ department });
+    const callers = this.departmentCallers.labels({ department });
+    const retries = this.departmentRetries.labels({ department });
+    const calls = {
+      ok: this.departmentCalls.labels({ department, outcome: "ok" }),
+      failed: this.departmentCalls.labels({ department, outcome: "failed" }),
+      circuit_open: this.departmentCalls.labels({ department, outcome: "circuit_open" }),
+    };
+    return {
+      called(elapsed, outcome, served) {
+        calls[outcome].inc();
+        if (outcome === "circuit_open") return;
+        seconds.observe(elapsed);
+        callers.observe(served);
+      },
+      retried() {
+        retries.inc();
+      },
+    };
+  }
+
+  readonly ledger: LedgerObserver = {
+    durable: (records, seconds, where) => {
+      this.auditRecords.inc(records);
+      this.auditFlushSeconds.observe({ where }, seconds);
+    },
+  };
+
+  readonly verification: VerdictObserver = {
+    verdict: (policy, verdict) => this.verdicts.inc({ policy, verdict }),
+  };
+
+  readonly contentType = Registry.PROMETHEUS_CONTENT_TYPE;
+
+  /** The exposition: this gateway's figures, then the process's. */
+  async text(): Promise<string> {
+    return `${await this.registry.metrics()}\n${await processMetrics().metrics()}`;
+  }
+}

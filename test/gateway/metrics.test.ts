@@ -1,0 +1,225 @@
+/**
+ * `GET /metrics`: what the gateway served, read back in Prometheus's text format after real
+ * requests through the real platform — a department that dies included — and who may read it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { developmentCitizenToken } from "../../gateway/security/citizen-token.ts";
+import { writeFixtures, ZHANG_WEI } from "../fixtures.ts";
+import { tempDataDir } from "../helpers.ts";
+import { type Platform, startPlatform, tearDown } from "../platform.ts";
+import { Relay } from "../relay.ts";
+
+const D = "2026-11-01";
+const POLICY = "beijing-car-lottery/individual";
+const TOKEN = "metrics-token-for-the-test-0123456789";
+
+let platform: Platform;
+let data: ReturnType<typeof tempDataDir>;
+/** Traffic is reached through a relay, so that it can die in the middle of the file. */
+const traffic = new Relay();
+
+beforeAll(async () => {
+  data = tempDataDir();
+  writeFixtures(data.dir);
+  // An open circuit stays open for the rest of the file once traffic has died.
+  platform = await startPlatform(data.dir, {
+    config: { breakerResetMs: 60_000 },
+    relays: { traffic },
+  });
+});
+
+afterAll(() => tearDown(platform, data.remove));
+
+interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+async function scrape(
+  url = platform.url,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; type: string | null; text: string; samples: Sample[] }> {
+  const response = await fetch(url.replace(/\/graphql$/, "/metrics"), { headers });
+  const text = await response.text();
+  const samples: Sample[] = [];
+  for (const line of text.split("\n")) {
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!match) continue;
+    const labels: Record<string, string> = {};
+    for (const [, key, value] of (match[2] ?? "").matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[key as string] = value as string;
+    }
+    samples.push({ name: match[1] as string, labels, value: Number(match[3]) });
+  }
+  return { status: response.status, type: response.headers.get("content-type"), text, samples };
+}
+
+/** The sample of `name` whose labels include `labels` (0 when there is none). */
+function value(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
+  const found = samples.filter(
+    (sample) =>
+      sample.name === name &&
+      Object.entries(labels).every(([key, wanted]) => sample.labels[key] === wanted),
+  );
+  return found.reduce((total, sample) => total + sample.value, 0);
+}
+
+describe("GET /metrics", () => {
+  it("counts an answered request by desk and outcome, with its department calls and its record", async () => {
+    const before = (await scrape()).samples;
+    const { body } = await platform.query(
+      `{ person(id: "${ZHANG_WEI}") { name hasValidDriverLicense(on: "${D}") } }`,
+    );
+    expect(body.errors).toBeUndefined();
+    const { status, type, samples } = await scrape();
+    expect(status).toBe(200);
+    expect(type).toContain("text/plain; version=0.0.4");
+    const grew = (name: string, labels: Record<string, string> = {}) =>
+      value(samples, name, labels) - value(before, name, labels);
+    expect(grew("mianzheng_graphql_requests_total", { desk: "dev-desk", outcome: "ok" })).toBe(1);
+    expect(grew("mianzheng_graphql_request_duration_seconds_count", { desk: "dev-desk" })).toBe(1);
+    expect(grew("mianzheng_operation_estimated_cost_count", { desk: "dev-desk" })).toBe(1);
+    // The person and its licence: the household register and traffic were each called.
+    for (const department of ["hukou", "traffic"]) {
+      expect(
+        grew("mianzheng_department_calls_total", { department, outcome: "ok" }),
+        department,
+      ).toBeGreaterThanOrEqual(1);
+      expect(
+        grew("mianzheng_department_call_duration_seconds_count", { department }),
+      ).toBeGreaterThanOrEqual(1);
+    }
+    expect(grew("mianzheng_department_calls_total", { department: "tax" })).toBe(0);
+    // One record for the request that touched Zhang Wei, made durable by a flush.
+    expect(grew("mianzheng_audit_records_total")).toBe(1);
+    expect(grew("mianzheng_audit_flush_duration_seconds_count")).toBeGreaterThanOrEqual(1);
+    expect(value(samples, "mianzheng_audit_ledger_up")).toBe(1);
+    expect(value(samples, "mianzheng_department_up", { department: "traffic" })).toBe(1);
+    // The process's own figures, once.
+    expect(value(samples, "mianzheng_gateway_process_cpu_seconds_total")).toBeGreaterThan(0);
+    expect(
+      samples.filter(
+        (sample) => sample.name === "mianzheng_gateway_nodejs_eventloop_lag_p99_seconds",
+      ),
+    ).toHaveLength(1);
+  });
+
+  it("counts refusals by their error code, and a citizen as a citizen, never by number", async () => {
+    const before = (await scrape()).samples;
+    const anonymous = await platform.query("{ __typename }", {}, {});
+    expect(anonymous.status).toBe(401);
+    const tooDear = await platform.query(
+      `query ($ids: [ID!]!) { people(ids: $ids) { contributions { month } } }`,
+      { ids: Array.from({ length: 1000 }, () => ZHANG_WEI) },
+    );
+    expect(tooDear.body.errors?.[0]?.extensions?.code).toBe("LIMIT_EXCEEDED");
+    const token = await developmentCitizenToken(ZHANG_WEI);
+    const log = await platform.query(
+      "{ myAccessLog { at } }",
+      {},
+      { authorization: `Bearer ${token}` },
+    );
+    expect(log.body.errors).toBeUndefined();
+    const { samples, text } = await scrape();
+    const grew = (labels: Record<string, string>) =>
+      value(samples, "mianzheng_graphql_requests_total", labels) -
+      value(before, "mianzheng_graphql_requests_total", labels);
+    expect(grew({ desk: "anonymous", outcome: "UNAUTHENTICATED" })).toBe(1);
+    expect(grew({ desk: "dev-desk", outcome: "LIMIT_EXCEEDED" })).toBe(1);
+    expect(grew({ desk: "citizen", outcome: "ok" })).toBe(1);
+    // A refused operation's estimate is not among those accepted.
+    expect(
+      value(samples, "mianzheng_operation_estimated_cost_bucket", {
+        desk: "dev-desk",
+        le: "100000",
+      }),
+    ).toBe(value(samples, "mianzheng_operation_estimated_cost_count", { desk: "dev-desk" }));
+    expect(text).not.toContain(ZHANG_WEI);
+  });
+
+  it("counts verdicts by policy and verdict", async () => {
+    const before = (await scrape()).samples;
+    const { body } = await platform.query<{ verify: Array<{ outcome: string }> }>(
+      `{ verify(policy: "${POLICY}", subjects: ["${ZHANG_WEI}", "110105198503121016"], on: "${D}") { outcome } }`,
+    );
+    expect(body.errors).toBeUndefined();
+    const outcomes = body.data?.verify.map((verdict) => verdict.outcome) ?? [];
+    expect(outcomes).toHaveLength(2);
+    const { samples } = await scrape();
+    for (const outcome of new Set(outcomes)) {
+      const labels = { policy: POLICY, verdict: outcome };
+      expect(
+        value(samples, "mianzheng_verification_verdicts_total", labels) -
+          value(before, "mianzheng_verification_verdicts_total", labels),
+        outcome,
+      ).toBe(outcomes.filter((each) => each === outcome).length);
+    }
+  });
+
+  it("shows a department that died: failed calls, retries, a partial answer, then its circuit open", async () => {
+    const before = (await scrape()).samples;
+    await platform.stopDepartment("traffic");
+    traffic.down();
+    for (let i = 0; i < 6; i++) {
+      const { body } = await platform.query(
+        `{ person(id: "${ZHANG_WEI}") { name licence: hasValidDriverLicense(on: "${D}") } }`,
+      );
+      expect(body.errors?.[0]?.extensions?.code).toBe("DEPARTMENT_UNAVAILABLE");
+    }
+    const { samples } = await scrape();
+    const grew = (name: string, labels: Record<string, string>) =>
+      value(samples, name, labels) - value(before, name, labels);
+    // `person` is nullable: its name arrives, the licence cannot, so the request is partial…
+    expect(
+      grew("mianzheng_graphql_requests_total", {
+        desk: "dev-desk",
+        outcome: "DEPARTMENT_UNAVAILABLE",
+      }) + grew("mianzheng_graphql_requests_total", { desk: "dev-desk", outcome: "partial" }),
+    ).toBe(6);
+    expect(
+      grew("mianzheng_department_calls_total", { department: "traffic", outcome: "failed" }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(
+      grew("mianzheng_department_retries_total", { department: "traffic" }),
+    ).toBeGreaterThanOrEqual(1);
+    // …and after enough failures the breaker fails fast, without calling.
+    expect(
+      grew("mianzheng_department_calls_total", { department: "traffic", outcome: "circuit_open" }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(value(samples, "mianzheng_department_up", { department: "traffic" })).toBe(0);
+    expect(value(samples, "mianzheng_department_up", { department: "hukou" })).toBe(1);
+  });
+});
+
+describe("METRICS_TOKEN", () => {
+  let guarded: Platform;
+  let guardedData: ReturnType<typeof tempDataDir>;
+
+  beforeAll(async () => {
+    guardedData = tempDataDir();
+    writeFixtures(guardedData.dir);
+    guarded = await startPlatform(guardedData.dir, { config: { metricsToken: TOKEN } });
+  });
+
+  afterAll(() => tearDown(guarded, guardedData.remove));
+
+  it("is required as a bearer token once set", async () => {
+    const none = await scrape(guarded.url);
+    expect(none.status).toBe(401);
+    expect(JSON.parse(none.text)).toEqual({
+      errors: [
+        {
+          message: "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>",
+          extensions: { code: "UNAUTHENTICATED" },
+        },
+      ],
+    });
+    // A desk's key is not the metrics token.
+    const desk = await scrape(guarded.url, { authorization: "Bearer dev-desk-key" });
+    expect(desk.status).toBe(401);
+    const right = await scrape(guarded.url, { authorization: `Bearer ${TOKEN}` });
+    expect(right.status).toBe(200);
+    expect(value(right.samples, "mianzheng_audit_ledger_up")).toBe(1);
+  });
+});
