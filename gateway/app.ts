@@ -136,14 +136,16 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   app.decorate("ledger", security.ledger);
   app.decorateRequest("outcome", null);
   echoRequestId(app);
+  const audit = security.ledger instanceof AuditLedger ? security.ledger : null;
   const metrics = new GatewayMetrics({
     departmentsUp: () =>
       Object.fromEntries(
         DEPARTMENTS.map((department) => [department, clients[department].available]),
       ),
     ledgerUp: () => security.ledger.available,
+    ...(audit ? { ledgerStatus: () => audit.status() } : {}),
   });
-  if (security.ledger instanceof AuditLedger) security.ledger.observer = metrics.ledger;
+  if (audit) audit.observer = metrics.ledger;
   const clients = Object.fromEntries(
     DEPARTMENTS.map((department) => [
       department,

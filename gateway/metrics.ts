@@ -81,8 +81,8 @@ export class GatewayMetrics {
     departmentsUp: () => Record<string, boolean>;
     /** Whether the audit ledger accepts records (without it nothing is disclosed). */
     ledgerUp: () => boolean;
-    /** Jobs by state, read at each scrape. */
-    jobs?: () => Record<string, number>;
+    /** audit.db's entries and those the subject index does not hold yet, read at each scrape. */
+    ledgerStatus?: () => Promise<{ entries: number; unindexed: number }>;
   }) {
     const registers = [this.registry];
     this.requests = new Counter({
@@ -168,19 +168,37 @@ export class GatewayMetrics {
       labelNames: ["policy", "verdict"],
       registers,
     });
-    const { jobs } = state;
-    if (jobs) {
-      new Gauge({
-        name: "mianzheng_verification_jobs",
-        help: "Verification jobs known to this gateway, by state",
-        labelNames: ["state"],
-        registers,
-        collect() {
-          this.reset();
-          for (const [jobState, count] of Object.entries(jobs()))
-            this.set({ state: jobState }, count);
-        },
-      });
+    const { ledgerStatus } = state;
+    if (ledgerStatus) {
+      // One question to the writer thread per scrape, shared by both gauges.
+      let asked: Promise<{ entries: number; unindexed: number } | null> | null = null;
+      const read = () => {
+        asked ??= ledgerStatus()
+          .catch(() => null)
+          .finally(() => setImmediate(() => (asked = null)));
+        return asked;
+      };
+      const gauge = (name: string, help: string, pick: "entries" | "unindexed") =>
+        new Gauge({
+          name,
+          help,
+          registers,
+          async collect() {
+            // While the ledger cannot answer (`mianzheng_audit_ledger_up` 0), the last figure.
+            const status = await read();
+            if (status) this.set(status[pick]);
+          },
+        });
+      gauge(
+        "mianzheng_audit_entries",
+        "Entries in audit.db (one per subject of each request)",
+        "entries",
+      );
+      gauge(
+        "mianzheng_audit_unindexed_entries",
+        "Entries the subject index does not hold yet: a citizen's log scans them (the index is built when the ledger is quiet, or at once past 500,000 behind)",
+        "unindexed",
+      );
     }
   }
 

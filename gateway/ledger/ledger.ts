@@ -469,10 +469,25 @@ export class AuditLedger implements AccessLedger {
     });
   }
 
+  /**
+   * How many entries audit.db holds, and how many of them the subject index does not hold yet
+   * (a citizen's log reads those by scanning: it is built when the ledger is quiet, or at once
+   * past 500,000 behind). For the metrics.
+   */
+  status(): Promise<{ entries: number; unindexed: number }> {
+    return this.ask({ type: "status" }).then((message) => {
+      if (message.type !== "status")
+        throw new LedgerUnavailable("the ledger's writer answered out of turn");
+      if (message.error) throw new LedgerUnavailable(message.error);
+      return { entries: message.entries, unindexed: message.unindexed };
+    });
+  }
+
   private ask(
     request:
       | { type: "entries"; subject: string; limit: number; before?: number | undefined }
-      | { type: "moved" },
+      | { type: "moved" }
+      | { type: "status" },
   ) {
     if (this.failure) return Promise.reject(this.failure);
     const id = this.nextId++;
@@ -487,7 +502,7 @@ export class AuditLedger implements AccessLedger {
   }
 
   private receive(message: WriterMessage): void {
-    if (message.type === "entries" || message.type === "moved") {
+    if (message.type === "entries" || message.type === "moved" || message.type === "status") {
       const answer = this.requests.get(message.id);
       this.requests.delete(message.id);
       answer?.(message);

@@ -80,6 +80,8 @@ export type WriterMessage =
   /** The journal cannot be moved into audit.db: the ledger must stop acknowledging. */
   | { type: "failed"; message: string }
   | { type: "entries"; id: number; entries: LedgerEntry[]; error?: string }
+  /** audit.db's entries, and how many of them the subject index does not hold yet. */
+  | { type: "status"; id: number; entries: number; unindexed: number; error?: string }
   | { type: "closed" };
 
 /**

@@ -225,31 +225,45 @@ function answer(request: LedgerRequest): void {
   }
 }
 
-port.on("message", (message: LedgerRequest | { type: "moved"; id: number } | { type: "close" }) => {
-  if (message.type === "entries") {
-    answer(message);
-  } else if (message.type === "moved") {
-    const unmoved = move();
-    post(
-      unmoved
-        ? { type: "moved", id: message.id, error: unmoved }
-        : { type: "moved", id: message.id },
-    );
-  } else if (message.type === "close") {
-    move();
-    clearInterval(mover);
-    clearTimeout(timer);
-    // Everything the event loop wrote is durable by now (it flushes before closing): once it is
-    // all in audit.db the journal has nothing left to recover.
-    const { text } = reader.read();
-    reader.close();
-    if (!unreadable && text === "") removeFile(journal.path);
-    sqlite.pragma("wal_checkpoint(TRUNCATE)");
-    sqlite.close();
-    post({ type: "closed" });
-    port.close();
+function status(id: number): void {
+  try {
+    const entries = Number(readState(sqlite, "head_seq") ?? 0);
+    post({ type: "status", id, entries, unindexed: backlog() });
+  } catch (error) {
+    post({ type: "status", id, entries: 0, unindexed: 0, error: (error as Error).message });
   }
-});
+}
+
+port.on(
+  "message",
+  (message: LedgerRequest | { type: "moved" | "status"; id: number } | { type: "close" }) => {
+    if (message.type === "entries") {
+      answer(message);
+    } else if (message.type === "status") {
+      status(message.id);
+    } else if (message.type === "moved") {
+      const unmoved = move();
+      post(
+        unmoved
+          ? { type: "moved", id: message.id, error: unmoved }
+          : { type: "moved", id: message.id },
+      );
+    } else if (message.type === "close") {
+      move();
+      clearInterval(mover);
+      clearTimeout(timer);
+      // Everything the event loop wrote is durable by now (it flushes before closing): once it is
+      // all in audit.db the journal has nothing left to recover.
+      const { text } = reader.read();
+      reader.close();
+      if (!unreadable && text === "") removeFile(journal.path);
+      sqlite.pragma("wal_checkpoint(TRUNCATE)");
+      sqlite.close();
+      post({ type: "closed" });
+      port.close();
+    }
+  },
+);
 
 const mover = setInterval(move, MOVE_MS);
 let timer = setTimeout(tick, TICK_MS);

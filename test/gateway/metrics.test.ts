@@ -95,6 +95,21 @@ describe("GET /metrics", () => {
     expect(grew("mianzheng_audit_records_total")).toBe(1);
     expect(grew("mianzheng_audit_flush_duration_seconds_count")).toBeGreaterThanOrEqual(1);
     expect(value(samples, "mianzheng_audit_ledger_up")).toBe(1);
+    // audit.db's entries, read from the writer thread once the record has been moved there.
+    await platform.ledgerMoved();
+    const moved = (await scrape()).samples;
+    expect(value(moved, "mianzheng_audit_entries") - value(before, "mianzheng_audit_entries")).toBe(
+      1,
+    );
+    // The writer indexes what it wrote once the ledger is quiet (a tick a second): then nothing
+    // is left for a citizen's log to scan.
+    const deadline = Date.now() + 10_000;
+    let unindexed = value(moved, "mianzheng_audit_unindexed_entries");
+    while (unindexed > 0 && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      unindexed = value((await scrape()).samples, "mianzheng_audit_unindexed_entries");
+    }
+    expect(unindexed).toBe(0);
     expect(value(samples, "mianzheng_department_up", { department: "traffic" })).toBe(1);
     // The process's own figures, once.
     expect(value(samples, "mianzheng_gateway_process_cpu_seconds_total")).toBeGreaterThan(0);
