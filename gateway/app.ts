@@ -140,7 +140,7 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   const metrics = new GatewayMetrics({
     departmentsUp: () =>
       Object.fromEntries(
-        DEPARTMENTS.map((department) => [department, clients[department].available]),
+        DEPARTMENTS.map((department) => [department, clients[department].circuit === "closed"]),
       ),
     ledgerUp: () => security.ledger.available,
     ...(audit ? { ledgerStatus: () => audit.status() } : {}),
@@ -423,6 +423,19 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   });
 
   await security.register(app);
+  // Before the routes it counts: a hook applies to the routes added after it.
+  app.addHook("onResponse", (request, reply, done) => {
+    const route = request.routeOptions.url;
+    if (route !== undefined && !UNCOUNTED_ROUTES.has(route)) {
+      metrics.request(
+        route,
+        deskLabel(request.principal),
+        request.outcome ?? outcomeOfStatus(reply.statusCode),
+        reply.elapsedTime / 1000,
+      );
+    }
+    done();
+  });
   app.route({
     method: ["GET", "POST"],
     url: "/graphql",
@@ -430,13 +443,6 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     // accesses) to send no answer.
     exposeHeadRoute: false,
     ...security.routeOptions(),
-    onResponse: async (request, reply) => {
-      metrics.request(
-        deskLabel(request.principal),
-        request.outcome ?? (reply.statusCode < 400 ? "ok" : ErrorCode.Internal),
-        reply.elapsedTime / 1000,
-      );
-    },
     handler: handle,
   });
   registerMetrics(app, metrics, config);
@@ -449,7 +455,9 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     const departments = Object.fromEntries(
       DEPARTMENTS.map((department) => [
         department,
-        clients[department].available ? "reachable" : "circuit open",
+        clients[department].circuit === "closed"
+          ? "reachable"
+          : `circuit ${clients[department].circuit}`,
       ]),
     );
     // Without its audit ledger the gateway discloses nothing, so it is not ready.
@@ -470,6 +478,43 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   return app;
 }
 
+/** Routes the request metrics leave out: probes, the metrics, the landing page and its files. */
+const UNCOUNTED_ROUTES = new Set([
+  "/health",
+  "/ready",
+  "/metrics",
+  "/",
+  "/graphiql/:file",
+  "/.well-known/jwks.json",
+]);
+
+/**
+ * A response's outcome from its status, where nothing named its error code: the jobs and verify
+ * routes' own errors, the stop's 503, a method a route does not serve.
+ */
+function outcomeOfStatus(status: number): string {
+  if (status < 400) return "ok";
+  switch (status) {
+    case 401:
+      return ErrorCode.Unauthenticated;
+    case 403:
+      return ErrorCode.Forbidden;
+    case 404:
+    case 405:
+      return ErrorCode.NotFound;
+    case 409:
+      return ErrorCode.Conflict;
+    case 413:
+      return ErrorCode.LimitExceeded;
+    case 429:
+      return ErrorCode.RateLimited;
+    case 503:
+      return ErrorCode.ShuttingDown;
+    default:
+      return status >= 500 ? ErrorCode.Internal : ErrorCode.BadUserInput;
+  }
+}
+
 /** A request's desk as the metrics name it: never a citizen's number. */
 function deskLabel(principal: Principal | null | undefined): string {
   if (!principal) return "anonymous";
@@ -487,7 +532,8 @@ function registerMetrics(app: FastifyInstance, metrics: GatewayMetrics, config: 
   const expected = token === null ? null : createHash("sha256").update(token).digest();
   app.get("/metrics", async (request, reply) => {
     if (expected) {
-      const given = /^Bearer (\S+)$/.exec(request.headers.authorization ?? "")?.[1] ?? "";
+      // The scheme's name is case-insensitive (RFC 9110, section 11.1).
+      const given = /^Bearer (\S+)$/i.exec(request.headers.authorization ?? "")?.[1] ?? "";
       // Compared as digests: equal lengths for timingSafeEqual, and no early exit to time.
       if (!timingSafeEqual(createHash("sha256").update(given).digest(), expected)) {
         return sendRequestError(

@@ -754,9 +754,12 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
     throw new DepartmentFailure(`HTTP ${statusCode}: ${text.slice(0, 200)}`, false);
   }
 
-  /** True while the breaker lets requests through. */
-  get available(): boolean {
-    return !this.breaker.opened;
+  /**
+   * The breaker's state: `closed` (no call failed lately), `open` (failing fast) or `half open`
+   * (the reset time has passed and the next call is a trial, the department not known to be back).
+   */
+  get circuit(): "closed" | "open" | "half open" {
+    return this.breaker.closed ? "closed" : this.breaker.halfOpen ? "half open" : "open";
   }
 
   async close(): Promise<void> {

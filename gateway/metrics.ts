@@ -36,15 +36,18 @@ export type DepartmentOutcome = "ok" | "failed" | "circuit_open";
 export interface LedgerObserver {
   /**
    * `where`: `loop` (flushed on the event loop, the requests waiting), `pool` (libuv's thread
-   * pool, the disk slow lately) or `none` (`AUDIT_SYNC=normal`: written, not flushed).
+   * pool, the disk slow lately) or `none` (`AUDIT_SYNC=normal`: written, not flushed, not timed).
    */
   durable(records: number, seconds: number, where: "loop" | "pool" | "none"): void;
 }
 
-/** What verification reports of each subject's verdict, online or in a job. */
+/** What verification reports of each run's verdicts (a subject's each), online or in a job. */
 export interface VerdictObserver {
-  verdict(policy: string, verdict: string): void;
+  reached(policy: string, verdicts: Iterable<string>): void;
 }
+
+/** How long a scrape waits for the ledger's writer thread to say how far it is. */
+const STATUS_WAIT_MS = 1_000;
 
 const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const FLUSH_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5];
@@ -65,8 +68,8 @@ function processMetrics(): PromRegistry {
 
 export class GatewayMetrics {
   private readonly registry = new Registry();
-  private readonly requests: Counter<"desk" | "outcome">;
-  private readonly requestSeconds: Histogram<"desk">;
+  private readonly requests: Counter<"route" | "desk" | "outcome">;
+  private readonly requestSeconds: Histogram<"route" | "desk">;
   private readonly cost: Histogram<"desk">;
   private readonly departmentCalls: Counter<"department" | "outcome">;
   private readonly departmentSeconds: Histogram<"department">;
@@ -86,15 +89,15 @@ export class GatewayMetrics {
   }) {
     const registers = [this.registry];
     this.requests = new Counter({
-      name: "mianzheng_graphql_requests_total",
-      help: "GraphQL requests answered, by desk (or citizen, open, anonymous) and outcome: ok, partial (data with errors), or the refusal's error code",
-      labelNames: ["desk", "outcome"],
+      name: "mianzheng_requests_total",
+      help: "Requests answered, by route (/graphql, /verify, /jobs…), desk (or citizen, open, anonymous) and outcome: ok, partial (data with errors), or the error code that refused or failed it",
+      labelNames: ["route", "desk", "outcome"],
       registers,
     });
     this.requestSeconds = new Histogram({
-      name: "mianzheng_graphql_request_duration_seconds",
-      help: "Time from a GraphQL request's arrival to its answer, by desk",
-      labelNames: ["desk"],
+      name: "mianzheng_request_duration_seconds",
+      help: "Time from a request's arrival to its answer, by route and desk",
+      labelNames: ["route", "desk"],
       buckets: SECONDS,
       registers,
     });
@@ -149,7 +152,7 @@ export class GatewayMetrics {
     });
     this.auditFlushSeconds = new Histogram({
       name: "mianzheng_audit_flush_duration_seconds",
-      help: "Time to make a group of access records durable, by where: loop (the event loop waits), pool (libuv's threads, the disk slow lately), none (AUDIT_SYNC=normal)",
+      help: "Time to make a group of access records durable, by where: loop (the event loop waits), pool (libuv's threads, the disk slow lately); not observed with AUDIT_SYNC=normal, which does not flush",
       labelNames: ["where"],
       buckets: FLUSH_SECONDS,
       registers,
@@ -173,9 +176,12 @@ export class GatewayMetrics {
       // One question to the writer thread per scrape, shared by both gauges.
       let asked: Promise<{ entries: number; unindexed: number } | null> | null = null;
       const read = () => {
-        asked ??= ledgerStatus()
-          .catch(() => null)
-          .finally(() => setImmediate(() => (asked = null)));
+        // A writer thread busy for long (an index chunk, another process's lock) must not hold
+        // the scrape: after a second the gauges keep their last figures.
+        asked ??= Promise.race([
+          ledgerStatus().catch(() => null),
+          new Promise<null>((resolve) => setTimeout(resolve, STATUS_WAIT_MS, null).unref()),
+        ]).finally(() => setImmediate(() => (asked = null)));
         return asked;
       };
       const gauge = (name: string, help: string, pick: "entries" | "unindexed") =>
@@ -202,39 +208,14 @@ export class GatewayMetrics {
     }
   }
 
-  /**
-   * Each desk's series, bound once: prom-client finds a series by hashing its labels on every
-   * call, a few hundred nanoseconds a request that a map lookup saves.
-   */
-  private readonly bound = new Map<
-    string,
-    { seconds: Histogram.Internal<"desk">; cost: Histogram.Internal<"desk"> }
-  >();
-  private readonly outcomes = new Map<string, Counter.Internal>();
-
-  private desk(desk: string) {
-    let series = this.bound.get(desk);
-    if (!series) {
-      series = { seconds: this.requestSeconds.labels({ desk }), cost: this.cost.labels({ desk }) };
-      this.bound.set(desk, series);
-    }
-    return series;
-  }
-
-  /** One answered GraphQL request. */
-  request(desk: string, outcome: string, seconds: number): void {
-    const key = `${desk}\u0000${outcome}`;
-    let counter = this.outcomes.get(key);
-    if (!counter) {
-      counter = this.requests.labels({ desk, outcome });
-      this.outcomes.set(key, counter);
-    }
-    counter.inc();
-    this.desk(desk).seconds.observe(seconds);
+  /** One answered request of a counted route (`/graphql`, `/verify`, `/jobs…`). */
+  request(route: string, desk: string, outcome: string, seconds: number): void {
+    this.requests.inc({ route, desk, outcome });
+    this.requestSeconds.observe({ route, desk }, seconds);
   }
 
   estimatedCost(desk: string, cost: number): void {
-    this.desk(desk).cost.observe(cost);
+    this.cost.observe({ desk }, cost);
   }
 
   department(department: string): DepartmentObserver {
@@ -262,18 +243,23 @@ export class GatewayMetrics {
   readonly ledger: LedgerObserver = {
     durable: (records, seconds, where) => {
       this.auditRecords.inc(records);
-      this.auditFlushSeconds.observe({ where }, seconds);
+      // AUDIT_SYNC=normal writes without flushing: no flush to time.
+      if (where !== "none") this.auditFlushSeconds.observe({ where }, seconds);
     },
   };
 
   readonly verification: VerdictObserver = {
-    verdict: (policy, verdict) => this.verdicts.inc({ policy, verdict }),
+    reached: (policy, verdicts) => {
+      const counts = new Map<string, number>();
+      for (const verdict of verdicts) counts.set(verdict, (counts.get(verdict) ?? 0) + 1);
+      for (const [verdict, count] of counts) this.verdicts.inc({ policy, verdict }, count);
+    },
   };
 
   readonly contentType = Registry.PROMETHEUS_CONTENT_TYPE;
 
   /** The exposition: this gateway's figures, then the process's. */
   async text(): Promise<string> {
-    return `${await this.registry.metrics()}\n${await processMetrics().metrics()}`;
+    return `${await this.registry.metrics()}${await processMetrics().metrics()}`;
   }
 }

@@ -398,8 +398,8 @@ export class AuditLedger implements AccessLedger {
     }
     if (this.sync === "normal") {
       this.journal.markDurable(end);
-      this.observer?.durable(group.length, 0, "none");
       for (const pending of group) pending.resolve();
+      this.observer?.durable(group.length, 0, "none");
       return;
     }
     if (this.syncing === 0 && performance.now() >= this.poolUntil) {
@@ -421,8 +421,9 @@ export class AuditLedger implements AccessLedger {
         this.flushMs = 0;
       }
       this.journal.markDurable(end);
-      this.observer?.durable(group.length, (finished - started) / 1000, "loop");
       for (const pending of group) pending.resolve();
+      // Told after the records are settled: nothing it does can keep them waiting.
+      this.observer?.durable(group.length, (finished - started) / 1000, "loop");
       return;
     }
     for (const pending of group) this.unsynced.push(pending);
@@ -442,9 +443,9 @@ export class AuditLedger implements AccessLedger {
         return;
       }
       this.journal.markDurable(end);
-      this.observer?.durable(covered.length, (performance.now() - started) / 1000, "pool");
       for (const pending of covered) pending.resolve();
       this.flushInPool();
+      this.observer?.durable(covered.length, (performance.now() - started) / 1000, "pool");
     });
   }
 

@@ -50,6 +50,7 @@ function refuse(
   message: string,
   argument?: string,
 ): FastifyReply {
+  reply.request.outcome = code;
   return reply
     .code(status)
     .type("application/json; charset=utf-8")

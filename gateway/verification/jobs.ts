@@ -515,6 +515,7 @@ function principalOf(stored: StoredPrincipal): Principal {
 }
 
 function sendError(reply: FastifyReply, status: number, code: string, message: string) {
+  reply.request.outcome = code;
   return reply
     .code(status)
     .type("application/json; charset=utf-8")

@@ -140,8 +140,10 @@ export class VerificationService {
       asOf: pinnedIssuedAt === null ? null : isoSeconds(pinnedIssuedAt * 1000),
     });
     await this.recordAccess(policy, verdicts, context);
-    const observer = this.services.verdicts;
-    for (const verdict of verdicts) observer.verdict(policy.name, verdict.outcome);
+    this.services.verdicts.reached(
+      policy.name,
+      verdicts.map((verdict) => verdict.outcome),
+    );
     return {
       policy,
       on,

@@ -77,8 +77,10 @@ describe("GET /metrics", () => {
     expect(type).toContain("text/plain; version=0.0.4");
     const grew = (name: string, labels: Record<string, string> = {}) =>
       value(samples, name, labels) - value(before, name, labels);
-    expect(grew("mianzheng_graphql_requests_total", { desk: "dev-desk", outcome: "ok" })).toBe(1);
-    expect(grew("mianzheng_graphql_request_duration_seconds_count", { desk: "dev-desk" })).toBe(1);
+    expect(
+      grew("mianzheng_requests_total", { route: "/graphql", desk: "dev-desk", outcome: "ok" }),
+    ).toBe(1);
+    expect(grew("mianzheng_request_duration_seconds_count", { desk: "dev-desk" })).toBe(1);
     expect(grew("mianzheng_operation_estimated_cost_count", { desk: "dev-desk" })).toBe(1);
     // The person and its licence: the household register and traffic were each called.
     for (const department of ["hukou", "traffic"]) {
@@ -138,8 +140,8 @@ describe("GET /metrics", () => {
     expect(log.body.errors).toBeUndefined();
     const { samples, text } = await scrape();
     const grew = (labels: Record<string, string>) =>
-      value(samples, "mianzheng_graphql_requests_total", labels) -
-      value(before, "mianzheng_graphql_requests_total", labels);
+      value(samples, "mianzheng_requests_total", labels) -
+      value(before, "mianzheng_requests_total", labels);
     expect(grew({ desk: "anonymous", outcome: "UNAUTHENTICATED" })).toBe(1);
     expect(grew({ desk: "dev-desk", outcome: "LIMIT_EXCEEDED" })).toBe(1);
     expect(grew({ desk: "citizen", outcome: "ok" })).toBe(1);
@@ -176,22 +178,29 @@ describe("GET /metrics", () => {
     const before = (await scrape()).samples;
     await platform.stopDepartment("traffic");
     traffic.down();
-    for (let i = 0; i < 6; i++) {
+    // Until the breaker opens: it counts the failures among the calls of its last 10 s, the
+    // earlier tests' successful ones included.
+    let open = false;
+    let asked = 0;
+    for (; asked < 30 && !open; asked++) {
       const { body } = await platform.query(
         `{ person(id: "${ZHANG_WEI}") { name licence: hasValidDriverLicense(on: "${D}") } }`,
       );
       expect(body.errors?.[0]?.extensions?.code).toBe("DEPARTMENT_UNAVAILABLE");
+      open =
+        value((await scrape()).samples, "mianzheng_department_calls_total", {
+          department: "traffic",
+          outcome: "circuit_open",
+        }) > 0;
     }
+    expect(open).toBe(true);
     const { samples } = await scrape();
     const grew = (name: string, labels: Record<string, string>) =>
       value(samples, name, labels) - value(before, name, labels);
-    // `person` is nullable: its name arrives, the licence cannot, so the request is partial…
+    // The licence is non-null, so `person` is null: data with an error, a partial answer…
     expect(
-      grew("mianzheng_graphql_requests_total", {
-        desk: "dev-desk",
-        outcome: "DEPARTMENT_UNAVAILABLE",
-      }) + grew("mianzheng_graphql_requests_total", { desk: "dev-desk", outcome: "partial" }),
-    ).toBe(6);
+      grew("mianzheng_requests_total", { route: "/graphql", desk: "dev-desk", outcome: "partial" }),
+    ).toBe(asked);
     expect(
       grew("mianzheng_department_calls_total", { department: "traffic", outcome: "failed" }),
     ).toBeGreaterThanOrEqual(1);
@@ -214,7 +223,9 @@ describe("METRICS_TOKEN", () => {
   beforeAll(async () => {
     guardedData = tempDataDir();
     writeFixtures(guardedData.dir);
-    guarded = await startPlatform(guardedData.dir, { config: { metricsToken: TOKEN } });
+    guarded = await startPlatform(guardedData.dir, {
+      config: { metricsToken: TOKEN, security: { rateLimit: { max: 3, windowMs: 60_000 } } },
+    });
   });
 
   afterAll(() => tearDown(guarded, guardedData.remove));
@@ -233,8 +244,44 @@ describe("METRICS_TOKEN", () => {
     // A desk's key is not the metrics token.
     const desk = await scrape(guarded.url, { authorization: "Bearer dev-desk-key" });
     expect(desk.status).toBe(401);
-    const right = await scrape(guarded.url, { authorization: `Bearer ${TOKEN}` });
+    // The scheme's name in any case, as HTTP has it.
+    const right = await scrape(guarded.url, { authorization: `bearer ${TOKEN}` });
     expect(right.status).toBe(200);
     expect(value(right.samples, "mianzheng_audit_ledger_up")).toBe(1);
+  });
+
+  it("counts the other routes and the refusals that name no code of their own", async () => {
+    const token = { authorization: `Bearer ${TOKEN}` };
+    const before = (await scrape(guarded.url, token)).samples;
+    const base = guarded.url.replace(/\/graphql$/, "");
+    // A job nobody submitted, as the development desk.
+    const job = await fetch(`${base}/jobs/00000000-0000-4000-8000-000000000000`, {
+      headers: { authorization: "Bearer dev-desk-key", "x-purpose": "demo" },
+    });
+    expect(job.status).toBe(404);
+    // A citizen over the default rate limit (this platform's: 3 a minute).
+    const citizen = { authorization: `Bearer ${await developmentCitizenToken(ZHANG_WEI)}` };
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      statuses.push((await guarded.query("{ myAccessLog { at } }", {}, citizen)).status);
+    }
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    const after = (await scrape(guarded.url, token)).samples;
+    const grew = (labels: Record<string, string>) =>
+      value(after, "mianzheng_requests_total", labels) -
+      value(before, "mianzheng_requests_total", labels);
+    expect(grew({ route: "/jobs/:id", desk: "dev-desk", outcome: "NOT_FOUND" })).toBe(1);
+    expect(grew({ route: "/graphql", desk: "citizen", outcome: "ok" })).toBe(3);
+    expect(grew({ route: "/graphql", desk: "citizen", outcome: "RATE_LIMITED" })).toBe(1);
+    // The probes and the metrics themselves are not requests of the service.
+    await fetch(`${base}/health`);
+    const probed = (await scrape(guarded.url, token)).samples;
+    expect(
+      probed.filter(
+        (sample) =>
+          sample.name === "mianzheng_requests_total" &&
+          ["/health", "/metrics"].includes(sample.labels.route ?? ""),
+      ),
+    ).toEqual([]);
   });
 });
