@@ -26,9 +26,11 @@ import {
 } from "graphql";
 import mercurius from "mercurius";
 import { DEPARTMENT_NAMES, type Department } from "./departments.ts";
+import { isProduction } from "./environment.ts";
 import { ErrorCode } from "./errors.ts";
 import { jsonBody, ResponseBuffers } from "./json-response.ts";
 import { RequestLoaders } from "./loaders.ts";
+import { metricsTokenFromEnv, SubgraphMetrics, serveMetrics } from "./metrics.ts";
 import { scalarResolvers } from "./scalars.ts";
 import { refuseWhileStopping } from "./serve.ts";
 import { departmentSecret, SIGNATURE_HEADER, SignatureVerifier } from "./signing.ts";
@@ -49,6 +51,8 @@ export interface SubgraphOptions {
   /** Require the gateway's signature on GraphQL requests (default: on). */
   requireSignature?: boolean;
   logger?: FastifyServerOptions["logger"];
+  /** Bearer token `GET /metrics` requires (default `METRICS_TOKEN`; see common/metrics.ts). */
+  metricsToken?: string | null;
 }
 
 const schemaDir = fileURLToPath(new URL("../schema/", import.meta.url));
@@ -99,8 +103,11 @@ export function echoRequestId(app: FastifyInstance): void {
 
 const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
 
-/** Routes a department answers without the gateway's signature: its health and readiness probes. */
-const UNSIGNED_ROUTES = new Set(["/health", "/ready"]);
+/**
+ * Routes a department answers without the gateway's signature: its health and readiness probes,
+ * and its metrics (`METRICS_TOKEN`'s, see common/metrics.ts).
+ */
+const UNSIGNED_ROUTES = new Set(["/health", "/ready", "/metrics"]);
 
 /**
  * How a GraphQL response is written. A successful answer with data only (every batch the gateway
@@ -175,7 +182,7 @@ function withTypename(entity: unknown, typename: string): unknown {
  * without a promise per entity when `__resolveReference` answers synchronously. Anything but
  * object types (interfaces, unknown types) goes to `@apollo/subgraph`'s own resolver.
  */
-function resolveEntitiesInBatches(schema: GraphQLSchema): void {
+function resolveEntitiesInBatches(schema: GraphQLSchema, onCall: (entities: number) => void): void {
   const field = schema.getQueryType()?.getFields()._entities;
   if (!field) return;
   const keyFields = entityKeyFields(schema);
@@ -184,6 +191,7 @@ function resolveEntitiesInBatches(schema: GraphQLSchema): void {
     SubgraphContext,
     { representations: Representation[] }
   > = (_source, { representations }, context, info) => {
+    onCall(representations.length);
     let objectTypesOnly = true;
     for (const representation of representations) {
       const { __typename } = representation;
@@ -282,7 +290,14 @@ export async function buildSubgraphServer(options: SubgraphOptions): Promise<Fas
     typeDefs: parse(subgraphSdl(department)),
     resolvers: { ...scalarResolvers, ...options.resolvers },
   });
-  resolveEntitiesInBatches(schema);
+  const metrics = new SubgraphMetrics(department);
+  resolveEntitiesInBatches(schema, (entities) => metrics.entities(entities));
+  app.addHook("onResponse", (request, reply, done) => {
+    if (request.routeOptions.url === "/graphql") {
+      metrics.request(reply.statusCode, reply.elapsedTime / 1000);
+    }
+    done();
+  });
 
   await app.register(mercurius, {
     schema,
@@ -322,6 +337,11 @@ export async function buildSubgraphServer(options: SubgraphOptions): Promise<Fas
     },
   });
 
+  serveMetrics(app, {
+    token: options.metricsToken ?? metricsTokenFromEnv(),
+    production: isProduction(),
+    text: () => metrics.text(),
+  });
   app.get("/health", async () => ({ status: "ok", department }));
   app.get("/ready", async (_request, reply) => {
     const ready = options.isReady();

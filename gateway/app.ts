@@ -3,7 +3,6 @@
  * executor called directly (no Apollo Server request pipeline), documents parsed and validated
  * once, and each department reached through its own signed, pooled, breaker-guarded client.
  */
-import { createHash, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 // Apollo pieces from their own files: the package index also loads its OpenTelemetry and
@@ -30,11 +29,12 @@ import {
 } from "../common/departments.ts";
 import { ErrorCode } from "../common/errors.ts";
 import { jsonBody, ResponseBuffers } from "../common/json-response.ts";
+import { serveMetrics } from "../common/metrics.ts";
 import { scalarResolvers } from "../common/scalars.ts";
 import { refuseWhileStopping } from "../common/serve.ts";
 import { departmentSecret } from "../common/signing.ts";
 import { echoRequestId, requestIdOptions, subgraphSdl } from "../common/subgraph.ts";
-import { type GatewayConfig, type GatewayOverrides, gatewayConfigFromEnv } from "./config.ts";
+import { type GatewayOverrides, gatewayConfigFromEnv } from "./config.ts";
 import { DepartmentClient, requestContext } from "./department-client.ts";
 import { Federation } from "./execution/federation.ts";
 import {
@@ -445,7 +445,11 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     ...security.routeOptions(),
     handler: handle,
   });
-  registerMetrics(app, metrics, config);
+  serveMetrics(app, {
+    token: config.metricsToken,
+    production: config.production,
+    text: () => metrics.text(),
+  });
   app.head("/graphql", (_request, reply) => reply.code(405).header("allow", "GET, POST").send());
   for (const local of Object.values(localSubgraphs)) await local.register?.(app);
   if (config.landingPage) registerLandingPage(app, { developmentHeaders: !config.production });
@@ -519,39 +523,6 @@ function outcomeOfStatus(status: number): string {
 function deskLabel(principal: Principal | null | undefined): string {
   if (!principal) return "anonymous";
   return principal.deskId ?? principal.kind;
-}
-
-/**
- * `GET /metrics`, Prometheus's text format: with `METRICS_TOKEN`, for its bearer only; without,
- * to anybody in development and not at all in production (the figures say which desks ask how
- * much, which is not for every caller of a production gateway).
- */
-function registerMetrics(app: FastifyInstance, metrics: GatewayMetrics, config: GatewayConfig) {
-  const token = config.metricsToken;
-  if (token === null && config.production) return;
-  const expected = token === null ? null : createHash("sha256").update(token).digest();
-  app.get("/metrics", async (request, reply) => {
-    if (expected) {
-      // The scheme's name is case-insensitive (RFC 9110, section 11.1).
-      const given = /^Bearer (\S+)$/i.exec(request.headers.authorization ?? "")?.[1] ?? "";
-      // Compared as digests: equal lengths for timingSafeEqual, and no early exit to time.
-      if (!timingSafeEqual(createHash("sha256").update(given).digest(), expected)) {
-        return sendRequestError(
-          reply,
-          JSON_MEDIA,
-          401,
-          [
-            {
-              message: "GET /metrics needs Authorization: Bearer <METRICS_TOKEN>",
-              extensions: { code: ErrorCode.Unauthenticated },
-            },
-          ],
-          { "www-authenticate": 'Bearer realm="mianzheng-metrics"' },
-        );
-      }
-    }
-    return reply.type(metrics.contentType).send(await metrics.text());
-  });
 }
 
 /**

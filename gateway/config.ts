@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { DEPARTMENTS, type Department, defaultPort, urlVariable } from "../common/departments.ts";
 import { isProduction } from "../common/environment.ts";
+import { metricsTokenFromEnv } from "../common/metrics.ts";
 import { dataDir } from "../common/sqlite.ts";
 
 export interface DepartmentEndpoint {
@@ -272,24 +273,10 @@ export function gatewayConfigFromEnv(overrides: GatewayOverrides = {}): GatewayC
     dataDir: dataDir(),
     executor: executorFromEnv(),
     earlyLookups: flag("EARLY_LOOKUPS", true),
-    metricsToken: metricsToken(),
+    metricsToken: metricsTokenFromEnv(),
     ...overrides,
     security: { ...security, ...overrides.security, limits },
   };
-}
-
-/** The shortest metrics token: whoever guesses it reads every desk's traffic. */
-export const MIN_METRICS_TOKEN_LENGTH = 24;
-
-function metricsToken(): string | null {
-  const token = process.env.METRICS_TOKEN;
-  if (token === undefined || token === "") return null;
-  if (token.length < MIN_METRICS_TOKEN_LENGTH || /\s/.test(token)) {
-    throw new Error(
-      `METRICS_TOKEN must be at least ${MIN_METRICS_TOKEN_LENGTH} characters without spaces (e.g. openssl rand -hex 24)`,
-    );
-  }
-  return token;
 }
 
 /** Why this configuration must not serve production, or null when it may. */

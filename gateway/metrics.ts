@@ -10,14 +10,8 @@
  * The components take small observer interfaces (`DepartmentObserver`, `LedgerObserver`,
  * `VerdictObserver`), so that they neither import prom-client nor pay for it when unobserved.
  */
-import {
-  Counter,
-  collectDefaultMetrics,
-  Gauge,
-  Histogram,
-  type Registry as PromRegistry,
-  Registry,
-} from "prom-client";
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+import { processMetrics } from "../common/metrics.ts";
 
 /** What a department client reports of each call (one operation, its retries included). */
 export interface DepartmentObserver {
@@ -51,20 +45,6 @@ const STATUS_WAIT_MS = 1_000;
 
 const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const FLUSH_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5];
-
-/**
- * The process's own figures (CPU, memory, event-loop delay, garbage collection), collected once
- * per process however many gateways it runs (tests start dozens): each collection installs an
- * event-loop monitor and a GC observer that live as long as the process.
- */
-let processRegistry: PromRegistry | undefined;
-function processMetrics(): PromRegistry {
-  if (!processRegistry) {
-    processRegistry = new Registry();
-    collectDefaultMetrics({ register: processRegistry, prefix: "mianzheng_gateway_" });
-  }
-  return processRegistry;
-}
 
 export class GatewayMetrics {
   private readonly registry = new Registry();
@@ -256,10 +236,8 @@ export class GatewayMetrics {
     },
   };
 
-  readonly contentType = Registry.PROMETHEUS_CONTENT_TYPE;
-
   /** The exposition: this gateway's figures, then the process's. */
   async text(): Promise<string> {
-    return `${await this.registry.metrics()}${await processMetrics().metrics()}`;
+    return `${await this.registry.metrics()}${await processMetrics("mianzheng_gateway_").metrics()}`;
   }
 }

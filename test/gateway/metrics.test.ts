@@ -2,6 +2,7 @@
  * `GET /metrics`: what the gateway served, read back in Prometheus's text format after real
  * requests through the real platform — a department that dies included — and who may read it.
  */
+import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { developmentCitizenToken } from "../../gateway/security/citizen-token.ts";
 import { writeFixtures, ZHANG_WEI } from "../fixtures.ts";
@@ -42,6 +43,16 @@ async function scrape(
 ): Promise<{ status: number; type: string | null; text: string; samples: Sample[] }> {
   const response = await fetch(url.replace(/\/graphql$/, "/metrics"), { headers });
   const text = await response.text();
+  return {
+    status: response.status,
+    type: response.headers.get("content-type"),
+    text,
+    samples: parseSamples(text),
+  };
+}
+
+/** Prometheus's text format, sample by sample. */
+function parseSamples(text: string): Sample[] {
   const samples: Sample[] = [];
   for (const line of text.split("\n")) {
     const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
@@ -52,7 +63,7 @@ async function scrape(
     }
     samples.push({ name: match[1] as string, labels, value: Number(match[3]) });
   }
-  return { status: response.status, type: response.headers.get("content-type"), text, samples };
+  return samples;
 }
 
 /** The sample of `name` whose labels include `labels` (0 when there is none). */
@@ -213,6 +224,49 @@ describe("GET /metrics", () => {
     ).toBeGreaterThanOrEqual(1);
     expect(value(samples, "mianzheng_department_up", { department: "traffic" })).toBe(0);
     expect(value(samples, "mianzheng_department_up", { department: "hukou" })).toBe(1);
+  });
+});
+
+describe("a department's GET /metrics", () => {
+  it("counts its GraphQL requests by status and the entities each _entities call asked for", async () => {
+    const base = (department: "hukou" | "tax") => {
+      const { port } = platform.departments[department].server.address() as AddressInfo;
+      return `http://127.0.0.1:${port}`;
+    };
+    // Not signed by the gateway: refused with 401, and counted so.
+    const unsigned = await fetch(`${base("tax")}/graphql`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ query: "{ __typename }" }),
+    });
+    expect(unsigned.status).toBe(401);
+    // The metrics need no signature: they are the department operator's, not the gateway's.
+    const response = await fetch(`${base("tax")}/metrics`);
+    expect(response.status).toBe(200);
+    const text = await response.text();
+    expect(
+      value(parseSamples(text), "mianzheng_subgraph_requests_total", {
+        department: "tax",
+        status: "401",
+      }),
+    ).toBe(1);
+    // A person's tax fact: the gateway asks tax through _entities.
+    const { body } = await platform.query(
+      `{ person(id: "${ZHANG_WEI}") { incomeTaxTotal(year: 2025) } }`,
+    );
+    expect(body.errors).toBeUndefined();
+    const samples = parseSamples(await (await fetch(`${base("tax")}/metrics`)).text());
+    expect(
+      value(samples, "mianzheng_subgraph_entities_per_call_count", { department: "tax" }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(value(samples, "mianzheng_subgraph_process_cpu_seconds_total")).toBeGreaterThan(0);
+    // Its own figures only: not the household register's, which has its own /metrics.
+    expect(text).not.toContain('department="hukou"');
+    const hukou = parseSamples(await (await fetch(`${base("hukou")}/metrics`)).text());
+    expect(
+      value(hukou, "mianzheng_subgraph_requests_total", { department: "hukou", status: "200" }),
+    ).toBeGreaterThanOrEqual(1);
+    expect(text).not.toContain(ZHANG_WEI);
   });
 });
 
