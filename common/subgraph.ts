@@ -263,7 +263,7 @@ export async function buildSubgraphServer(options: SubgraphOptions): Promise<Fas
     app.addHook("preHandler", (request, reply, done) => {
       // By the route matched, not the path as sent: the router decodes `/%67raphql` to the
       // GraphQL route, which a test of the raw URL let through unsigned. Every route but the
-      // probes needs the gateway's signature.
+      // probes and the metrics (which check METRICS_TOKEN) needs the gateway's signature.
       if (UNSIGNED_ROUTES.has(request.routeOptions.url ?? "")) return done();
       const header = request.headers[SIGNATURE_HEADER];
       const problem = verifier.check(
@@ -293,7 +293,7 @@ export async function buildSubgraphServer(options: SubgraphOptions): Promise<Fas
   const metrics = new SubgraphMetrics(department);
   resolveEntitiesInBatches(schema, (entities) => metrics.entities(entities));
   app.addHook("onResponse", (request, reply, done) => {
-    if (request.routeOptions.url === "/graphql") {
+    if (request.routeOptions.url === "/graphql" && request.method !== "HEAD") {
       metrics.request(reply.statusCode, reply.elapsedTime / 1000);
     }
     done();
@@ -338,7 +338,7 @@ export async function buildSubgraphServer(options: SubgraphOptions): Promise<Fas
   });
 
   serveMetrics(app, {
-    token: options.metricsToken ?? metricsTokenFromEnv(),
+    token: options.metricsToken !== undefined ? options.metricsToken : metricsTokenFromEnv(),
     production: isProduction(),
     text: () => metrics.text(),
   });

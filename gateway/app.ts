@@ -423,10 +423,11 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   });
 
   await security.register(app);
-  // Before the routes it counts: a hook applies to the routes added after it.
+  // Every route of this context, whenever added. A HEAD (a load balancer's probe) is refused
+  // with 405 and not counted: it would fill the anonymous series.
   app.addHook("onResponse", (request, reply, done) => {
     const route = request.routeOptions.url;
-    if (route !== undefined && !UNCOUNTED_ROUTES.has(route)) {
+    if (route !== undefined && request.method !== "HEAD" && !UNCOUNTED_ROUTES.has(route)) {
       metrics.request(
         route,
         deskLabel(request.principal),

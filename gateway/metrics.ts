@@ -70,7 +70,7 @@ export class GatewayMetrics {
     const registers = [this.registry];
     this.requests = new Counter({
       name: "mianzheng_requests_total",
-      help: "Requests answered, by route (/graphql, /verify, /jobs…), desk (or citizen, open, anonymous) and outcome: ok, partial (data with errors), or the error code that refused or failed it",
+      help: "Requests answered, by route (/graphql, /verify/batch, /jobs…, /proofs/verify), desk (or citizen, open, anonymous) and outcome: ok, partial (data with errors), or the error code that refused or failed it",
       labelNames: ["route", "desk", "outcome"],
       registers,
     });
@@ -188,7 +188,7 @@ export class GatewayMetrics {
     }
   }
 
-  /** One answered request of a counted route (`/graphql`, `/verify`, `/jobs…`). */
+  /** One answered request of a counted route (`/graphql`, `/verify/batch`, `/jobs…`, `/proofs/verify`). */
   request(route: string, desk: string, outcome: string, seconds: number): void {
     this.requests.inc({ route, desk, outcome });
     this.requestSeconds.observe({ route, desk }, seconds);

@@ -442,10 +442,11 @@ export class AuditLedger implements AccessLedger {
         this.failGroup(covered, `the audit journal could not be flushed: ${error.message}`);
         return;
       }
+      const seconds = (performance.now() - started) / 1000;
       this.journal.markDurable(end);
       for (const pending of covered) pending.resolve();
       this.flushInPool();
-      this.observer?.durable(covered.length, (performance.now() - started) / 1000, "pool");
+      this.observer?.durable(covered.length, seconds, "pool");
     });
   }
 
