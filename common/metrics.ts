@@ -9,7 +9,7 @@ import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client
 import { ErrorCode } from "./errors.ts";
 
 /** The shortest metrics token: whoever guesses it reads every desk's traffic. */
-export const MIN_METRICS_TOKEN_LENGTH = 24;
+const MIN_METRICS_TOKEN_LENGTH = 24;
 
 /** `METRICS_TOKEN`, checked: at least 24 characters without spaces, or null when unset. */
 export function metricsTokenFromEnv(): string | null {
@@ -31,7 +31,7 @@ const processRegistries = new Map<string, Registry>();
  * `npm start` runs the six departments in one process): each collection installs an event-loop
  * monitor and a GC observer that live as long as the process.
  */
-export function processMetrics(prefix: string): Registry {
+function processMetrics(prefix: string): Registry {
   let registry = processRegistries.get(prefix);
   if (!registry) {
     registry = new Registry();
@@ -39,6 +39,11 @@ export function processMetrics(prefix: string): Registry {
     processRegistries.set(prefix, registry);
   }
   return registry;
+}
+
+/** A server's figures in Prometheus's text format, then its process's under `prefix`. */
+export async function exposition(registry: Registry, prefix: string): Promise<string> {
+  return `${await registry.metrics()}${await processMetrics(prefix).metrics()}`;
 }
 
 /**
@@ -121,7 +126,7 @@ export class SubgraphMetrics {
   }
 
   /** The exposition: this department's figures, then its process's. */
-  async text(): Promise<string> {
-    return `${await this.registry.metrics()}${await processMetrics("mianzheng_subgraph_").metrics()}`;
+  text(): Promise<string> {
+    return exposition(this.registry, "mianzheng_subgraph_");
   }
 }

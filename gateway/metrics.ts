@@ -11,7 +11,7 @@
  * `VerdictObserver`), so that they neither import prom-client nor pay for it when unobserved.
  */
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
-import { processMetrics } from "../common/metrics.ts";
+import { exposition } from "../common/metrics.ts";
 
 /** What a department client reports of each call (one operation, its retries included). */
 export interface DepartmentObserver {
@@ -237,7 +237,7 @@ export class GatewayMetrics {
   };
 
   /** The exposition: this gateway's figures, then the process's. */
-  async text(): Promise<string> {
-    return `${await this.registry.metrics()}${await processMetrics("mianzheng_gateway_").metrics()}`;
+  text(): Promise<string> {
+    return exposition(this.registry, "mianzheng_gateway_");
   }
 }
