@@ -9,19 +9,32 @@ import { gatewayConfigFromEnv } from "../gateway/config.ts";
 import { listeningPort, reportReady, stopWithSupervisor } from "./supervision.ts";
 
 /**
- * Major garbage collections once the old generation has grown by half over what survived the
- * last (V8's own factor goes up to four): in-flight batches of 1,000 persons outlive a scavenge
- * or two, get promoted and would otherwise pile up to ~270 MB before V8 collects them. Measured
- * (`npm run bench`, batch after interactive): peak RSS 271 → 235 MB, gateway CPU +10 %.
- * Set before anything is served; NODE_OPTIONS=--heap-growing-percent=N overrides it.
+ * V8 settings for a gateway that serves for days, set before anything is served. The same flag on
+ * node's command line wins (`node --heap-growing-percent=80 dist/gateway.mjs`); NODE_OPTIONS does
+ * not accept these flags.
+ *
+ * - `--heap-growing-percent=50`: major garbage collections once the old generation has grown by
+ *   half over what survived the last (V8's own factor goes up to four). In-flight batches of
+ *   1,000 persons outlive a scavenge or two, get promoted and would otherwise pile up to ~270 MB
+ *   before V8 collects them. Measured (`npm run bench`, batch after interactive): peak RSS 271 →
+ *   235 MB, gateway CPU +10 %.
+ * - `--no-allocation-site-pretenuring`: V8 allocates an object straight in the old generation
+ *   once most objects from the same place in the code survived a scavenge. A request's objects
+ *   live until its accesses are flushed to the audit journal, about a millisecond; when load
+ *   resumed after a pause (the young generation shrunk meanwhile), a scavenge could find most of
+ *   them alive and V8 tenure the request path for good. That process then made a major
+ *   collection every half second (heap 40–60 MB, growing by half between them) and spent 40 %
+ *   more CPU per interactive request (0.19–0.23 against 0.14 ms), for the rest of its life; it
+ *   happened to a third of the gateways the benchmark started and loaded in bursts
+ *   (docs/performance.md, "A gateway that tenured its requests").
  */
-if (
-  !process.execArgv
-    .concat(process.env.NODE_OPTIONS ?? "")
-    .join(" ")
-    .includes("heap-growing")
-) {
-  setFlagsFromString("--heap-growing-percent=50");
+const V8_SETTINGS: ReadonlyArray<readonly [name: string, flag: string]> = [
+  ["heap-growing-percent", "--heap-growing-percent=50"],
+  ["allocation-site-pretenuring", "--no-allocation-site-pretenuring"],
+];
+const commandLine = process.execArgv.join(" ");
+for (const [name, flag] of V8_SETTINGS) {
+  if (!commandLine.includes(name)) setFlagsFromString(flag);
 }
 
 stopWithSupervisor();
