@@ -27,7 +27,7 @@ import {
 import mercurius from "mercurius";
 import { DEPARTMENT_NAMES, type Department } from "./departments.ts";
 import { isProduction } from "./environment.ts";
-import { ErrorCode } from "./errors.ts";
+import { ErrorCode, errorCodeOfStatus } from "./errors.ts";
 import { jsonBody, ResponseBuffers } from "./json-response.ts";
 import { RequestLoaders } from "./loaders.ts";
 import { metricsTokenFromEnv, SubgraphMetrics, serveMetrics } from "./metrics.ts";
@@ -319,7 +319,7 @@ export async function buildSubgraphServer(options: SubgraphOptions): Promise<Fas
         if (original && typeof status === "number" && status < 500) {
           // Refused by HTTP handling before GraphQL (a body that is not JSON): the caller's
           // mistake, not a failure of ours to log with a stack.
-          return { message: original.message, extensions: { code: ErrorCode.BadUserInput } };
+          return { message: original.message, extensions: { code: errorCodeOfStatus(status) } };
         }
         if (original && !(original instanceof GraphQLError) && !code) {
           // An unexpected failure: log it in full, tell the caller only which department failed.

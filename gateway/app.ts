@@ -27,7 +27,7 @@ import {
   PLATFORM_SUBGRAPHS,
   type PlatformSubgraphName,
 } from "../common/departments.ts";
-import { ErrorCode } from "../common/errors.ts";
+import { ErrorCode, errorCodeOfStatus } from "../common/errors.ts";
 import { jsonBody, ResponseBuffers } from "../common/json-response.ts";
 import { serveMetrics } from "../common/metrics.ts";
 import { scalarResolvers } from "../common/scalars.ts";
@@ -135,6 +135,7 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
 
   app.decorate("ledger", security.ledger);
   app.decorateRequest("outcome", null);
+  app.decorateRequest("counted", false);
   echoRequestId(app);
   const audit = security.ledger instanceof AuditLedger ? security.ledger : null;
   const metrics = new GatewayMetrics({
@@ -382,14 +383,9 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   app.setErrorHandler((error: Error & { statusCode?: number; code?: string }, request, reply) => {
     const status = error.statusCode && error.statusCode >= 400 ? error.statusCode : 500;
     if (status >= 500) request.log.error({ err: error }, "request failed");
-    const code =
-      status === 413
-        ? ErrorCode.LimitExceeded
-        : status === 429
-          ? ErrorCode.RateLimited
-          : status >= 500
-            ? ErrorCode.Internal
-            : ErrorCode.BadUserInput;
+    // A failure of ours is INTERNAL_SERVER_ERROR whatever status it carries: a 503 here is not
+    // the stop's (that one is answered before any handler runs).
+    const code = status >= 500 ? ErrorCode.Internal : errorCodeOfStatus(status);
     request.outcome = code;
     const message = status >= 500 ? "Internal error in the gateway" : error.message;
     return reply
@@ -425,9 +421,31 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
   await security.register(app);
   // Every route of this context, whenever added. A HEAD (a load balancer's probe) is refused
   // with 405 and not counted: it would fill the anonymous series.
-  app.addHook("onResponse", (request, reply, done) => {
+  const counted = (request: FastifyRequest): string | null => {
     const route = request.routeOptions.url;
-    if (route !== undefined && request.method !== "HEAD" && !UNCOUNTED_ROUTES.has(route)) {
+    return route !== undefined && request.method !== "HEAD" && !UNCOUNTED_ROUTES.has(route)
+      ? route
+      : null;
+  };
+  // A client that leaves before its answer: counted when it leaves, as `aborted` (Fastify runs
+  // no onResponse hook for it, and its onRequestAbort fires only while the body is being read).
+  // Its reply may still end in an error event that reaches onResponse: `counted` keeps it from
+  // being counted twice.
+  app.addHook("onRequest", (request, reply, done) => {
+    const route = counted(request);
+    if (route !== null) {
+      reply.raw.once("close", () => {
+        if (reply.raw.writableFinished || request.counted) return;
+        request.counted = true;
+        metrics.abandoned(route, deskLabel(request.principal));
+      });
+    }
+    done();
+  });
+  app.addHook("onResponse", (request, reply, done) => {
+    const route = counted(request);
+    if (route !== null && !request.counted) {
+      request.counted = true;
       metrics.request(
         route,
         deskLabel(request.principal),
@@ -498,26 +516,7 @@ const UNCOUNTED_ROUTES = new Set([
  * routes' own errors, the stop's 503, a method a route does not serve.
  */
 function outcomeOfStatus(status: number): string {
-  if (status < 400) return "ok";
-  switch (status) {
-    case 401:
-      return ErrorCode.Unauthenticated;
-    case 403:
-      return ErrorCode.Forbidden;
-    case 404:
-    case 405:
-      return ErrorCode.NotFound;
-    case 409:
-      return ErrorCode.Conflict;
-    case 413:
-      return ErrorCode.LimitExceeded;
-    case 429:
-      return ErrorCode.RateLimited;
-    case 503:
-      return ErrorCode.ShuttingDown;
-    default:
-      return status >= 500 ? ErrorCode.Internal : ErrorCode.BadUserInput;
-  }
+  return status < 400 ? "ok" : errorCodeOfStatus(status);
 }
 
 /** A request's desk as the metrics name it: never a citizen's number. */

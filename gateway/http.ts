@@ -14,6 +14,8 @@ declare module "fastify" {
      * code of the (first) error that refused or failed it. Null until it is answered.
      */
     outcome: string | null;
+    /** Counted by the metrics already (see the gateway's onResponse hook). */
+    counted: boolean;
   }
 }
 

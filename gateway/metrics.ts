@@ -70,7 +70,7 @@ export class GatewayMetrics {
     const registers = [this.registry];
     this.requests = new Counter({
       name: "mianzheng_requests_total",
-      help: "Requests answered, by route (/graphql, /verify/batch, /jobs…, /proofs/verify), desk (or citizen, open, anonymous) and outcome: ok, partial (data with errors), or the error code that refused or failed it",
+      help: "Requests answered, by route (/graphql, /verify/batch, /jobs…, /proofs/verify), desk (or citizen, open, anonymous) and outcome: ok, partial (data with errors), the error code that refused or failed it, or aborted (the client left before the answer)",
       labelNames: ["route", "desk", "outcome"],
       registers,
     });
@@ -192,6 +192,14 @@ export class GatewayMetrics {
   request(route: string, desk: string, outcome: string, seconds: number): void {
     this.requests.inc({ route, desk, outcome });
     this.requestSeconds.observe({ route, desk }, seconds);
+  }
+
+  /**
+   * A request whose client closed its connection before the answer: counted with the outcome
+   * `aborted`, and no duration (there was no answer to time).
+   */
+  abandoned(route: string, desk: string): void {
+    this.requests.inc({ route, desk, outcome: "aborted" });
   }
 
   estimatedCost(desk: string, cost: number): void {

@@ -24,7 +24,8 @@ export class Relay {
   /** `target`: the department's URL; may be set after `start` (a platform started behind it). */
   constructor(
     public target = "",
-    private readonly holdMs = 0,
+    /** How long each answer is held back; may be changed between requests. */
+    public holdMs = 0,
   ) {}
 
   async start(): Promise<void> {

@@ -2,12 +2,13 @@
  * `GET /metrics`: what the gateway served, read back in Prometheus's text format after real
  * requests through the real platform — a department that dies included — and who may read it.
  */
+import { request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { developmentCitizenToken } from "../../gateway/security/citizen-token.ts";
 import { writeFixtures, ZHANG_WEI } from "../fixtures.ts";
 import { tempDataDir } from "../helpers.ts";
-import { type Platform, startPlatform, tearDown } from "../platform.ts";
+import { DEV_DESK, type Platform, startPlatform, tearDown } from "../platform.ts";
 import { Relay } from "../relay.ts";
 
 const D = "2026-11-01";
@@ -183,6 +184,47 @@ describe("GET /metrics", () => {
         outcome,
       ).toBe(outcomes.filter((each) => each === outcome).length);
     }
+  });
+
+  it("counts a request whose client left before its answer as aborted, once", async () => {
+    const before = (await scrape()).samples;
+    traffic.holdMs = 1_000;
+    const released = traffic.releases.length;
+    try {
+      const body = JSON.stringify({
+        query: `{ person(id: "${ZHANG_WEI}") { licence: hasValidDriverLicense(on: "${D}") } }`,
+      });
+      const { port } = new URL(platform.url);
+      await new Promise<void>((resolve, reject) => {
+        const asked = httpRequest({
+          host: "127.0.0.1",
+          port,
+          path: "/graphql",
+          method: "POST",
+          headers: { ...DEV_DESK, "content-type": "application/json" },
+        });
+        asked.on("response", () => reject(new Error("answered before the client left")));
+        // The client leaves while traffic holds its answer back.
+        asked.on("error", () => resolve());
+        asked.end(body, () => setTimeout(() => asked.destroy(), 200));
+        asked.on("close", () => resolve());
+      });
+      // The gateway finishes the request it was serving, then answers nobody.
+      const deadline = Date.now() + 5_000;
+      while (traffic.releases.length === released && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    } finally {
+      traffic.holdMs = 0;
+    }
+    const { samples } = await scrape();
+    const grew = (outcome: string) =>
+      value(samples, "mianzheng_requests_total", { route: "/graphql", desk: "dev-desk", outcome }) -
+      value(before, "mianzheng_requests_total", { route: "/graphql", desk: "dev-desk", outcome });
+    expect(grew("aborted")).toBe(1);
+    expect(grew("ok")).toBe(0);
+    expect(grew("partial")).toBe(0);
   });
 
   it("shows a department that died: failed calls, retries, a partial answer, then its circuit open", async () => {
