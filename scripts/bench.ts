@@ -713,6 +713,11 @@ interface PairedCost {
   /** 95 % confidence interval of that median (`medianInterval`); null for fewer than six pairs. */
   medianInterval: readonly [number, number] | null;
   perPair: number[];
+  /**
+   * The median of the pairs whose security-on process the bench started first, and of those whose
+   * other side it started first (null for a half without pairs).
+   */
+  byStartOrder: { onStartedFirst: number | null; offStartedFirst: number | null };
   /** Mean CPU per request over every slice of each mode, ms (gateway + subgraphs + load). */
   cpuMsPerRequest: { on: number; off: number };
   /** p99 latency of each pair's slices, ms: what the setting does to the tail. */
@@ -730,6 +735,12 @@ interface PairedCost {
  * so the rounds' figure swung between 4 and 42 % over runs). Each pair's cost is 1 − on/off of
  * its throughput (its CPU per request, on/off − 1, at a fixed `--rate`). Before every slice the
  * bench waits until the machine is idle (`settle`).
+ *
+ * The pairs come in two halves with the gateways' processes started in opposite orders: security
+ * on first for the first half, last for the second (both stopped and started again in between).
+ * Whichever process the bench started first came out a few percent slower in A/A runs on some
+ * machines (docs/performance.md); with security always started first, that lean counted as
+ * security's. Each half's median is in the JSON (`byStartOrder`), to show the lean where it is.
  */
 async function securityInPairs(
   urls: Record<Department, string>,
@@ -737,75 +748,116 @@ async function securityInPairs(
   population: { day: string; idsFile: string },
   offset: number,
 ): Promise<Partial<Record<ScenarioName, PairedCost>>> {
-  const on = await startGateway("mianzheng", urls, supergraphFile, rounds + 1);
-  // The other side: security off, or (`--pair-env`) security on with other settings.
-  const off = pairEnv
-    ? await startGateway("mianzheng", urls, supergraphFile, rounds + 1, pairEnv)
-    : await startGateway("mianzheng-open", urls, supergraphFile, rounds + 1);
-  const costs: Partial<Record<ScenarioName, PairedCost>> = {};
-  try {
-    for (const scenarioName of scenarioNames) {
-      let differs: string | null = null;
-      const jobOf = (gateway: GatewayProcess) => loadJob(gateway, scenarioName, population);
-      for (const gateway of [on, off]) {
-        if (warmupSeconds > 0) {
-          const warmup = await runLoad(
-            { ...jobOf(gateway), seconds: warmupSeconds, offset },
-            `${gateway === on ? "mianzheng" : `mianzheng ${pairedWith}`}'s warm-up for the pairs`,
-          );
-          differs ??= warmup.differs;
-        }
-      }
-      type Slice = Awaited<ReturnType<typeof measureLoad>>;
-      const slices = { on: [] as Slice[], off: [] as Slice[] };
-      for (let pair = 0; pair < securityPairs; pair++) {
-        // The same persons for both slices of a pair, other persons for every pair.
-        const at = offset + pair * 10_000;
-        const order = pair % 2 === 0 ? (["on", "off"] as const) : (["off", "on"] as const);
-        for (const mode of order) {
-          const gateway = mode === "on" ? on : off;
-          await settle();
-          const by = `mianzheng ${mode === "on" ? "on" : pairedWith} in pair ${pair + 1}`;
-          const slice = await measureLoad(gateway, jobOf(gateway), at, by, pairSeconds);
-          differs ??= slice.result.differs;
-          slices[mode].push(slice);
-        }
-        const [a, b] = [slices.on[pair] as Slice, slices.off[pair] as Slice];
-        /** One figure of both slices, security on's first. */
-        const both = (figure: (slice: Slice) => string) => `${figure(a)} against ${figure(b)}`;
-        log(
-          `  ${scenarioName} pair ${pair + 1}: on ${Math.round(a.result.requestsPerSecond)}, ${pairedWith} ${Math.round(b.result.requestsPerSecond)} requests/s; p99 ${both((s) => `${s.result.latencyMs.p99}`)} ms; CPU per request: gateway ${both((s) => s.cpuPerRequest.gateway.toFixed(3))}, departments ${both((s) => s.cpuPerRequest.subgraphs.toFixed(3))} ms; other processes ${both((s) => `${(100 * s.foreignCpuShare).toFixed(0)}%`)} of the machine`,
-        );
-      }
-      const cpu = (slice: Slice) => totalCpu(slice.cpuPerRequest);
-      const fixedRate = rates.has(scenarioName);
-      const perPair = slices.on.map((slice, index) => {
-        const other = slices.off[index] as Slice;
-        return fixedRate
-          ? cpu(slice) / cpu(other) - 1
-          : 1 - slice.result.requestsPerSecond / other.result.requestsPerSecond;
-      });
-      const mean = (list: Slice[]) =>
-        list.reduce((sum, slice) => sum + cpu(slice), 0) / list.length;
-      const errors = [...slices.on, ...slices.off].reduce(
-        (sum, { result }) => sum + failedRequests(result),
-        0,
-      );
-      costs[scenarioName] = {
-        median: middle(perPair),
-        medianInterval: medianInterval(perPair),
-        perPair,
-        cpuMsPerRequest: { on: mean(slices.on), off: mean(slices.off) },
-        p99PerPair: {
-          on: slices.on.map((slice) => slice.result.latencyMs.p99),
-          off: slices.off.map((slice) => slice.result.latencyMs.p99),
-        },
-        errors,
-        differs,
-      };
+  type Slice = Awaited<ReturnType<typeof measureLoad>>;
+  interface Sides {
+    on: Slice[];
+    off: Slice[];
+    /** Per pair: which side's process the bench started first. */
+    startedFirst: Array<"on" | "off">;
+    differs: string | null;
+  }
+  const sides = new Map<ScenarioName, Sides>(
+    scenarioNames.map((name) => [name, { on: [], off: [], startedFirst: [], differs: null }]),
+  );
+  const halves = [
+    { first: "on", pairs: Math.ceil(securityPairs / 2) },
+    { first: "off", pairs: Math.floor(securityPairs / 2) },
+  ] as const;
+  let pairsBefore = 0;
+  for (const [index, half] of halves.entries()) {
+    if (half.pairs === 0) continue;
+    const startSide = (side: "on" | "off") =>
+      side === "on"
+        ? startGateway("mianzheng", urls, supergraphFile, rounds + 1 + index)
+        : // The other side: security off, or (`--pair-env`) security on with other settings.
+          pairEnv
+          ? startGateway("mianzheng", urls, supergraphFile, rounds + 1 + index, pairEnv)
+          : startGateway("mianzheng-open", urls, supergraphFile, rounds + 1 + index);
+    const firstStarted = await startSide(half.first);
+    let secondStarted: GatewayProcess;
+    try {
+      secondStarted = await startSide(half.first === "on" ? "off" : "on");
+    } catch (error) {
+      await firstStarted.running.stop();
+      throw error;
     }
-  } finally {
-    await Promise.all([on.running.stop(), off.running.stop()]);
+    const on = half.first === "on" ? firstStarted : secondStarted;
+    const off = half.first === "on" ? secondStarted : firstStarted;
+    log(
+      `  pairs ${pairsBefore + 1}…${pairsBefore + half.pairs}: security ${half.first === "on" ? "on" : pairedWith}'s process started first`,
+    );
+    try {
+      for (const scenarioName of scenarioNames) {
+        const measured = sides.get(scenarioName) as Sides;
+        const jobOf = (gateway: GatewayProcess) => loadJob(gateway, scenarioName, population);
+        for (const gateway of [on, off]) {
+          if (warmupSeconds > 0) {
+            const warmup = await runLoad(
+              { ...jobOf(gateway), seconds: warmupSeconds, offset },
+              `${gateway === on ? "mianzheng" : `mianzheng ${pairedWith}`}'s warm-up for the pairs`,
+            );
+            measured.differs ??= warmup.differs;
+          }
+        }
+        for (let pair = pairsBefore; pair < pairsBefore + half.pairs; pair++) {
+          // The same persons for both slices of a pair, other persons for every pair.
+          const at = offset + pair * 10_000;
+          const order = pair % 2 === 0 ? (["on", "off"] as const) : (["off", "on"] as const);
+          for (const mode of order) {
+            const gateway = mode === "on" ? on : off;
+            await settle();
+            const by = `mianzheng ${mode === "on" ? "on" : pairedWith} in pair ${pair + 1}`;
+            const slice = await measureLoad(gateway, jobOf(gateway), at, by, pairSeconds);
+            measured.differs ??= slice.result.differs;
+            measured[mode].push(slice);
+          }
+          measured.startedFirst.push(half.first);
+          const [a, b] = [measured.on[pair] as Slice, measured.off[pair] as Slice];
+          /** One figure of both slices, security on's first. */
+          const both = (figure: (slice: Slice) => string) => `${figure(a)} against ${figure(b)}`;
+          log(
+            `  ${scenarioName} pair ${pair + 1}: on ${Math.round(a.result.requestsPerSecond)}, ${pairedWith} ${Math.round(b.result.requestsPerSecond)} requests/s; p99 ${both((s) => `${s.result.latencyMs.p99}`)} ms; CPU per request: gateway ${both((s) => s.cpuPerRequest.gateway.toFixed(3))}, departments ${both((s) => s.cpuPerRequest.subgraphs.toFixed(3))} ms; other processes ${both((s) => `${(100 * s.foreignCpuShare).toFixed(0)}%`)} of the machine`,
+          );
+        }
+      }
+    } finally {
+      await Promise.all([on.running.stop(), off.running.stop()]);
+    }
+    pairsBefore += half.pairs;
+  }
+
+  const costs: Partial<Record<ScenarioName, PairedCost>> = {};
+  for (const [scenarioName, measured] of sides) {
+    const cpu = (slice: Slice) => totalCpu(slice.cpuPerRequest);
+    const fixedRate = rates.has(scenarioName);
+    const perPair = measured.on.map((slice, index) => {
+      const other = measured.off[index] as Slice;
+      return fixedRate
+        ? cpu(slice) / cpu(other) - 1
+        : 1 - slice.result.requestsPerSecond / other.result.requestsPerSecond;
+    });
+    const mean = (list: Slice[]) => list.reduce((sum, slice) => sum + cpu(slice), 0) / list.length;
+    const errors = [...measured.on, ...measured.off].reduce(
+      (sum, { result }) => sum + failedRequests(result),
+      0,
+    );
+    const ofHalf = (first: "on" | "off") => {
+      const values = perPair.filter((_, index) => measured.startedFirst[index] === first);
+      return values.length > 0 ? middle(values) : null;
+    };
+    costs[scenarioName] = {
+      median: middle(perPair),
+      medianInterval: medianInterval(perPair),
+      perPair,
+      byStartOrder: { onStartedFirst: ofHalf("on"), offStartedFirst: ofHalf("off") },
+      cpuMsPerRequest: { on: mean(measured.on), off: mean(measured.off) },
+      p99PerPair: {
+        on: measured.on.map((slice) => slice.result.latencyMs.p99),
+        off: measured.off.map((slice) => slice.result.latencyMs.p99),
+      },
+      errors,
+      differs: measured.differs,
+    };
   }
   return costs;
 }
@@ -1049,7 +1101,6 @@ async function main(): Promise<number> {
   // answers to compare: none would mean the comparison checked nothing.
   const uncompared = gatewayNames.length > 1 && answersCompared === 0;
   if (uncompared) console.log("FAILED: no answer under load could be compared with another");
-  const percent = (value: number) => `${(100 * value).toFixed(0)}%`;
   const costs = (["interactive", "batch"] as const).flatMap((name) => {
     const cost = security[name];
     if (!cost) return [];
@@ -1069,7 +1120,7 @@ async function main(): Promise<number> {
   if (paired) {
     const line = Object.entries(paired).map(
       ([name, cost]) =>
-        `${name}${rates.has(name as ScenarioName) ? " (CPU per request, fixed rate)" : ""} ${percent(cost.median)}${cost.medianInterval ? ` (95 % interval of the median ${cost.medianInterval.map(percent).join(" … ")})` : ""} (${cost.perPair.map(percent).join(" / ")}${cost.errors > 0 ? `; ${cost.errors} errors` : ""}; p99 ${middle(cost.p99PerPair.on)} against ${middle(cost.p99PerPair.off)} ms)`,
+        `${name}${rates.has(name as ScenarioName) ? " (CPU per request, fixed rate)" : ""} ${percent(cost.median)}${cost.medianInterval ? ` (95 % interval of the median ${cost.medianInterval.map(percent).join(" … ")})` : ""} (${cost.perPair.map(percent).join(" / ")}${cost.errors > 0 ? `; ${cost.errors} errors` : ""}; ${startOrderText(cost.byStartOrder)}; p99 ${middle(cost.p99PerPair.on)} against ${middle(cost.p99PerPair.off)} ms)`,
     );
     console.log(
       `security on costs, ${pairEnv ? `against ${pairedWith}, ` : ""}in ${securityPairs} pairs of ${pairSeconds} s slices side by side: ${line.join(", ")}`,
@@ -1079,6 +1130,16 @@ async function main(): Promise<number> {
   console.log(`interactive ratio ${show(ratios.interactive)}, batch ratio ${show(ratios.batch)}`);
   // A run whose answers differed or failed measured something else than the gateways' work.
   return failed.length + failedPairs.length > 0 || uncompared ? 1 : 0;
+}
+
+function percent(value: number): string {
+  return `${(100 * value).toFixed(0)}%`;
+}
+
+/** Each half's median: the lean towards the gateway process started first, where there is one. */
+function startOrderText(halves: PairedCost["byStartOrder"]): string {
+  const show = (value: number | null) => (value === null ? "none" : percent(value));
+  return `started first: on ${show(halves.onStartedFirst)}, other side ${show(halves.offStartedFirst)}`;
 }
 
 /** Stops every process started (and no new one starts), then removes the run's files. */
