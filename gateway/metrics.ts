@@ -70,7 +70,7 @@ export class GatewayMetrics {
     const registers = [this.registry];
     this.requests = new Counter({
       name: "mianzheng_requests_total",
-      help: "Requests answered, by route (/graphql, /verify/batch, /jobs…, /proofs/verify), desk (or citizen, open, anonymous) and outcome: ok, partial (data with errors), the error code that refused or failed it, or aborted (the client left before the answer)",
+      help: "Requests answered, by route (/graphql, /verify/batch, /jobs…, /proofs/verify), desk (or citizen, open, anonymous) and outcome: ok, partial (data with errors), the error code that refused or failed it, or aborted (the client left before its answer was sent in full)",
       labelNames: ["route", "desk", "outcome"],
       registers,
     });
@@ -195,8 +195,8 @@ export class GatewayMetrics {
   }
 
   /**
-   * A request whose client closed its connection before the answer: counted with the outcome
-   * `aborted`, and no duration (there was no answer to time).
+   * A request whose client closed its connection before its answer was sent in full: counted
+   * with the outcome `aborted`, and no duration.
    */
   abandoned(route: string, desk: string): void {
     this.requests.inc({ route, desk, outcome: "aborted" });

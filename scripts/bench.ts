@@ -736,11 +736,13 @@ interface PairedCost {
  * its throughput (its CPU per request, on/off − 1, at a fixed `--rate`). Before every slice the
  * bench waits until the machine is idle (`settle`).
  *
- * The pairs come in two halves with the gateways' processes started in opposite orders: security
- * on first for the first half, last for the second (both stopped and started again in between).
- * Whichever process the bench started first came out a few percent slower in A/A runs on some
- * machines (docs/performance.md); with security always started first, that lean counted as
- * security's. Each half's median is in the JSON (`byStartOrder`), to show the lean where it is.
+ * The pairs come in two halves, each with a new pair of processes, started in opposite orders:
+ * security on first for the first half, last for the second. A control: what looked like the
+ * process started first leaning slower was processes fast or slow at random for their whole life
+ * (V8 tenuring a gateway's requests, docs/performance.md "A gateway that tenured its requests"),
+ * and twenty pairs of one pair of processes measure those two processes, whatever the interval
+ * says. Each half's median is in the JSON (`byStartOrder`): two halves far apart mean the
+ * processes differed.
  */
 async function securityInPairs(
   urls: Record<Department, string>,
@@ -802,7 +804,9 @@ async function securityInPairs(
         for (let pair = pairsBefore; pair < pairsBefore + half.pairs; pair++) {
           // The same persons for both slices of a pair, other persons for every pair.
           const at = offset + pair * 10_000;
-          const order = pair % 2 === 0 ? (["on", "off"] as const) : (["off", "on"] as const);
+          // Within each half, alternately loaded first: an odd half is off by one pair.
+          const order =
+            (pair - pairsBefore) % 2 === 0 ? (["on", "off"] as const) : (["off", "on"] as const);
           for (const mode of order) {
             const gateway = mode === "on" ? on : off;
             await settle();
