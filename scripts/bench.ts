@@ -566,7 +566,8 @@ async function measureLoad(
     self: (self.user + self.system) / 1000,
     wall: performance.now() - before.at,
   };
-  const foreign = used.machine - used.gateway - used.subgraphs - used.self - result.cpuMs;
+  // The load generator's whole process, its start included (the load alone is `cpuMs`).
+  const foreign = used.machine - used.gateway - used.subgraphs - used.self - result.processCpuMs;
   const requests = Math.max(1, result.requests);
   return {
     result,
