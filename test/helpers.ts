@@ -12,6 +12,15 @@ import { journalStart, readJournal, scanJournal } from "../gateway/ledger/journa
 import type { WireRecord } from "../gateway/ledger/wire.ts";
 import { departmentModules } from "../subgraphs/registry.ts";
 
+/** Resolves once `condition` holds (checked every 20 ms); rejects after `timeoutMs`. */
+export async function until(condition: () => boolean, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 /**
  * Every record in the audit journals of `dir`, as written: what the gateway has acknowledged,
  * whether or not its writer has moved it into audit.db yet.

@@ -7,7 +7,7 @@ import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { developmentCitizenToken } from "../../gateway/security/citizen-token.ts";
 import { writeFixtures, ZHANG_WEI } from "../fixtures.ts";
-import { tempDataDir } from "../helpers.ts";
+import { tempDataDir, until } from "../helpers.ts";
 import { DEV_DESK, type Platform, startPlatform, tearDown } from "../platform.ts";
 import { Relay } from "../relay.ts";
 
@@ -210,10 +210,7 @@ describe("GET /metrics", () => {
         asked.on("close", () => resolve());
       });
       // The gateway finishes the request it was serving, then answers nobody.
-      const deadline = Date.now() + 5_000;
-      while (traffic.releases.length === released && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
+      await until(() => traffic.releases.length > released, 5_000);
       await new Promise((resolve) => setTimeout(resolve, 200));
     } finally {
       traffic.holdMs = 0;

@@ -16,7 +16,6 @@ import {
   writeSync,
 } from "node:fs";
 import { join } from "node:path";
-import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, describe, expect, it } from "vitest";
 import {
   abandonedJournals,
@@ -42,7 +41,7 @@ import {
   verifyChain,
 } from "../../gateway/ledger/store.ts";
 import type { WireRecord } from "../../gateway/ledger/wire.ts";
-import { audit, fixtureProcess, holder, tempDataDir } from "../helpers.ts";
+import { audit, fixtureProcess, holder, tempDataDir, until } from "../helpers.ts";
 
 const CHILD = new URL("./fixtures/journal-child.ts", import.meta.url).pathname;
 
@@ -277,8 +276,7 @@ describe("a gateway sharing the directory with one that is killed", () => {
       expect(moveAbandonedJournals(taker, data.dir, new Set(), true).entries).toBe(3);
       taker.exec("COMMIT");
       await append("r4");
-      const deadline = Date.now() + 5_000;
-      while (ledger.available && Date.now() < deadline) await sleep(50);
+      await until(() => !ledger.available, 5_000);
       await ledger.moved().catch(() => {});
       expect(ledger.available).toBe(false);
     } finally {
@@ -300,8 +298,7 @@ describe("a gateway sharing the directory with one that is killed", () => {
       await ledger.append(access("before", "110105194912310021"));
       const [journal] = journals(data.dir);
       rmSync(join(data.dir, journal as string));
-      const deadline = Date.now() + 5_000;
-      while (ledger.available && Date.now() < deadline) await sleep(50);
+      await until(() => !ledger.available, 5_000);
       expect(ledger.available).toBe(false);
       await expect(ledger.append(access("after", "110105194912310021"))).rejects.toThrow(/is gone/);
     } finally {

@@ -15,7 +15,7 @@ import { ProcessClaims } from "../../common/processes.ts";
 import { databasePath } from "../../common/sqlite.ts";
 import { seedPopulation } from "../../scripts/population.ts";
 import { departmentModules } from "../../subgraphs/registry.ts";
-import { tempDataDir } from "../helpers.ts";
+import { tempDataDir, until } from "../helpers.ts";
 import { type Platform, startPlatform, tearDown } from "../platform.ts";
 import { Relay } from "../relay.ts";
 import { D } from "./records.ts";
@@ -133,14 +133,6 @@ function lines(file: string): Line[] {
 function countLines(file: string): number {
   if (!existsSync(file)) return 0;
   return readFileSync(file).reduce((count, byte) => count + (byte === 0x0a ? 1 : 0), 0);
-}
-
-async function until(condition: () => boolean, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error("timed out");
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe("npm run verify", { timeout: 240_000 }, () => {
