@@ -1141,7 +1141,7 @@ function percent(value: number): string {
   return `${(100 * value).toFixed(0)}%`;
 }
 
-/** Each half's median: the lean towards the gateway process started first, where there is one. */
+/** Each half's median (each half its own pair of processes): far apart, the processes differed. */
 function startOrderText(halves: PairedCost["byStartOrder"]): string {
   const show = (value: number | null) => (value === null ? "none" : percent(value));
   return `started first: on ${show(halves.onStartedFirst)}, other side ${show(halves.offStartedFirst)}`;
