@@ -287,10 +287,26 @@ interface Batch {
 }
 
 /**
- * Most callers merged into one root operation: its text grows with each, and every distinct count
- * is a document the department parses and compiles once.
+ * The slot counts of a merged root operation: powers of two and the halfway steps between them,
+ * up to the most callers merged into one (its text grows with each slot).
  */
 const MAX_ROOT_CALLERS = 64;
+const ROOT_SLOTS: readonly number[] = [2, 3, 4, 6, 8, 12, 16, 24, 32, 48, MAX_ROOT_CALLERS];
+
+/**
+ * The slots of a merged root operation for `callers` callers (2 … 64): the next of `ROOT_SLOTS`.
+ * Every distinct text is a document the department parses, validates and compiles (graphql-jit)
+ * the first times it sees it, a stall of several milliseconds on its event loop each. With a slot
+ * per caller, an operation had up to 64 texts: on a slow machine the departments were still
+ * compiling new ones (for a wave of seventeen, then of twenty-three callers) fifteen seconds into
+ * a closed loop, and a few operations' texts would crowd out the rest of mercurius's cache of
+ * 1,024 documents, to be compiled again and again. Now an operation has eleven merged texts; a
+ * slot past the callers (at most a third of them) is skipped (`@include(if: false)`), which costs
+ * the department its variables' checks and a directive's, not a lookup.
+ */
+export function rootSlots(callers: number): number {
+  return ROOT_SLOTS.find((slots) => slots >= callers) ?? MAX_ROOT_CALLERS;
+}
 
 const ALIAS = /^_(\d+)_(.*)$/s;
 
@@ -330,21 +346,45 @@ function shapeOf(query: string): Shape {
   return { kind: "root", operation };
 }
 
-/** The text of `count` copies of a root operation: caller i's fields aliased `_i_<key>`. */
-function mergedRootQuery(operation: OperationDefinitionNode, count: number): string {
+/** The variable that says whether slot `slot` of a merged root operation holds a caller. */
+function slotVariable(slot: number): string {
+  return `_${slot}_`;
+}
+
+/**
+ * The text of `slots` copies of a root operation: slot i's fields aliased `_i_<key>`, its
+ * variables renamed `_i_<name>`, and its fields asked only if `$_i_` is true (`rootSlots`).
+ */
+function mergedRootQuery(operation: OperationDefinitionNode, slots: number): string {
   const definitions: VariableDefinitionNode[] = [];
   const selections: SelectionNode[] = [];
-  for (let i = 0; i < count; i++) {
+  const name = (value: string) => ({ kind: Kind.NAME, value }) as const;
+  for (let i = 0; i < slots; i++) {
     const renamed = visit(operation, {
       [Kind.VARIABLE]: (node: VariableNode) => ({
         ...node,
         name: { ...node.name, value: `_${i}_${node.name.value}` },
       }),
     }) as OperationDefinitionNode;
-    definitions.push(...(renamed.variableDefinitions ?? []));
+    const filled = { kind: Kind.VARIABLE, name: name(slotVariable(i)) } as const;
+    definitions.push(...(renamed.variableDefinitions ?? []), {
+      kind: Kind.VARIABLE_DEFINITION,
+      variable: filled,
+      type: { kind: Kind.NON_NULL_TYPE, type: { kind: Kind.NAMED_TYPE, name: name("Boolean") } },
+    });
     for (const selection of renamed.selectionSet.selections as readonly FieldNode[]) {
       const key = selection.alias?.value ?? selection.name.value;
-      selections.push({ ...selection, alias: { kind: Kind.NAME, value: `_${i}_${key}` } });
+      selections.push({
+        ...selection,
+        alias: name(`_${i}_${key}`),
+        directives: [
+          {
+            kind: Kind.DIRECTIVE,
+            name: name("include"),
+            arguments: [{ kind: Kind.ARGUMENT, name: name("if"), value: filled }],
+          },
+        ],
+      });
     }
   }
   return print({
@@ -624,18 +664,23 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
     operation: OperationDefinitionNode,
   ): Promise<WireResponse[] | null> {
     const { callers } = batch;
-    const cacheKey = `${callers.length}\u0000${batch.query}`;
+    const slots = rootSlots(callers.length);
+    const cacheKey = `${slots}\u0000${batch.query}`;
     let query = this.mergedQueries.get(cacheKey);
     if (!query) {
-      query = mergedRootQuery(operation, callers.length);
+      query = mergedRootQuery(operation, slots);
       if (this.mergedQueries.size > 5000) this.mergedQueries.clear();
       this.mergedQueries.set(cacheKey, query);
     }
     const variables: Variables = {};
-    callers.forEach((caller, i) => {
+    for (let i = 0; i < slots; i++) {
+      // An empty slot still needs its variables, which may be non-null: the last caller's, which
+      // the department checks anyway (its fields are skipped, so nothing more).
+      const caller = callers[Math.min(i, callers.length - 1)] as Caller;
       for (const [name, value] of Object.entries(caller.variables))
         variables[`_${i}_${name}`] = value;
-    });
+      variables[slotVariable(i)] = i < callers.length;
+    }
     const response = await this.send(
       query,
       variables,
@@ -648,6 +693,7 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
     const parts = callers.map((): Record<string, unknown> => ({}));
     for (const [alias, value] of Object.entries(data)) {
       const match = ALIAS.exec(alias);
+      // An empty slot's key (its fields are skipped, so a department sends none) is nobody's.
       const part = match ? parts[Number(match[1])] : undefined;
       const key = match?.[2] as string;
       // A response key named `__proto__` would set the part's prototype instead of a field.
@@ -664,7 +710,10 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
     for (const error of response.errors ?? []) {
       const head = error.path?.[0];
       const match = typeof head === "string" ? ALIAS.exec(head) : null;
-      const owner = match ? errors[Number(match[1])] : undefined;
+      const slot = match ? Number(match[1]) : -1;
+      // About an empty slot: it concerns no caller (a department should send none).
+      if (slot >= callers.length) continue;
+      const owner = errors[slot];
       if (!owner) {
         for (const list of errors) list.push(error);
         continue;

@@ -260,14 +260,42 @@ describe("coalescing against a stand-in department", () => {
     );
     expect(department.received).toHaveLength(1);
     const merged = department.received[0] as Received;
-    expect(merged.variables).toEqual({ _0_id: "p1", _1_id: "bad-p2", _2_id: "p3" });
-    expect(merged.query).toContain("_1_person: person(id: $_1_id)");
+    // Each caller's slot (`rootSlots`) asked for by its own flag.
+    expect(merged.variables).toEqual({
+      _0_id: "p1",
+      _0_: true,
+      _1_id: "bad-p2",
+      _1_: true,
+      _2_id: "p3",
+      _2_: true,
+    });
+    expect(merged.query).toContain("_1_person: person(id: $_1_id) @include(if: $_1_)");
+    expect(merged.query).toContain("$_1_: Boolean!");
     expect(answers[0]).toEqual({ data: { person: { id: "p1", name: "name of p1" } } });
     expect(answers[1]).toEqual({
       data: { person: null },
       errors: [{ message: "bad bad-p2", path: ["person", "name"] }],
     });
     expect(answers[2]).toEqual({ data: { person: { id: "p3", name: "name of p3" } } });
+  });
+
+  it("skips the slots past the callers, and gives no caller what is said about them", async () => {
+    const ids = ["p1", "p2", "p3", "p4", "bad-p5"];
+    const answers = await Promise.all(ids.map((id) => traffic.process(fetchOf(ROOT, { id }))));
+    expect(department.received).toHaveLength(1);
+    // Six slots for five callers: the sixth repeats the last caller's variables, switched off.
+    const merged = department.received[0] as Received;
+    expect(merged.variables).toMatchObject({ _4_id: "bad-p5", _5_id: "bad-p5", _5_: false });
+    expect(merged.query).toContain("_5_person: person(id: $_5_id) @include(if: $_5_)");
+    // The stand-in ignores @include: it answers the empty slot with data and an error, which
+    // belong to nobody.
+    expect(answers.slice(0, 4)).toEqual(
+      ids.slice(0, 4).map((id) => ({ data: { person: { id, name: `name of ${id}` } } })),
+    );
+    expect(answers[4]).toEqual({
+      data: { person: null },
+      errors: [{ message: "bad bad-p5", path: ["person", "name"] }],
+    });
   });
 
   it("asks each caller again on its own when the merged answer lost its data", async () => {
@@ -334,6 +362,8 @@ describe("coalescing against real subgraphs", () => {
   let hukou: FastifyInstance;
   let trafficClient: DepartmentClient;
   let hukouClient: DepartmentClient;
+  /** The callers each call to hukou served. */
+  const hukouCalls: number[] = [];
 
   beforeAll(async () => {
     data = tempDataDir();
@@ -344,6 +374,7 @@ describe("coalescing against real subgraphs", () => {
     hukouClient = client(`${await hukou.listen({ port: 0, host: "127.0.0.1" })}/graphql`, {
       department: "hukou",
       secret: departmentSecret("hukou"),
+      observer: { called: (_seconds, _outcome, callers) => hukouCalls.push(callers), retried() {} },
     });
   });
   afterAll(async () => {
@@ -372,8 +403,13 @@ describe("coalescing against real subgraphs", () => {
     const one = async (id: string) => (await hukouClient.process(fetchOf(names, { id }))).data;
     const alone = [];
     for (const id of persons) alone.push(await one(id));
-    const together = await Promise.all(persons.map(one));
-    expect(together).toEqual(alone);
+    expect(await Promise.all(persons.map(one))).toEqual(alone);
+    // Five callers in six slots, the empty one skipped: one call, whose answer served all five
+    // (a merged text the department refused would have been followed by five calls).
+    const five = [...persons, ZHANG_WEI];
+    hukouCalls.length = 0;
+    expect(await Promise.all(five.map(one))).toEqual([...alone, alone[0]]);
+    expect(hukouCalls).toEqual([5]);
     expect(alone[0]).toEqual({ person: { __typename: "Person", id: ZHANG_WEI, name: "张伟" } });
   });
 
