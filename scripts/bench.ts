@@ -10,8 +10,8 @@
  * process per core (`--subgraph-processes`: 1 as `npm start` deals them, 6 for one each), then for
  * each gateway: starts it in its own process and, for each scenario, checks that its answers to
  * sample requests equal the first gateway's (the baseline's), warms it up, measures it with
- * autocannon in a process of its own and reads its peak RSS and the CPU every process used per
- * request; then stops it. Prints a table and writes the same as JSON with `--json`. The last line
+ * the load generator in a process of its own (autocannon; requests it paces itself with `--rate`)
+ * and reads its peak RSS and the CPU every process used per request; then stops it. Prints a table and writes the same as JSON with `--json`. The last line
  * reads `interactive ratio X, batch ratio Y` (mianzheng with security on against the Apollo
  * baseline).
  *
@@ -1052,7 +1052,7 @@ async function main(): Promise<number> {
           : "requested, but the gateway answered a request without a key (not enforced)",
     notes: [
       "Baselines serve the planner SDL mianzheng's planner uses (the supergraph without the `for: SECURITY` purpose of the @requiresScopes link, which stock @apollo/gateway refuses).",
-      `Every process logs at level warn; each gateway and the load generator (autocannon) run in processes of their own on one machine, the six departments in ${subgraphProcesses} (${subgraphGroups()
+      `Every process logs at level warn; each gateway and the load generator (${rates.size > 0 ? "paced over undici for a scenario at a fixed rate, autocannon for the others" : "autocannon"}) run in processes of their own on one machine, the six departments in ${subgraphProcesses} (${subgraphGroups()
         .map((group) => group.join("+"))
         .join(", ")}; --subgraph-processes).`,
       "Peak RSS is VmHWM from /proc, summed over the gateway's process tree: each gateway process serves interactive, then batch, so the batch row is its peak over both.",
