@@ -11,9 +11,9 @@
  * each gateway: starts it in its own process and, for each scenario, checks that its answers to
  * sample requests equal the first gateway's (the baseline's), warms it up, measures it with
  * the load generator in a process of its own (autocannon; requests it paces itself with `--rate`)
- * and reads its peak RSS and the CPU every process used per request; then stops it. Prints a table and writes the same as JSON with `--json`. The last line
- * reads `interactive ratio X, batch ratio Y` (mianzheng with security on against the Apollo
- * baseline).
+ * and reads its peak RSS and the CPU every process used per request; then stops it. Prints a
+ * table and writes the same as JSON with `--json`. The last line reads `interactive ratio X,
+ * batch ratio Y` (mianzheng with security on against the Apollo baseline).
  *
  * `--quick` (small population, short runs, baseline and mianzheng only) is for CI: it checks that
  * both answered every sample identically and every request without error, and exits non-zero
