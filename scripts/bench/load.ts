@@ -157,6 +157,8 @@ async function paced(job: Loaded, work: Scenario, checks: Checks): Promise<Sent>
   async function send(n: number): Promise<void> {
     const position = (job.offset + n * work.idsPerRequest) % job.ids.length;
     const asked = idsAt(job.ids, position, work.idsPerRequest);
+    let status: number;
+    let body: string;
     try {
       const response = await pool.request({
         path: `${origin.pathname}${origin.search}`,
@@ -164,12 +166,15 @@ async function paced(job: Loaded, work: Scenario, checks: Checks): Promise<Sent>
         headers,
         body: requestBody(work, asked),
       });
-      const body = await response.body.text();
-      latencies.push(performance.now() - due(n));
-      checks.response(response.statusCode, body, asked, position);
+      status = response.statusCode;
+      body = await response.body.text();
     } catch {
       transport++;
+      return;
     }
+    // Outside the try: only the exchange itself is a transport failure, not a fault in checking.
+    latencies.push(performance.now() - due(n));
+    checks.response(status, body, asked, position);
   }
 
   const inFlight: Promise<void>[] = [];
