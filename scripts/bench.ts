@@ -48,7 +48,7 @@ import type { LoadJob, LoadResult } from "./bench/load.ts";
 import {
   cpuMs,
   freePort,
-  machineBusyMs,
+  machineCpuMs,
   ROOT,
   type Running,
   startNode,
@@ -547,28 +547,32 @@ async function measureLoad(
   result: CheckedLoad;
   cpuPerRequest: Row["cpuMsPerRequest"];
   foreignCpuShare: number;
+  stolenCpuShare: number;
 }> {
   const gatewayPid = gateway.running.child.pid as number;
   const subgraphsCpu = () => subgraphPids.reduce((sum, pid) => sum + cpuMs(pid), 0);
   const before = {
     gateway: treeCpuMs(gatewayPid),
     subgraphs: subgraphsCpu(),
-    machine: machineBusyMs(),
+    machine: machineCpuMs(),
     self: process.cpuUsage(),
     at: performance.now(),
   };
   const result = await runLoad({ ...job, seconds: length, offset }, by);
   const self = process.cpuUsage(before.self);
+  const machine = machineCpuMs();
   const used = {
     gateway: treeCpuMs(gatewayPid) - before.gateway,
     subgraphs: subgraphsCpu() - before.subgraphs,
-    machine: machineBusyMs() - before.machine,
+    machine: machine.busy - before.machine.busy,
+    stolen: machine.stolen - before.machine.stolen,
     self: (self.user + self.system) / 1000,
     wall: performance.now() - before.at,
   };
   // The load generator's whole process, its start included (the load alone is `cpuMs`).
   const foreign = used.machine - used.gateway - used.subgraphs - used.self - result.processCpuMs;
   const requests = Math.max(1, result.requests);
+  const machineMs = used.wall * cpus().length;
   return {
     result,
     cpuPerRequest: {
@@ -576,7 +580,8 @@ async function measureLoad(
       subgraphs: used.subgraphs / requests,
       loadGenerator: result.cpuMs / requests,
     },
-    foreignCpuShare: Math.max(0, foreign) / (used.wall * cpus().length),
+    foreignCpuShare: Math.max(0, foreign) / machineMs,
+    stolenCpuShare: used.stolen / machineMs,
   };
 }
 
@@ -598,6 +603,8 @@ interface Row {
   cpuMsPerRequest: { gateway: number; subgraphs: number; loadGenerator: number };
   /** Share of the machine's CPU used by processes outside the benchmark during the measurement. */
   foreignCpuShare: number;
+  /** Share of the machine's CPU the hypervisor gave to other guests meanwhile (steal). */
+  stolenCpuShare: number;
   /**
    * The samples answered exactly as the baseline answered them, and every answer under load the
    * same as any earlier answer to the same request.
@@ -698,9 +705,9 @@ async function settle(): Promise<void> {
   let idleSeconds = 0;
   while (performance.now() < deadline) {
     // Whole seconds: /proc/stat counts in 10 ms ticks.
-    const before = machineBusyMs();
+    const before = machineCpuMs().busy;
     await new Promise((resolve) => setTimeout(resolve, 1000));
-    const busy = (machineBusyMs() - before) / (1000 * cpus().length);
+    const busy = (machineCpuMs().busy - before) / (1000 * cpus().length);
     const idle = busy < 0.05 && unwrittenBytes() < 16 * 1024 * 1024;
     idleSeconds = idle ? idleSeconds + 1 : 0;
     if (idleSeconds >= 3) return;
@@ -821,7 +828,7 @@ async function securityInPairs(
           /** One figure of both slices, security on's first. */
           const both = (figure: (slice: Slice) => string) => `${figure(a)} against ${figure(b)}`;
           log(
-            `  ${scenarioName} pair ${pair + 1}: on ${Math.round(a.result.requestsPerSecond)}, ${pairedWith} ${Math.round(b.result.requestsPerSecond)} requests/s; p99 ${both((s) => `${s.result.latencyMs.p99}`)} ms; CPU per request: gateway ${both((s) => s.cpuPerRequest.gateway.toFixed(3))}, departments ${both((s) => s.cpuPerRequest.subgraphs.toFixed(3))} ms; other processes ${both((s) => `${(100 * s.foreignCpuShare).toFixed(0)}%`)} of the machine`,
+            `  ${scenarioName} pair ${pair + 1}: on ${Math.round(a.result.requestsPerSecond)}, ${pairedWith} ${Math.round(b.result.requestsPerSecond)} requests/s; p99 ${both((s) => `${s.result.latencyMs.p99}`)} ms; CPU per request: gateway ${both((s) => s.cpuPerRequest.gateway.toFixed(3))}, departments ${both((s) => s.cpuPerRequest.subgraphs.toFixed(3))} ms; other processes ${both((s) => `${(100 * s.foreignCpuShare).toFixed(0)}%`)} of the machine, the hypervisor ${both((s) => `${(100 * s.stolenCpuShare).toFixed(0)}%`)}`,
           );
         }
       }
@@ -941,7 +948,7 @@ async function main(): Promise<number> {
             );
             mismatch ??= warmup.differs;
           }
-          const { result, cpuPerRequest, foreignCpuShare } = await measureLoad(
+          const { result, cpuPerRequest, foreignCpuShare, stolenCpuShare } = await measureLoad(
             gateway,
             job,
             measuredOffset,
@@ -967,6 +974,7 @@ async function main(): Promise<number> {
             peakRssByProcess: rss.byProcess,
             cpuMsPerRequest: cpuPerRequest,
             foreignCpuShare,
+            stolenCpuShare,
             identical: mismatch === null,
             mismatch,
             answersCompared: result.answersCompared,
@@ -975,7 +983,7 @@ async function main(): Promise<number> {
           };
           measured.push(row);
           log(
-            `  ${Math.round(row.perSecond)} ${row.unit}, p50 ${row.latencyMs.p50} ms, p99 ${row.latencyMs.p99} ms, ${errors} errors, peak RSS ${mb(rss.bytes)}, CPU per request: gateway ${row.cpuMsPerRequest.gateway.toFixed(2)} ms, subgraphs ${row.cpuMsPerRequest.subgraphs.toFixed(2)} ms, load generator ${row.cpuMsPerRequest.loadGenerator.toFixed(2)} ms; other processes used ${(100 * row.foreignCpuShare).toFixed(0)}% of the machine`,
+            `  ${Math.round(row.perSecond)} ${row.unit}, p50 ${row.latencyMs.p50} ms, p99 ${row.latencyMs.p99} ms, ${errors} errors, peak RSS ${mb(rss.bytes)}, CPU per request: gateway ${row.cpuMsPerRequest.gateway.toFixed(2)} ms, subgraphs ${row.cpuMsPerRequest.subgraphs.toFixed(2)} ms, load generator ${row.cpuMsPerRequest.loadGenerator.toFixed(2)} ms; other processes used ${(100 * row.foreignCpuShare).toFixed(0)}% of the machine, the hypervisor took ${(100 * row.stolenCpuShare).toFixed(0)}%`,
           );
           if (result.sampleFailure) log(`  a failed answer: ${result.sampleFailure}`);
         }
