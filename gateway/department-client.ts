@@ -37,7 +37,7 @@ import {
   visit,
 } from "graphql";
 import CircuitBreaker from "opossum";
-import { Pool } from "undici";
+import { type Dispatcher, Pool } from "undici";
 import { DEPARTMENT_NAMES, type Department } from "../common/departments.ts";
 import { ErrorCode } from "../common/errors.ts";
 import { SIGNATURE_HEADER, signBody } from "../common/signing.ts";
@@ -79,6 +79,8 @@ export interface DepartmentClientOptions {
    * the department nothing and only grows every process's heap.
    */
   maxBatchSize?: number;
+  /** Largest answer read (default `MAX_RESPONSE_BYTES`). */
+  maxResponseBytes?: number;
 }
 
 /** Why a department's answer was not obtained; logged, never sent to a desk. */
@@ -89,30 +91,76 @@ export interface DepartmentClientOptions {
  */
 export const MAX_RESPONSE_BYTES = 64 << 20;
 
+/** A department's answer as it came: its status and its body as text. */
+interface Exchange {
+  statusCode: number;
+  text: string;
+}
+
 /**
- * The body as text; a failure once it passes `max` bytes (not retried) or is still arriving at
- * `deadline` (`performance.now()`; retried, as a timeout is).
+ * One HTTP exchange, its body gathered by a dispatch handler of our own. It fails once the body
+ * passes `max` bytes (not retried), or is still arriving `timeoutMs` after its headers (retried,
+ * as a timeout is): the body within the timeout as a whole, not only between chunks (undici's
+ * `bodyTimeout`), so that a department trickling a byte at a time cannot hold its call slot for
+ * ever. Checked as chunks arrive, not by a timer (an `AbortSignal.timeout` costs ≈ 10 µs a call).
+ *
+ * Not undici's `request`, which hands every answer over as a Readable stream (read with `for
+ * await`): the stream and its async iterator cost ≈ 20 µs of the ≈ 320 µs a department call cost
+ * the gateway on the sixteenth machine (one department called back to back; see
+ * docs/performance.md), and an interactive request makes about half a call.
  */
-async function readCapped(
-  body: AsyncIterable<Buffer> & { destroy(): unknown },
+function exchange(
+  pool: Pool,
+  options: Dispatcher.DispatchOptions,
   max: number,
-  deadline: number,
-) {
-  const chunks: Buffer[] = [];
-  let length = 0;
-  for await (const chunk of body) {
-    length += chunk.length;
-    if (length > max) {
-      body.destroy();
-      throw new DepartmentFailure(`the response is larger than ${max} bytes`, false);
-    }
-    if (performance.now() > deadline) {
-      body.destroy();
-      throw new DepartmentFailure("the response was still arriving at the timeout", true);
-    }
-    chunks.push(chunk);
-  }
-  return chunks.length === 1 ? (chunks[0] as Buffer).toString() : Buffer.concat(chunks).toString();
+  timeoutMs: number,
+): Promise<Exchange> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let length = 0;
+    let statusCode = 0;
+    let deadline = Number.POSITIVE_INFINITY;
+    let settled = false;
+    const fail = (controller: Dispatcher.DispatchController, failure: DepartmentFailure) => {
+      settled = true;
+      controller.abort(failure);
+      reject(failure);
+    };
+    pool.dispatch(options, {
+      // undici tells a handler of this API from an older one by this method: it must be there.
+      onRequestStart() {},
+      onResponseStart(_controller, status) {
+        statusCode = status;
+        deadline = performance.now() + timeoutMs;
+      },
+      onResponseData(controller, chunk) {
+        if (settled) return;
+        length += chunk.length;
+        if (length > max) {
+          fail(
+            controller,
+            new DepartmentFailure(`the response is larger than ${max} bytes`, false),
+          );
+        } else if (performance.now() > deadline) {
+          fail(
+            controller,
+            new DepartmentFailure("the response was still arriving at the timeout", true),
+          );
+        } else chunks.push(chunk);
+      },
+      onResponseEnd() {
+        if (settled) return;
+        settled = true;
+        const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, length);
+        resolve({ statusCode, text: body.toString() });
+      },
+      onResponseError(_controller, error) {
+        if (settled) return;
+        settled = true;
+        reject(error);
+      },
+    });
+  });
 }
 
 /**
@@ -768,24 +816,21 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
   }
 
   private async once({ body, requestIds }: Outgoing): Promise<WireResponse> {
-    const { statusCode, body: responseBody } = await this.pool.request({
-      method: "POST",
-      path: this.path,
-      headers: {
-        "content-type": "application/json",
-        accept: "application/json",
-        "x-request-id": requestIds,
-        [SIGNATURE_HEADER]: signBody(this.options.secret, body),
+    const { statusCode, text } = await exchange(
+      this.pool,
+      {
+        method: "POST",
+        path: this.path,
+        headers: {
+          "content-type": "application/json",
+          accept: "application/json",
+          "x-request-id": requestIds,
+          [SIGNATURE_HEADER]: signBody(this.options.secret, body),
+        },
+        body,
       },
-      body,
-    });
-    // The body within the timeout as a whole, not only between chunks (undici's bodyTimeout):
-    // a department trickling a byte at a time would otherwise hold its call slot for ever.
-    // (Checked as chunks arrive, not by a timer: an AbortSignal.timeout costs ≈ 10 µs a call.)
-    const text = await readCapped(
-      responseBody,
-      MAX_RESPONSE_BYTES,
-      performance.now() + this.options.timeoutMs,
+      this.options.maxResponseBytes ?? MAX_RESPONSE_BYTES,
+      this.options.timeoutMs,
     );
     if (statusCode >= 500) throw new DepartmentFailure(`HTTP ${statusCode}`, true);
     let response: WireResponse;

@@ -1133,7 +1133,7 @@ async function main(): Promise<number> {
   if (paired) {
     const line = Object.entries(paired).map(
       ([name, cost]) =>
-        `${name}${rates.has(name as ScenarioName) ? " (CPU per request, fixed rate)" : ""} ${percent(cost.median)}${cost.medianInterval ? ` (95 % interval of the median ${cost.medianInterval.map(percent).join(" … ")})` : ""} (${cost.perPair.map(percent).join(" / ")}${cost.errors > 0 ? `; ${cost.errors} errors` : ""}; ${startOrderText(cost.byStartOrder)}; p99 ${middle(cost.p99PerPair.on)} against ${middle(cost.p99PerPair.off)} ms)`,
+        `${name}${rates.has(name as ScenarioName) ? " (CPU per request, fixed rate)" : ""} ${percent(cost.median)}${cost.medianInterval ? ` (95 % interval of the median ${cost.medianInterval.map(percent).join(" … ")})` : ""} (${cost.perPair.map(percent).join(" / ")}${cost.errors > 0 ? `; ${cost.errors} errors` : ""}; ${startOrderText(cost.byStartOrder)}; p99 ${tenths(middle(cost.p99PerPair.on))} against ${tenths(middle(cost.p99PerPair.off))} ms)`,
     );
     console.log(
       `security on costs, ${pairEnv ? `against ${pairedWith}, ` : ""}in ${securityPairs} pairs of ${pairSeconds} s slices side by side: ${line.join(", ")}`,
@@ -1147,6 +1147,11 @@ async function main(): Promise<number> {
 
 function percent(value: number): string {
   return `${(100 * value).toFixed(0)}%`;
+}
+
+/** A latency to a tenth of a millisecond: a paced run's are fractional, and their medians long. */
+function tenths(ms: number): number {
+  return Math.round(ms * 10) / 10;
 }
 
 /** Each half's median (each half its own pair of processes): far apart, the processes differed. */
