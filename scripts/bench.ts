@@ -33,18 +33,17 @@
  * `BENCH_GATEWAY_FLAGS` adds Node flags to mianzheng's process, for experiments.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { availableParallelism, cpus } from "node:os";
 import { join } from "node:path";
 import { isDeepStrictEqual, parseArgs } from "node:util";
-import Database from "better-sqlite3";
 import { buildSync } from "esbuild";
 import { DEPARTMENTS, type Department, urlVariable } from "../common/departments.ts";
-import { databasePath } from "../common/sqlite.ts";
 import { SUPERGRAPH_PATH } from "../gateway/compose.ts";
 import { readSupergraph } from "../gateway/supergraph.ts";
 import { readAnswerDigests } from "./bench/answers.ts";
 import type { LoadJob, LoadResult } from "./bench/load.ts";
+import { BENCH_DIR, benchPopulation } from "./bench/population.ts";
 import {
   cpuMs,
   freePort,
@@ -195,8 +194,7 @@ for (const name of gatewayNames) {
   if (!(name in GATEWAYS)) throw new Error(`unknown gateway "${name}"; ${USAGE}`);
 }
 
-const benchDir = join(ROOT, ".bench");
-const runDir = join(benchDir, `run-${process.pid}`);
+const runDir = join(BENCH_DIR, `run-${process.pid}`);
 mkdirSync(runDir, { recursive: true });
 /** Every process started and not yet reaped: stopped when the bench stops, however it stops. */
 const processes: Running[] = [];
@@ -217,54 +215,6 @@ function start(...args: Parameters<typeof startNode>): Running {
 
 function log(message: string): void {
   console.error(`[bench] ${message}`);
-}
-
-// ---------------------------------------------------------------------------------------------
-// The population: seeded once per (persons, seed), reused by later runs.
-
-async function population(): Promise<{ dir: string; day: string; idsFile: string }> {
-  const dir = join(benchDir, `data-p${persons}-s${seed}`);
-  const marker = join(dir, "demo-subjects.json");
-  if (!existsSync(marker)) {
-    const partial = `${dir}.partial`;
-    rmSync(partial, { recursive: true, force: true });
-    log(`seeding ${persons} persons (seed ${seed}) into ${dir} — once; later runs reuse it`);
-    const seeding = start("seed", "scripts/seed.ts", [
-      "--persons",
-      String(persons),
-      "--seed",
-      String(seed),
-      "--data-dir",
-      partial,
-    ]);
-    const code = await new Promise<number | null>((resolve) => seeding.child.on("exit", resolve));
-    if (code !== 0) throw new Error(`seeding failed:\n${seeding.output()}`);
-    rmSync(dir, { recursive: true, force: true });
-    renameSync(partial, dir);
-  }
-  const day = (JSON.parse(readFileSync(marker, "utf8")) as { asOf: string }).asOf;
-
-  const idsFile = join(dir, "bench-ids.json");
-  if (!existsSync(idsFile)) {
-    const database = new Database(databasePath("hukou", dir), { readonly: true });
-    const ids = (database.prepare("SELECT id FROM person ORDER BY id").pluck().all() as string[])
-      // Shuffled with a seeded generator: random persons, the same ones for every gateway and run.
-      .map((id, index) => ({ id, key: mulberry32(seed * 7919 + index) }))
-      .sort((x, y) => x.key - y.key)
-      .map((entry) => entry.id);
-    database.close();
-    writeFileSync(idsFile, JSON.stringify(ids));
-  }
-  // The subgraphs read their files through mmap: start every gateway from the same warm page cache.
-  for (const department of DEPARTMENTS) readFileSync(databasePath(department, dir));
-  return { dir, day, idsFile };
-}
-
-function mulberry32(state: number): number {
-  let t = (state + 0x6d2b79f5) | 0;
-  t = Math.imul(t ^ (t >>> 15), t | 1);
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -876,7 +826,7 @@ async function securityInPairs(
 
 async function main(): Promise<number> {
   const started = Date.now();
-  const { dir, day, idsFile } = await population();
+  const { dir, day, idsFile } = await benchPopulation({ persons, seed, log, start });
   // The bundles the departments and mianzheng run, fresh from the sources (a few seconds).
   execFileSync(process.execPath, [join(ROOT, "scripts/build.mjs")], { stdio: "inherit" });
   const ids = JSON.parse(readFileSync(idsFile, "utf8")) as string[];

@@ -17,7 +17,7 @@ export interface Scenario {
 }
 
 /** Lottery-style dates derived from the population's reference day D. */
-function lotteryDates(day: string) {
+export function lotteryDates(day: string) {
   const year = Number(day.slice(0, 4));
   const month = Number(day.slice(5, 7));
   // The month before D's month, and the 60 months that end with it.

@@ -1,0 +1,257 @@
+/**
+ * `npm run bench:call`: what one department call costs the department, measured alone. Each
+ * department runs in a process of its own (its bundle, as `npm start` runs it) over the bench's
+ * population and answers signed `_entities` calls, one at a time over one keep-alive connection,
+ * asking the interactive question's facts for 1 and for 16 persons (`--entities`); the CPU its
+ * process spent, from /proc, divided by the calls. Beside them, the floor: Fastify alone
+ * answering a fixed body of the same size, which no department can go below.
+ *
+ * Why it exists: in the closed loop a department call serves 14–17 requests and costs its
+ * department about as much as a whole request costs the gateway; at a steady rate it serves four
+ * (docs/performance.md, "A fixed rate that was not"). The calls' fixed cost was measured with
+ * scratch scripts each session, on machines whose full runs scatter by a fifth; a call measured
+ * alone scatters by a few percent, so a change to the department server shows here first.
+ *
+ * `npm run bench:call -- [--departments civil,tax,…] [--entities 1,16] [--calls 2000]
+ *   [--repeats 3] [--persons N] [--seed S] [--quick] [--json FILE]`
+ */
+import { execFileSync } from "node:child_process";
+import { readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { Pool } from "undici";
+import { DEPARTMENTS, type Department, isDepartment } from "../../common/departments.ts";
+import { departmentSecret, SIGNATURE_HEADER, signBody } from "../../common/signing.ts";
+import { benchPopulation } from "./population.ts";
+import { cpuSplitMs, freePort, ROOT, type Running, startNode, waitUntil } from "./processes.ts";
+import { idsAt, lotteryDates } from "./scenarios.ts";
+import { middle } from "./statistics.ts";
+
+const USAGE = `usage: npm run bench:call -- [--departments ${DEPARTMENTS.join(",")}] [--entities 1,16]
+  [--calls 2000] [--repeats 3] [--persons N] [--seed S] [--quick] [--json FILE]`;
+
+const { values } = parseArgs({
+  options: {
+    departments: { type: "string" },
+    entities: { type: "string", default: "1,16" },
+    calls: { type: "string" },
+    repeats: { type: "string" },
+    persons: { type: "string" },
+    seed: { type: "string", default: "1" },
+    quick: { type: "boolean", default: false },
+    json: { type: "string" },
+    help: { type: "boolean", default: false },
+  },
+});
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+const quick = values.quick;
+const positive = (text: string | undefined, fallback: number, name: string) => {
+  const value = Number(text ?? fallback);
+  if (!Number.isInteger(value) || value < 1) {
+    console.error(`--${name} must be a positive integer\n${USAGE}`);
+    process.exit(2);
+  }
+  return value;
+};
+const calls = positive(values.calls, quick ? 300 : 2000, "calls");
+const repeats = positive(values.repeats, quick ? 1 : 3, "repeats");
+const persons = positive(values.persons, quick ? 3000 : 200_000, "persons");
+const seed = positive(values.seed, 1, "seed");
+const entityCounts = (values.entities ?? "").split(",").map((n) => positive(n, 0, "entities"));
+const departments = (values.departments?.split(",") ?? [...DEPARTMENTS]).map((name) => {
+  if (!isDepartment(name)) {
+    console.error(`unknown department "${name}"\n${USAGE}`);
+    process.exit(2);
+  }
+  return name;
+});
+
+/** The interactive question's facts, by the department that holds them (asked as entities). */
+function selections(day: string): Record<Department, string> {
+  const d = lotteryDates(day);
+  return {
+    hukou: "id name hukouRegion { code name }",
+    civil: `maritalStatus(on: "${d.day}")`,
+    traffic: `hasValidDriverLicense(on: "${d.day}")`,
+    market: "legalRepresentativeOf { uscc name }",
+    social: `consecutiveInsuredMonths(region: "110000", upTo: "${d.upTo}", paidBy: "${d.day}")`,
+    tax: `incomeTaxYears(region: "110000", fromYear: ${d.fromYear}, toYear: ${d.toYear}, paidBy: "${d.day}")`,
+  };
+}
+
+interface Measured {
+  server: string;
+  entities: number;
+  /** Medians over the repeats, µs a call. */
+  cpuMicros: number;
+  userMicros: number;
+  systemMicros: number;
+  roundTripMicros: number;
+  /** Every repeat's CPU a call, µs. */
+  cpuPerRepeat: number[];
+}
+
+const processes: Running[] = [];
+const log = (message: string) => console.error(`[call] ${message}`);
+function start(...args: Parameters<typeof startNode>): Running {
+  const running = startNode(...args);
+  processes.push(running);
+  return running;
+}
+
+/** A server in a process of its own, on a free port, once it answers its readiness probe. */
+async function serve(label: string, script: string, args: (port: number) => string[], env = {}) {
+  const port = await freePort();
+  const running = start(label, script, args(port), {
+    tsx: script.endsWith(".ts"),
+    env: { LOG_LEVEL: "warn", NODE_ENV: "development", ...env },
+  });
+  const origin = `http://127.0.0.1:${port}`;
+  await waitUntil(running, async () => (await fetch(`${origin}/ready`)).ok);
+  return { running, origin };
+}
+
+/**
+ * Calls one server `repeats` × `calls` times after a warm-up, one call at a time; the CPU its
+ * process spent per call. Every answer is checked: a status other than 200, an error or a wrong
+ * number of entities stops the bench.
+ */
+async function measure(
+  server: { running: Running; origin: string },
+  label: string,
+  body: (call: number) => string,
+  sign: string | null,
+  entities: number,
+): Promise<Measured> {
+  const pool = new Pool(server.origin, { connections: 1, pipelining: 1 });
+  const pid = server.running.child.pid as number;
+  let call = 0;
+  const once = async () => {
+    const text = body(call++);
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (sign) headers[SIGNATURE_HEADER] = signBody(sign, text);
+    const response = await pool.request({ method: "POST", path: "/graphql", headers, body: text });
+    const answer = await response.body.text();
+    const parsed = JSON.parse(answer) as { data?: { _entities?: unknown[] }; errors?: unknown };
+    if (
+      response.statusCode !== 200 ||
+      parsed.errors ||
+      parsed.data?._entities?.length !== entities
+    ) {
+      throw new Error(`${label} answered ${response.statusCode}: ${answer.slice(0, 300)}`);
+    }
+  };
+  try {
+    // A warm-up as long as a repeat: a department's code is still being optimised for the first
+    // thousand calls or so (a 500-call warm-up left the first repeat twice the third's).
+    for (let i = 0; i < calls; i++) await once();
+    const runs: Array<{ user: number; system: number; wall: number }> = [];
+    for (let repeat = 0; repeat < repeats; repeat++) {
+      const before = cpuSplitMs(pid);
+      const started = performance.now();
+      for (let i = 0; i < calls; i++) await once();
+      const wall = performance.now() - started;
+      const after = cpuSplitMs(pid);
+      runs.push({ user: after.user - before.user, system: after.system - before.system, wall });
+    }
+    const perCall = (ms: number) => Math.round((1000 * ms) / calls);
+    const cpuPerRepeat = runs.map((run) => perCall(run.user + run.system));
+    const result: Measured = {
+      server: label,
+      entities,
+      cpuMicros: middle(cpuPerRepeat),
+      userMicros: middle(runs.map((run) => perCall(run.user))),
+      systemMicros: middle(runs.map((run) => perCall(run.system))),
+      roundTripMicros: middle(runs.map((run) => perCall(run.wall))),
+      cpuPerRepeat,
+    };
+    log(
+      `${label}, ${entities} ${entities === 1 ? "entity" : "entities"} a call: ${result.cpuMicros} µs of its CPU a call (user ${result.userMicros}, system ${result.systemMicros}; by repeat ${cpuPerRepeat.join(" / ")}), ${result.roundTripMicros} µs a round trip`,
+    );
+    return result;
+  } finally {
+    await pool.close();
+  }
+}
+
+async function main(): Promise<number> {
+  // The departments' bundle, as `npm start` and `npm run bench` run them.
+  execFileSync(process.execPath, [join(ROOT, "scripts/build.mjs")], { stdio: "inherit" });
+  const population = await benchPopulation({ persons, seed, log, start });
+  const ids = JSON.parse(readFileSync(population.idsFile, "utf8")) as string[];
+  const asked = selections(population.day);
+  const results: Measured[] = [];
+  let floorBody = "";
+  for (const department of departments) {
+    const server = await serve(
+      department,
+      "dist/subgraph.mjs",
+      (port) => [department, "--port", String(port)],
+      { DATA_DIR: population.dir },
+    );
+    try {
+      const query = `query($representations:[_Any!]!){_entities(representations:$representations){...on Person{${asked[department]}}}}`;
+      for (const entities of entityCounts) {
+        const body = (call: number) =>
+          JSON.stringify({
+            query,
+            variables: {
+              representations: idsAt(ids, call * entities, entities).map((id) => ({
+                __typename: "Person",
+                id,
+              })),
+            },
+          });
+        if (department === departments[0] && entities === entityCounts[0]) floorBody = body(0);
+        results.push(
+          await measure(server, department, body, departmentSecret(department), entities),
+        );
+      }
+    } finally {
+      await server.running.stop();
+    }
+  }
+  // The floor: Fastify answering a fixed body, for a request of the first department's size.
+  const floor = await serve("fastify alone", "scripts/bench/http-floor.ts", (port) => [
+    String(port),
+    String(entityCounts[0]),
+  ]);
+  try {
+    results.push(
+      await measure(floor, "fastify alone", () => floorBody, null, entityCounts[0] ?? 1),
+    );
+  } finally {
+    await floor.running.stop();
+  }
+
+  console.log(
+    `\n${new Date().toISOString().slice(0, 10)}, Node ${process.version}; ${persons.toLocaleString("en")} persons; ${repeats} × ${calls} calls one at a time, the median repeat\n`,
+  );
+  console.log("| server | entities a call | CPU a call | user | system | round trip |");
+  console.log("| --- | ---: | ---: | ---: | ---: | ---: |");
+  for (const row of results) {
+    console.log(
+      `| ${row.server} | ${row.entities} | ${row.cpuMicros} µs | ${row.userMicros} µs | ${row.systemMicros} µs | ${row.roundTripMicros} µs |`,
+    );
+  }
+  if (values.json) {
+    writeFileSync(
+      values.json,
+      `${JSON.stringify({ persons, calls, repeats, results }, null, 2)}\n`,
+    );
+  }
+  return 0;
+}
+
+let code = 1;
+try {
+  code = await main();
+} catch (error) {
+  console.error(`[call] ${(error as Error).message}`);
+} finally {
+  await Promise.all(processes.map((running) => running.stop()));
+}
+process.exit(code);
