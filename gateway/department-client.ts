@@ -106,7 +106,7 @@ interface Exchange {
  *
  * Not undici's `request`, which hands every answer over as a Readable stream (read with `for
  * await`): the stream and its async iterator cost ≈ 20 µs of the ≈ 320 µs a department call cost
- * the gateway on the sixteenth machine (one department called back to back; see
+ * this client on the sixteenth machine (one department called back to back; see
  * docs/performance.md), and an interactive request makes about half a call.
  */
 function exchange(
