@@ -403,7 +403,7 @@ function slotVariable(slot: number): string {
  * The text of `slots` copies of a root operation: slot i's fields aliased `_i_<key>`, its
  * variables renamed `_i_<name>`, and its fields asked only if `$_i_` is true (`rootSlots`).
  */
-function mergedRootQuery(operation: OperationDefinitionNode, slots: number): string {
+export function mergedRootQuery(operation: OperationDefinitionNode, slots: number): string {
   const definitions: VariableDefinitionNode[] = [];
   const selections: SelectionNode[] = [];
   const name = (value: string) => ({ kind: Kind.NAME, value }) as const;
@@ -440,6 +440,19 @@ function mergedRootQuery(operation: OperationDefinitionNode, slots: number): str
     variableDefinitions: definitions,
     selectionSet: { ...operation.selectionSet, selections },
   });
+}
+
+/** The variables of `mergedRootQuery(operation, slots)` for callers' variables, in slot order. */
+export function mergedRootVariables(callers: readonly Variables[], slots: number): Variables {
+  const variables: Variables = {};
+  for (let i = 0; i < slots; i++) {
+    // An empty slot still needs its variables, which may be non-null: the last caller's, which
+    // the department checks anyway (its fields are skipped, so nothing more).
+    const caller = callers[Math.min(i, callers.length - 1)] as Variables;
+    for (const [name, value] of Object.entries(caller)) variables[`_${i}_${name}`] = value;
+    variables[slotVariable(i)] = i < callers.length;
+  }
+  return variables;
 }
 
 export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext> {
@@ -720,18 +733,12 @@ export class DepartmentClient implements GraphQLDataSource<GatewayRequestContext
       if (this.mergedQueries.size > 5000) this.mergedQueries.clear();
       this.mergedQueries.set(cacheKey, query);
     }
-    const variables: Variables = {};
-    for (let i = 0; i < slots; i++) {
-      // An empty slot still needs its variables, which may be non-null: the last caller's, which
-      // the department checks anyway (its fields are skipped, so nothing more).
-      const caller = callers[Math.min(i, callers.length - 1)] as Caller;
-      for (const [name, value] of Object.entries(caller.variables))
-        variables[`_${i}_${name}`] = value;
-      variables[slotVariable(i)] = i < callers.length;
-    }
     const response = await this.send(
       query,
-      variables,
+      mergedRootVariables(
+        callers.map((caller) => caller.variables),
+        slots,
+      ),
       batch.operationName,
       requestIds(callers),
       callers.length,

@@ -1,10 +1,13 @@
 /**
  * `npm run bench:call`: what one department call costs the department, measured alone. Each
  * department runs in a process of its own (its bundle, as `npm start` runs it) over the bench's
- * population and answers signed `_entities` calls, one at a time over one keep-alive connection,
- * asking the interactive question's facts for 1 and for 16 persons (`--entities`); the CPU its
- * process spent, from /proc, divided by the calls. Beside them, the floor: Fastify alone
- * answering a fixed body of the same size, which no department can go below.
+ * population and answers signed calls, one at a time over one keep-alive connection: the call the
+ * interactive question's plan makes to it (the gateway's own planner: the household register's
+ * root lookup, `_entities` for the five others), for 1 and for 16 persons (`--entities`; more
+ * than one person's root lookups merged into one operation, as the gateway sends a wave of
+ * requests); the CPU its process spent, from /proc, divided by the calls. Beside them, the
+ * floor: Fastify alone answering a fixed body of the same size, which no department can go
+ * below.
  *
  * Why it exists: in the closed loop a department call serves 14–17 requests and costs its
  * department about as much as a whole request costs the gateway; at a steady rate it serves four
@@ -13,22 +16,36 @@
  * alone scatters by a few percent, so a change to the department server shows here first.
  *
  * `npm run bench:call -- [--departments civil,tax,…] [--entities 1,16] [--calls 2000]
- *   [--repeats 3] [--persons N] [--seed S] [--quick] [--json FILE]`
+ *   [--repeats 3] [--persons N] [--seed S] [--quick] [--json FILE] [--profile DIR]`
+ *
+ * `--profile DIR` runs each server under `node --cpu-prof` and leaves its profile in
+ * `DIR/<server>/` (summarise one with `npx tsx scripts/bench/profile-summary.ts <file> [top]
+ * [skip-seconds]`; a profile starts with the warm-up, at least 3 s).
  */
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
+import { operationFromDocument, Supergraph } from "@apollo/federation-internals";
+import { type PlanNode, QueryPlanner, type SubscriptionNode } from "@apollo/query-planner";
+import { type OperationDefinitionNode, parse } from "graphql";
 import { Pool } from "undici";
 import { DEPARTMENTS, type Department, isDepartment } from "../../common/departments.ts";
 import { departmentSecret, SIGNATURE_HEADER, signBody } from "../../common/signing.ts";
+import {
+  departmentRequestBody,
+  mergedRootQuery,
+  mergedRootVariables,
+  rootSlots,
+} from "../../gateway/department-client.ts";
+import { readSupergraph, SUPERGRAPH_PATH } from "../../gateway/supergraph.ts";
 import { benchPopulation } from "./population.ts";
 import { cpuSplitMs, freePort, ROOT, type Running, startNode, waitUntil } from "./processes.ts";
-import { idsAt, lotteryDates } from "./scenarios.ts";
+import { idsAt, interactiveScenario } from "./scenarios.ts";
 import { middle } from "./statistics.ts";
 
 const USAGE = `usage: npm run bench:call -- [--departments ${DEPARTMENTS.join(",")}] [--entities 1,16]
-  [--calls 2000] [--repeats 3] [--persons N] [--seed S] [--quick] [--json FILE]`;
+  [--calls 2000] [--repeats 3] [--persons N] [--seed S] [--quick] [--json FILE] [--profile DIR]`;
 
 const { values } = parseArgs({
   options: {
@@ -40,6 +57,7 @@ const { values } = parseArgs({
     seed: { type: "string", default: "1" },
     quick: { type: "boolean", default: false },
     json: { type: "string" },
+    profile: { type: "string" },
     help: { type: "boolean", default: false },
   },
 });
@@ -60,6 +78,8 @@ const calls = positive(values.calls, quick ? 300 : 2000, "calls");
 const repeats = positive(values.repeats, quick ? 1 : 3, "repeats");
 const persons = positive(values.persons, quick ? 3000 : 200_000, "persons");
 const seed = positive(values.seed, 1, "seed");
+/** The shortest warm-up of a server, whatever `--calls` says. */
+const warmUpMs = quick ? 0 : 3000;
 const entityCounts = (values.entities ?? "").split(",").map((n) => positive(n, 0, "entities"));
 const departments = (values.departments?.split(",") ?? [...DEPARTMENTS]).map((name) => {
   if (!isDepartment(name)) {
@@ -69,21 +89,79 @@ const departments = (values.departments?.split(",") ?? [...DEPARTMENTS]).map((na
   return name;
 });
 
-/** The interactive question's facts, by the department that holds them (asked as entities). */
-function selections(day: string): Record<Department, string> {
-  const d = lotteryDates(day);
-  return {
-    hukou: "id name hukouRegion { code name }",
-    civil: `maritalStatus(on: "${d.day}")`,
-    traffic: `hasValidDriverLicense(on: "${d.day}")`,
-    market: "legalRepresentativeOf { uscc name }",
-    social: `consecutiveInsuredMonths(region: "110000", upTo: "${d.upTo}", paidBy: "${d.day}")`,
-    tax: `incomeTaxYears(region: "110000", fromYear: ${d.fromYear}, toYear: ${d.toYear}, paidBy: "${d.day}")`,
+/** One department's call in the interactive question's plan, as the gateway sends it. */
+interface PlannedCall {
+  operationName: string | undefined;
+  /** `_entities` after the person is known, or the root lookup (the household register's). */
+  kind: "entities" | "root";
+  operation: OperationDefinitionNode;
+  text: string;
+}
+
+/**
+ * The interactive question's department calls, from the gateway's own query planner over the
+ * supergraph: what each department is asked is what `npm run bench` makes it answer, not a copy
+ * of its selections here.
+ */
+function plannedCalls(day: string): Map<Department, PlannedCall> {
+  const supergraph = Supergraph.build(
+    readSupergraph(readFileSync(SUPERGRAPH_PATH, "utf8")).plannerSdl,
+  );
+  const operation = operationFromDocument(
+    supergraph.apiSchema(),
+    parse(interactiveScenario(day).query),
+  );
+  const calls = new Map<Department, PlannedCall>();
+  const visitNode = (node: PlanNode | SubscriptionNode | undefined): void => {
+    if (!node) return;
+    if (node.kind === "Fetch") {
+      if (!isDepartment(node.serviceName)) return;
+      const document = parse(node.operation);
+      calls.set(node.serviceName, {
+        operationName: node.operationName,
+        kind: node.requires ? "entities" : "root",
+        operation: document.definitions[0] as OperationDefinitionNode,
+        text: node.operation,
+      });
+    } else if (node.kind === "Sequence" || node.kind === "Parallel") {
+      for (const child of node.nodes) visitNode(child);
+    } else if (node.kind === "Flatten") visitNode(node.node);
   };
+  visitNode(new QueryPlanner(supergraph).buildQueryPlan(operation).node);
+  return calls;
+}
+
+/**
+ * The body of a call for `ids`, as the gateway writes it: `_entities` over their representations,
+ * or the root lookup, merged into one operation of `rootSlots` slots for more than one person
+ * (a coalesced wave of requests).
+ */
+function callBody(call: PlannedCall, ids: readonly string[]): string {
+  if (call.kind === "entities") {
+    const representations = ids.map((id) => ({ __typename: "Person", id }));
+    return departmentRequestBody(call.text, { representations }, call.operationName);
+  }
+  const callers = ids.map((id) => ({ id }));
+  if (callers.length === 1)
+    return departmentRequestBody(call.text, callers[0] ?? {}, call.operationName);
+  const slots = rootSlots(callers.length);
+  return departmentRequestBody(
+    mergedRootQuery(call.operation, slots),
+    mergedRootVariables(callers, slots),
+    call.operationName,
+  );
+}
+
+/** How many persons an answer holds: `_entities`' items, or the root fields answered. */
+function personsAnswered(data: Record<string, unknown> | undefined): number {
+  if (!data) return -1;
+  if (Array.isArray(data._entities)) return data._entities.length;
+  return Object.values(data).filter((value) => value !== null).length;
 }
 
 interface Measured {
   server: string;
+  call: PlannedCall["kind"] | "fixed";
   entities: number;
   /** Medians over the repeats, µs a call. */
   cpuMicros: number;
@@ -107,6 +185,9 @@ async function serve(label: string, script: string, args: (port: number) => stri
   const port = await freePort();
   const running = start(label, script, args(port), {
     tsx: script.endsWith(".ts"),
+    nodeFlags: values.profile
+      ? ["--cpu-prof", `--cpu-prof-dir=${resolve(values.profile, label.replaceAll(" ", "-"))}`]
+      : [],
     env: { LOG_LEVEL: "warn", NODE_ENV: "development", ...env },
   });
   const origin = `http://127.0.0.1:${port}`;
@@ -122,6 +203,7 @@ async function serve(label: string, script: string, args: (port: number) => stri
 async function measure(
   server: { running: Running; origin: string },
   label: string,
+  kind: Measured["call"],
   body: (call: number) => string,
   sign: string | null,
   entities: number,
@@ -135,19 +217,23 @@ async function measure(
     if (sign) headers[SIGNATURE_HEADER] = signBody(sign, text);
     const response = await pool.request({ method: "POST", path: "/graphql", headers, body: text });
     const answer = await response.body.text();
-    const parsed = JSON.parse(answer) as { data?: { _entities?: unknown[] }; errors?: unknown };
-    if (
-      response.statusCode !== 200 ||
-      parsed.errors ||
-      parsed.data?._entities?.length !== entities
-    ) {
+    let parsed: { data?: Record<string, unknown>; errors?: unknown } = {};
+    try {
+      parsed = JSON.parse(answer);
+    } catch {
+      // Not JSON: reported below with the server's name and what it sent.
+    }
+    if (response.statusCode !== 200 || parsed.errors || personsAnswered(parsed.data) !== entities) {
       throw new Error(`${label} answered ${response.statusCode}: ${answer.slice(0, 300)}`);
     }
   };
   try {
-    // A warm-up as long as a repeat: a department's code is still being optimised for the first
-    // thousand calls or so (a 500-call warm-up left the first repeat twice the third's).
-    for (let i = 0; i < calls; i++) await once();
+    // A warm-up of a repeat's calls and at least `warmUpMs`: a department's code is still being
+    // optimised for the first thousand calls or so (a 500-call warm-up left the first repeat
+    // twice the third's), and on a fast core 2,000 calls took half a second, after which the
+    // first repeat was still the dearest (230 / 165 / 150 µs).
+    const warmUpStarted = performance.now();
+    for (let i = 0; i < calls || performance.now() - warmUpStarted < warmUpMs; i++) await once();
     const runs: Array<{ user: number; system: number; wall: number }> = [];
     for (let repeat = 0; repeat < repeats; repeat++) {
       const before = cpuSplitMs(pid);
@@ -161,6 +247,7 @@ async function measure(
     const cpuPerRepeat = runs.map((run) => perCall(run.user + run.system));
     const result: Measured = {
       server: label,
+      call: kind,
       entities,
       cpuMicros: middle(cpuPerRepeat),
       userMicros: middle(runs.map((run) => perCall(run.user))),
@@ -169,7 +256,7 @@ async function measure(
       cpuPerRepeat,
     };
     log(
-      `${label}, ${entities} ${entities === 1 ? "entity" : "entities"} a call: ${result.cpuMicros} µs of its CPU a call (user ${result.userMicros}, system ${result.systemMicros}; by repeat ${cpuPerRepeat.join(" / ")}), ${result.roundTripMicros} µs a round trip`,
+      `${label}, ${entities} ${entities === 1 ? "person" : "persons"} a call (${kind}): ${result.cpuMicros} µs of its CPU a call (user ${result.userMicros}, system ${result.systemMicros}; by repeat ${cpuPerRepeat.join(" / ")}), ${result.roundTripMicros} µs a round trip`,
     );
     return result;
   } finally {
@@ -182,10 +269,12 @@ async function main(): Promise<number> {
   execFileSync(process.execPath, [join(ROOT, "scripts/build.mjs")], { stdio: "inherit" });
   const population = await benchPopulation({ persons, seed, log, start });
   const ids = JSON.parse(readFileSync(population.idsFile, "utf8")) as string[];
-  const asked = selections(population.day);
+  const planned = plannedCalls(population.day);
   const results: Measured[] = [];
   let floorBody = "";
   for (const department of departments) {
+    const call = planned.get(department);
+    if (!call) throw new Error(`the interactive question's plan does not call ${department}`);
     const server = await serve(
       department,
       "dist/subgraph.mjs",
@@ -193,21 +282,18 @@ async function main(): Promise<number> {
       { DATA_DIR: population.dir },
     );
     try {
-      const query = `query($representations:[_Any!]!){_entities(representations:$representations){...on Person{${asked[department]}}}}`;
       for (const entities of entityCounts) {
-        const body = (call: number) =>
-          JSON.stringify({
-            query,
-            variables: {
-              representations: idsAt(ids, call * entities, entities).map((id) => ({
-                __typename: "Person",
-                id,
-              })),
-            },
-          });
+        const body = (n: number) => callBody(call, idsAt(ids, n * entities, entities));
         if (department === departments[0] && entities === entityCounts[0]) floorBody = body(0);
         results.push(
-          await measure(server, department, body, departmentSecret(department), entities),
+          await measure(
+            server,
+            department,
+            call.kind,
+            body,
+            departmentSecret(department),
+            entities,
+          ),
         );
       }
     } finally {
@@ -221,7 +307,7 @@ async function main(): Promise<number> {
   ]);
   try {
     results.push(
-      await measure(floor, "fastify alone", () => floorBody, null, entityCounts[0] ?? 1),
+      await measure(floor, "fastify alone", "fixed", () => floorBody, null, entityCounts[0] ?? 1),
     );
   } finally {
     await floor.running.stop();
@@ -230,11 +316,11 @@ async function main(): Promise<number> {
   console.log(
     `\n${new Date().toISOString().slice(0, 10)}, Node ${process.version}; ${persons.toLocaleString("en")} persons; ${repeats} × ${calls} calls one at a time, the median repeat\n`,
   );
-  console.log("| server | entities a call | CPU a call | user | system | round trip |");
-  console.log("| --- | ---: | ---: | ---: | ---: | ---: |");
+  console.log("| server | call | persons a call | CPU a call | user | system | round trip |");
+  console.log("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
   for (const row of results) {
     console.log(
-      `| ${row.server} | ${row.entities} | ${row.cpuMicros} µs | ${row.userMicros} µs | ${row.systemMicros} µs | ${row.roundTripMicros} µs |`,
+      `| ${row.server} | ${row.call === "root" ? "root lookup" : row.call === "entities" ? "_entities" : "fixed answer"} | ${row.entities} | ${row.cpuMicros} µs | ${row.userMicros} µs | ${row.systemMicros} µs | ${row.roundTripMicros} µs |`,
     );
   }
   if (values.json) {

@@ -4,6 +4,7 @@
  * department server answers a call for less CPU than this.
  */
 import Fastify from "fastify";
+import { serveUntilSignal } from "../../common/serve.ts";
 
 const [port = "0", entities = "1"] = process.argv.slice(2);
 const answer = {
@@ -14,4 +15,5 @@ const answer = {
 const app = Fastify({ logger: { level: "warn" } });
 app.post("/graphql", async () => answer);
 app.get("/ready", async () => ({ status: "ready" }));
-await app.listen({ port: Number(port), host: "127.0.0.1" });
+// Stopped by a signal, it exits normally, so that `--cpu-prof` writes its profile.
+await serveUntilSignal(app, Number(port), "127.0.0.1");
