@@ -5,6 +5,7 @@
  */
 import { createHash, timingSafeEqual } from "node:crypto";
 import type { FastifyInstance } from "fastify";
+import { LRUCache } from "lru-cache";
 import { Counter, collectDefaultMetrics, Histogram, Registry } from "prom-client";
 import { ErrorCode } from "./errors.ts";
 
@@ -46,24 +47,55 @@ export async function exposition(registry: Registry, prefix: string): Promise<st
   return `${await registry.metrics()}${await processMetrics(prefix).metrics()}`;
 }
 
+/** Wrong tokens an address may send in a window before `/metrics` refuses it for the rest. */
+export const WRONG_METRICS_TOKENS = { max: 10, windowMs: 60_000 };
+
 /**
  * `GET /metrics`, Prometheus's text format: with a token, for its bearer only; without, to
  * anybody in development and not at all in production (the figures say who asks how much,
- * which is not for every caller of a production service).
+ * which is not for every caller of a production service). An address that sent `wrongTokens.max`
+ * wrong tokens within `wrongTokens.windowMs` of its first is refused (429, `Retry-After`) until
+ * that window ends, the right token included: a scraper asks every few seconds with the same
+ * token, and whoever tries token after token is guessing.
  */
 export function serveMetrics(
   app: FastifyInstance,
-  options: { token: string | null; production: boolean; text: () => Promise<string> },
+  options: {
+    token: string | null;
+    production: boolean;
+    text: () => Promise<string>;
+    wrongTokens?: { max: number; windowMs: number };
+  },
 ): void {
   const { token, production, text } = options;
   if (token === null && production) return;
   const expected = token === null ? null : createHash("sha256").update(token).digest();
+  const limit = options.wrongTokens ?? WRONG_METRICS_TOKENS;
+  // Per address: the wrong tokens since its first in the window (kept for the window from that
+  // first one), at most 10,000 addresses, the least recent dropped first.
+  const wrong = new LRUCache<string, number>({ max: 10_000, ttl: limit.windowMs });
   app.get("/metrics", async (request, reply) => {
     if (expected) {
+      if ((wrong.get(request.ip) ?? 0) >= limit.max) {
+        const seconds = Math.max(1, Math.ceil(wrong.getRemainingTTL(request.ip) / 1000));
+        return reply
+          .code(429)
+          .header("retry-after", String(seconds))
+          .type("application/json; charset=utf-8")
+          .send({
+            errors: [
+              {
+                message: `Too many wrong metrics tokens from this address; retry in ${seconds} s`,
+                extensions: { code: ErrorCode.RateLimited },
+              },
+            ],
+          });
+      }
       // The scheme's name is case-insensitive (RFC 9110, section 11.1).
       const given = /^Bearer (\S+)$/i.exec(request.headers.authorization ?? "")?.[1] ?? "";
       // Compared as digests: equal lengths for timingSafeEqual, and no early exit to time.
       if (!timingSafeEqual(createHash("sha256").update(given).digest(), expected)) {
+        wrong.set(request.ip, (wrong.get(request.ip) ?? 0) + 1, { noUpdateTTL: true });
         return reply
           .code(401)
           .header("www-authenticate", 'Bearer realm="mianzheng-metrics"')

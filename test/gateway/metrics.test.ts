@@ -4,7 +4,9 @@
  */
 import { request as httpRequest } from "node:http";
 import type { AddressInfo } from "node:net";
+import Fastify from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { serveMetrics } from "../../common/metrics.ts";
 import { developmentCitizenToken } from "../../gateway/security/citizen-token.ts";
 import { writeFixtures, ZHANG_WEI } from "../fixtures.ts";
 import { tempDataDir, until } from "../helpers.ts";
@@ -393,5 +395,51 @@ describe("METRICS_TOKEN", () => {
     expect(
       value(probed, "mianzheng_requests_total", { route: "/graphql", desk: "anonymous" }),
     ).toBe(0);
+  });
+});
+
+describe("wrong metrics tokens", () => {
+  it("refuse an address after too many, the right token too, until its window ends", async () => {
+    const app = Fastify({ logger: false });
+    serveMetrics(app, {
+      token: TOKEN,
+      production: true,
+      text: async () => "up 1\n",
+      wrongTokens: { max: 3, windowMs: 400 },
+    });
+    const scrapeFrom = async (remoteAddress: string, token: string) => {
+      const response = await app.inject({
+        method: "GET",
+        url: "/metrics",
+        remoteAddress,
+        headers: { authorization: `Bearer ${token}` },
+      });
+      return { status: response.statusCode, response };
+    };
+    try {
+      const statuses: number[] = [];
+      for (let i = 0; i < 3; i++) statuses.push((await scrapeFrom("10.0.0.7", "guess")).status);
+      expect(statuses).toEqual([401, 401, 401]);
+      const refused = await scrapeFrom("10.0.0.7", TOKEN);
+      expect(refused.status).toBe(429);
+      expect(Number(refused.response.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+      expect(refused.response.json()).toEqual({
+        errors: [
+          {
+            message: expect.stringMatching(/^Too many wrong metrics tokens from this address/),
+            extensions: { code: "RATE_LIMITED" },
+          },
+        ],
+      });
+      // Another address is not concerned.
+      expect((await scrapeFrom("10.0.0.8", TOKEN)).status).toBe(200);
+      // Once the window of the first wrong token has passed, the address is heard again.
+      await new Promise((resolve) => setTimeout(resolve, 450));
+      const again = await scrapeFrom("10.0.0.7", TOKEN);
+      expect(again.status).toBe(200);
+      expect(again.response.body).toBe("up 1\n");
+    } finally {
+      await app.close();
+    }
   });
 });
