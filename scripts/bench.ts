@@ -45,12 +45,13 @@ import { readAnswerDigests } from "./bench/answers.ts";
 import type { LoadJob, LoadResult } from "./bench/load.ts";
 import { BENCH_DIR, benchPopulation } from "./bench/population.ts";
 import {
+  BenchProcesses,
   cpuMs,
   freePort,
   machineCpuMs,
   ROOT,
   type Running,
-  startNode,
+  type startNode,
   treeCpuMs,
   treePeakRss,
   unwrittenBytes,
@@ -197,21 +198,8 @@ for (const name of gatewayNames) {
 const runDir = join(BENCH_DIR, `run-${process.pid}`);
 mkdirSync(runDir, { recursive: true });
 /** Every process started and not yet reaped: stopped when the bench stops, however it stops. */
-const processes: Running[] = [];
-/** Set once the bench is stopping: nothing is started after that. */
-let stopping = false;
-
-/** `startNode`, registered for stopping; refused once the bench is stopping. */
-function start(...args: Parameters<typeof startNode>): Running {
-  if (stopping) throw new Error("the bench is stopping");
-  const running = startNode(...args);
-  processes.push(running);
-  running.child.once("exit", () => {
-    const at = processes.indexOf(running);
-    if (at >= 0) processes.splice(at, 1);
-  });
-  return running;
-}
+const processes = new BenchProcesses();
+const start = (...args: Parameters<typeof startNode>): Running => processes.start(...args);
 
 function log(message: string): void {
   console.error(`[bench] ${message}`);
@@ -1112,30 +1100,21 @@ function startOrderText(halves: PairedCost["byStartOrder"]): string {
 
 /** Stops every process started (and no new one starts), then removes the run's files. */
 async function stopEverything(): Promise<void> {
-  stopping = true;
-  // Stopping one can let `main` go on to its next step, which `start` then refuses.
-  while (processes.length > 0) await Promise.all(processes.map((running) => running.stop()));
+  await processes.stopAll();
   if (!values.profile) rmSync(runDir, { recursive: true, force: true });
   else log(`profiles kept in ${join(runDir, "profiles")}`);
 }
 
 // Stopped from outside (a timeout, a CI job cancelled, kill): the seeder, gateways, departments
 // and load generator started here stop too instead of living on, holding ports and the cores.
-for (const signal of ["SIGINT", "SIGTERM"] as const) {
-  process.once(signal, () => {
-    log(`${signal}: stopping every process started`);
-    void stopEverything().finally(() => {
-      process.exit(signal === "SIGINT" ? 130 : 143); // 128 + the signal's number
-    });
-  });
-}
+processes.stopOnSignals(log, stopEverything);
 
 let code = 1;
 try {
   code = await main();
 } catch (error) {
   // Stopping makes the steps under way fail (a load generator stopped): not worth a trace.
-  if (!stopping) console.error(`[bench] ${(error as Error).stack ?? error}`);
+  if (!processes.isStopping) console.error(`[bench] ${(error as Error).stack ?? error}`);
 } finally {
   await stopEverything();
 }

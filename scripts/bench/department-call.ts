@@ -40,7 +40,15 @@ import {
 } from "../../gateway/department-client.ts";
 import { readSupergraph, SUPERGRAPH_PATH } from "../../gateway/supergraph.ts";
 import { benchPopulation } from "./population.ts";
-import { cpuSplitMs, freePort, ROOT, type Running, startNode, waitUntil } from "./processes.ts";
+import {
+  BenchProcesses,
+  cpuSplitMs,
+  freePort,
+  ROOT,
+  type Running,
+  type startNode,
+  waitUntil,
+} from "./processes.ts";
 import { idsAt, interactiveScenario } from "./scenarios.ts";
 import { middle } from "./statistics.ts";
 
@@ -172,13 +180,11 @@ interface Measured {
   cpuPerRepeat: number[];
 }
 
-const processes: Running[] = [];
 const log = (message: string) => console.error(`[call] ${message}`);
-function start(...args: Parameters<typeof startNode>): Running {
-  const running = startNode(...args);
-  processes.push(running);
-  return running;
-}
+/** Every server started: stopped at the end, on an error, or by a signal from outside. */
+const processes = new BenchProcesses();
+processes.stopOnSignals(log);
+const start = (...args: Parameters<typeof startNode>): Running => processes.start(...args);
 
 /** A server in a process of its own, on a free port, once it answers its readiness probe. */
 async function serve(label: string, script: string, args: (port: number) => string[], env = {}) {
@@ -336,8 +342,9 @@ let code = 1;
 try {
   code = await main();
 } catch (error) {
-  console.error(`[call] ${(error as Error).message}`);
+  // Stopped by a signal, the call under way fails: not worth a message.
+  if (!processes.isStopping) console.error(`[call] ${(error as Error).message}`);
 } finally {
-  await Promise.all(processes.map((running) => running.stop()));
+  await processes.stopAll();
 }
 process.exit(code);

@@ -43,6 +43,55 @@ export interface SpawnOptions {
   onStdout?: (chunk: string) => void;
 }
 
+/**
+ * Every process a bench started and not yet reaped, stopped when the bench stops however it
+ * stops: at its end, on an error, or by SIGINT/SIGTERM from outside (a timeout, a CI job
+ * cancelled), so that no department, gateway or load generator lives on holding ports and cores.
+ */
+export class BenchProcesses {
+  private readonly running: Running[] = [];
+  /** Set once stopping: nothing is started after that. */
+  private stopping = false;
+
+  /** Whether `stopAll` has begun (the steps under way then fail, and are not worth a trace). */
+  get isStopping(): boolean {
+    return this.stopping;
+  }
+
+  /** `startNode`, registered for stopping; refused once the bench is stopping. */
+  start(...args: Parameters<typeof startNode>): Running {
+    if (this.stopping) throw new Error("the bench is stopping");
+    const running = startNode(...args);
+    this.running.push(running);
+    running.child.once("exit", () => {
+      const at = this.running.indexOf(running);
+      if (at >= 0) this.running.splice(at, 1);
+    });
+    return running;
+  }
+
+  /** Stops every process started; none starts after. */
+  async stopAll(): Promise<void> {
+    this.stopping = true;
+    // Stopping one can let the bench go on to its next step, which `start` then refuses.
+    while (this.running.length > 0) {
+      await Promise.all(this.running.map((running) => running.stop()));
+    }
+  }
+
+  /** On SIGINT or SIGTERM: `stop` (which should call `stopAll`), then exit 130 or 143. */
+  stopOnSignals(log: (message: string) => void, stop: () => Promise<void> = () => this.stopAll()) {
+    for (const signal of ["SIGINT", "SIGTERM"] as const) {
+      process.once(signal, () => {
+        log(`${signal}: stopping every process started`);
+        void stop().finally(() => {
+          process.exit(signal === "SIGINT" ? 130 : 143); // 128 + the signal's number
+        });
+      });
+    }
+  }
+}
+
 /** Runs `node [--import tsx] script args` with the project root as working directory. */
 export function startNode(
   label: string,
