@@ -51,7 +51,6 @@ import {
   machineCpuMs,
   ROOT,
   type Running,
-  type startNode,
   treeCpuMs,
   treePeakRss,
   unwrittenBytes,
@@ -199,7 +198,7 @@ const runDir = join(BENCH_DIR, `run-${process.pid}`);
 mkdirSync(runDir, { recursive: true });
 /** Every process started and not yet reaped: stopped when the bench stops, however it stops. */
 const processes = new BenchProcesses();
-const start = (...args: Parameters<typeof startNode>): Running => processes.start(...args);
+const { start } = processes;
 
 function log(message: string): void {
   console.error(`[bench] ${message}`);

@@ -46,7 +46,6 @@ import {
   freePort,
   ROOT,
   type Running,
-  type startNode,
   waitUntil,
 } from "./processes.ts";
 import { idsAt, interactiveScenario } from "./scenarios.ts";
@@ -184,7 +183,7 @@ const log = (message: string) => console.error(`[call] ${message}`);
 /** Every server started: stopped at the end, on an error, or by a signal from outside. */
 const processes = new BenchProcesses();
 processes.stopOnSignals(log);
-const start = (...args: Parameters<typeof startNode>): Running => processes.start(...args);
+const { start } = processes;
 
 /** A server in a process of its own, on a free port, once it answers its readiness probe. */
 async function serve(label: string, script: string, args: (port: number) => string[], env = {}) {

@@ -58,8 +58,11 @@ export class BenchProcesses {
     return this.stopping;
   }
 
-  /** `startNode`, registered for stopping; refused once the bench is stopping. */
-  start(...args: Parameters<typeof startNode>): Running {
+  /**
+   * `startNode`, registered for stopping; refused once the bench is stopping. A bound function,
+   * so that it can be handed on as it is (`benchPopulation`'s `start`).
+   */
+  readonly start = (...args: Parameters<typeof startNode>): Running => {
     if (this.stopping) throw new Error("the bench is stopping");
     const running = startNode(...args);
     this.running.push(running);
@@ -68,7 +71,7 @@ export class BenchProcesses {
       if (at >= 0) this.running.splice(at, 1);
     });
     return running;
-  }
+  };
 
   /** Stops every process started; none starts after. */
   async stopAll(): Promise<void> {
