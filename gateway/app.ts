@@ -337,6 +337,8 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
     if (limits.cost !== null) metrics.estimatedCost(deskLabel(principal), limits.cost);
 
     const context = requestContext(String(request.id), principal, request.log);
+    const preparedMs = reply.elapsedTime;
+    const executing = performance.now();
     const result = await federation.execute({
       query: plan.query,
       document: plan.document,
@@ -345,6 +347,7 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
       variables: params.variables ?? {},
       context,
     });
+    const executed = performance.now();
     const completed = security.complete(result, plan, principal, coerced.coerced, context, {
       name: operation.name?.value ?? null,
       hash: prepared.hash,
@@ -373,6 +376,11 @@ export async function buildGateway(options: GatewayOptions = {}): Promise<Fastif
       if (!(error instanceof LedgerUnavailable)) throw error;
       return sendAuditUnavailable(reply, mediaType, error, request.log);
     }
+    metrics.queryPhases(
+      preparedMs / 1000,
+      (executed - executing) / 1000,
+      (performance.now() - executed) / 1000,
+    );
     if (release) reply.raw.once("close", release);
     // A variable-coercion failure means nothing ran: that is a bad request, not a partial answer.
     const status = result.data === undefined && mediaType === GRAPHQL_RESPONSE ? 400 : 200;

@@ -13,6 +13,9 @@
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 import { exposition } from "../common/metrics.ts";
 
+/** The phases of a GraphQL query the gateway times (`mianzheng_query_phase_seconds`). */
+export type QueryPhase = "prepare" | "execute" | "record";
+
 /** What a department client reports of each call (one operation, its retries included). */
 export interface DepartmentObserver {
   /** `callers`: the planner fetches of concurrent requests the call served (coalescing). */
@@ -44,12 +47,18 @@ export interface VerdictObserver {
 const STATUS_WAIT_MS = 1_000;
 
 const SECONDS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+/** Finer than SECONDS at the short end: a query's phases take from microseconds to milliseconds. */
+const PHASE_SECONDS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5,
+];
 const FLUSH_SECONDS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5];
 
 export class GatewayMetrics {
   private readonly registry = new Registry();
   private readonly requests: Counter<"route" | "desk" | "outcome">;
   private readonly requestSeconds: Histogram<"route" | "desk">;
+  private readonly phaseSeconds: Histogram<"phase">;
+  private readonly phases: Record<QueryPhase, Histogram.Internal<"phase">>;
   private readonly cost: Histogram<"desk">;
   private readonly departmentCalls: Counter<"department" | "outcome">;
   private readonly departmentSeconds: Histogram<"department">;
@@ -81,6 +90,18 @@ export class GatewayMetrics {
       buckets: SECONDS,
       registers,
     });
+    this.phaseSeconds = new Histogram({
+      name: "mianzheng_query_phase_seconds",
+      help: "Where an answered GraphQL query's time went: prepare (arrival to the first department call: reading, authentication, validation, authorization, limits), execute (the query plan: department calls, waiting for concurrent requests' answers, merging) and record (the answer completed, masked and serialised, and its accesses made durable in the audit ledger, a group of concurrent requests' at a time)",
+      labelNames: ["phase"],
+      buckets: PHASE_SECONDS,
+      registers,
+    });
+    this.phases = {
+      prepare: this.phaseSeconds.labels({ phase: "prepare" }),
+      execute: this.phaseSeconds.labels({ phase: "execute" }),
+      record: this.phaseSeconds.labels({ phase: "record" }),
+    };
     this.cost = new Histogram({
       name: "mianzheng_operation_estimated_cost",
       help: "Estimated cost (demand control) of the operations accepted, by desk",
@@ -192,6 +213,13 @@ export class GatewayMetrics {
   request(route: string, desk: string, outcome: string, seconds: number): void {
     this.requests.inc({ route, desk, outcome });
     this.requestSeconds.observe({ route, desk }, seconds);
+  }
+
+  /** The phases of a GraphQL query that was answered, seconds each. */
+  queryPhases(prepare: number, execute: number, record: number): void {
+    this.phases.prepare.observe(prepare);
+    this.phases.execute.observe(execute);
+    this.phases.record.observe(record);
   }
 
   /**

@@ -42,6 +42,12 @@ import { DEPARTMENTS, type Department, urlVariable } from "../common/departments
 import { SUPERGRAPH_PATH } from "../gateway/compose.ts";
 import { readSupergraph } from "../gateway/supergraph.ts";
 import { readAnswerDigests } from "./bench/answers.ts";
+import {
+  describeFigures,
+  type GatewayFigures,
+  gatewayFigures,
+  readGatewayCounters,
+} from "./bench/gateway-figures.ts";
 import type { LoadJob, LoadResult } from "./bench/load.ts";
 import { BENCH_DIR, benchPopulation } from "./bench/population.ts";
 import {
@@ -485,9 +491,12 @@ async function measureLoad(
   cpuPerRequest: Row["cpuMsPerRequest"];
   foreignCpuShare: number;
   stolenCpuShare: number;
+  figures: GatewayFigures | null;
 }> {
   const gatewayPid = gateway.running.child.pid as number;
   const subgraphsCpu = () => subgraphPids.reduce((sum, pid) => sum + cpuMs(pid), 0);
+  // Read outside the CPU counted: a scrape is a request of its own.
+  const counters = await readGatewayCounters(gateway.url);
   const before = {
     gateway: treeCpuMs(gatewayPid),
     subgraphs: subgraphsCpu(),
@@ -510,6 +519,7 @@ async function measureLoad(
   const foreign = used.machine - used.gateway - used.subgraphs - used.self - result.processCpuMs;
   const requests = Math.max(1, result.requests);
   const machineMs = used.wall * cpus().length;
+  const figures = gatewayFigures(counters, await readGatewayCounters(gateway.url), length);
   return {
     result,
     cpuPerRequest: {
@@ -519,6 +529,7 @@ async function measureLoad(
     },
     foreignCpuShare: Math.max(0, foreign) / machineMs,
     stolenCpuShare: used.stolen / machineMs,
+    figures,
   };
 }
 
@@ -542,6 +553,8 @@ interface Row {
   foreignCpuShare: number;
   /** Share of the machine's CPU the hypervisor gave to other guests meanwhile (steal). */
   stolenCpuShare: number;
+  /** Where mianzheng's queries spent their time, from its metrics (null for the baselines). */
+  figures: GatewayFigures | null;
   /**
    * The samples answered exactly as the baseline answered them, and every answer under load the
    * same as any earlier answer to the same request.
@@ -667,6 +680,8 @@ interface PairedCost {
   cpuMsPerRequest: { on: number; off: number };
   /** p99 latency of each pair's slices, ms: what the setting does to the tail. */
   p99PerPair: { on: number[]; off: number[] };
+  /** Where each pair's queries spent their time, by side (gateway metrics). */
+  figuresPerPair: { on: Array<GatewayFigures | null>; off: Array<GatewayFigures | null> };
   errors: number;
   /** The first answer that differed from an earlier answer to the same request; null if none. */
   differs: string | null;
@@ -765,7 +780,7 @@ async function securityInPairs(
           /** One figure of both slices, security on's first. */
           const both = (figure: (slice: Slice) => string) => `${figure(a)} against ${figure(b)}`;
           log(
-            `  ${scenarioName} pair ${pair + 1}: on ${Math.round(a.result.requestsPerSecond)}, ${pairedWith} ${Math.round(b.result.requestsPerSecond)} requests/s; p99 ${both((s) => `${s.result.latencyMs.p99}`)} ms; CPU per request: gateway ${both((s) => s.cpuPerRequest.gateway.toFixed(3))}, departments ${both((s) => s.cpuPerRequest.subgraphs.toFixed(3))} ms; other processes ${both((s) => `${(100 * s.foreignCpuShare).toFixed(0)}%`)} of the machine, the hypervisor ${both((s) => `${(100 * s.stolenCpuShare).toFixed(0)}%`)}`,
+            `  ${scenarioName} pair ${pair + 1}: on ${Math.round(a.result.requestsPerSecond)}, ${pairedWith} ${Math.round(b.result.requestsPerSecond)} requests/s; p99 ${both((s) => `${s.result.latencyMs.p99}`)} ms; CPU per request: gateway ${both((s) => s.cpuPerRequest.gateway.toFixed(3))}, departments ${both((s) => s.cpuPerRequest.subgraphs.toFixed(3))} ms; other processes ${both((s) => `${(100 * s.foreignCpuShare).toFixed(0)}%`)} of the machine, the hypervisor ${both((s) => `${(100 * s.stolenCpuShare).toFixed(0)}%`)}${a.figures && b.figures ? `; a query's execute ${both((s) => s.figures?.phaseMs.execute.toFixed(2) ?? "")}, record ${both((s) => s.figures?.phaseMs.record.toFixed(2) ?? "")} ms` : ""}`,
           );
         }
       }
@@ -803,6 +818,10 @@ async function securityInPairs(
       p99PerPair: {
         on: measured.on.map((slice) => slice.result.latencyMs.p99),
         off: measured.off.map((slice) => slice.result.latencyMs.p99),
+      },
+      figuresPerPair: {
+        on: measured.on.map((slice) => slice.figures),
+        off: measured.off.map((slice) => slice.figures),
       },
       errors,
       differs: measured.differs,
@@ -885,12 +904,8 @@ async function main(): Promise<number> {
             );
             mismatch ??= warmup.differs;
           }
-          const { result, cpuPerRequest, foreignCpuShare, stolenCpuShare } = await measureLoad(
-            gateway,
-            job,
-            measuredOffset,
-            `${name} in round ${round}`,
-          );
+          const { result, cpuPerRequest, foreignCpuShare, stolenCpuShare, figures } =
+            await measureLoad(gateway, job, measuredOffset, `${name} in round ${round}`);
           mismatch ??= result.differs;
           if (result.differs) log(`  ${result.differs}`);
           const rss = treePeakRss(gateway.running.child.pid as number);
@@ -912,6 +927,7 @@ async function main(): Promise<number> {
             cpuMsPerRequest: cpuPerRequest,
             foreignCpuShare,
             stolenCpuShare,
+            figures,
             identical: mismatch === null,
             mismatch,
             answersCompared: result.answersCompared,
@@ -922,6 +938,7 @@ async function main(): Promise<number> {
           log(
             `  ${Math.round(row.perSecond)} ${row.unit}, p50 ${row.latencyMs.p50} ms, p99 ${row.latencyMs.p99} ms, ${errors} errors, peak RSS ${mb(rss.bytes)}, CPU per request: gateway ${row.cpuMsPerRequest.gateway.toFixed(2)} ms, subgraphs ${row.cpuMsPerRequest.subgraphs.toFixed(2)} ms, load generator ${row.cpuMsPerRequest.loadGenerator.toFixed(2)} ms; other processes used ${(100 * row.foreignCpuShare).toFixed(0)}% of the machine, the hypervisor took ${(100 * row.stolenCpuShare).toFixed(0)}%`,
           );
+          if (figures) log(`  ${describeFigures(figures)}`);
           if (result.sampleFailure) log(`  a failed answer: ${result.sampleFailure}`);
         }
       } finally {

@@ -96,6 +96,16 @@ describe("GET /metrics", () => {
     ).toBe(1);
     expect(grew("mianzheng_request_duration_seconds_count", { desk: "dev-desk" })).toBe(1);
     expect(grew("mianzheng_operation_estimated_cost_count", { desk: "dev-desk" })).toBe(1);
+    // Its time by phase, each once, together within the time the whole request took.
+    let phases = 0;
+    for (const phase of ["prepare", "execute", "record"]) {
+      expect(grew("mianzheng_query_phase_seconds_count", { phase }), phase).toBe(1);
+      phases += grew("mianzheng_query_phase_seconds_sum", { phase });
+    }
+    expect(grew("mianzheng_query_phase_seconds_sum", { phase: "execute" })).toBeGreaterThan(0);
+    expect(phases).toBeLessThanOrEqual(
+      grew("mianzheng_request_duration_seconds_sum", { desk: "dev-desk" }) + 1e-6,
+    );
     // The person and its licence: the household register and traffic were each called.
     for (const department of ["hukou", "traffic"]) {
       expect(
@@ -159,6 +169,11 @@ describe("GET /metrics", () => {
     expect(grew({ desk: "anonymous", outcome: "UNAUTHENTICATED" })).toBe(1);
     expect(grew({ desk: "dev-desk", outcome: "LIMIT_EXCEEDED" })).toBe(1);
     expect(grew({ desk: "citizen", outcome: "ok" })).toBe(1);
+    // Only the citizen's log was answered: the refusals ran no phase of a query.
+    expect(
+      value(samples, "mianzheng_query_phase_seconds_count", { phase: "prepare" }) -
+        value(before, "mianzheng_query_phase_seconds_count", { phase: "prepare" }),
+    ).toBe(1);
     // A refused operation's estimate is not among those accepted.
     expect(
       value(samples, "mianzheng_operation_estimated_cost_bucket", {
