@@ -4,8 +4,9 @@
  * the difference says, per answered query, how long it took to prepare, to execute (the
  * departments' calls) and to record (completed, serialised, its accesses durable); how many
  * requests a department call served and how long it took; and how often, how long and for how
- * many records the audit journal was flushed. The closed loop's throughput is its connections
- * over the mean latency, so a phase's share of that latency is its share of the throughput.
+ * many records the audit journal was flushed. The closed loop serves its connections over the
+ * mean latency, but a phase that waits (the flush) costs throughput only while the cores have
+ * nothing else to do: under the batch load they have, and a shorter wait lengthens the others'.
  */
 
 /** The counters read: Prometheus's text format, summed over every sample of a name and labels. */
