@@ -92,7 +92,7 @@ export class GatewayMetrics {
     });
     this.phaseSeconds = new Histogram({
       name: "mianzheng_query_phase_seconds",
-      help: "Where an answered GraphQL query's time went: prepare (arrival to the first department call: reading, authentication, validation, authorization, limits), execute (the query plan: department calls, waiting for concurrent requests' answers, merging) and record (the answer completed, masked and serialised, and its accesses made durable in the audit ledger, a group of concurrent requests' at a time)",
+      help: "Where an answered GraphQL query's time went: prepare (arrival to the query plan: reading, authentication, validation, authorization, limits), execute (the query plan, cached after its first use, carried out: department calls, waiting for concurrent requests' answers, merging) and record (the answer completed, masked and serialised, and its accesses made durable in the audit ledger, a group of concurrent requests' at a time)",
       labelNames: ["phase"],
       buckets: PHASE_SECONDS,
       registers,
