@@ -57,7 +57,6 @@ export class GatewayMetrics {
   private readonly registry = new Registry();
   private readonly requests: Counter<"route" | "desk" | "outcome">;
   private readonly requestSeconds: Histogram<"route" | "desk">;
-  private readonly phaseSeconds: Histogram<"phase">;
   private readonly phases: Record<QueryPhase, Histogram.Internal<"phase">>;
   private readonly cost: Histogram<"desk">;
   private readonly departmentCalls: Counter<"department" | "outcome">;
@@ -90,7 +89,7 @@ export class GatewayMetrics {
       buckets: SECONDS,
       registers,
     });
-    this.phaseSeconds = new Histogram({
+    const phaseSeconds = new Histogram({
       name: "mianzheng_query_phase_seconds",
       help: "Where an answered GraphQL query's time went: prepare (arrival to the query plan: reading, authentication, validation, authorization, limits), execute (the query plan, cached after its first use, carried out: department calls, waiting for concurrent requests' answers, merging) and record (the answer completed, masked and serialised, and its accesses made durable in the audit ledger, a group of concurrent requests' at a time)",
       labelNames: ["phase"],
@@ -98,9 +97,9 @@ export class GatewayMetrics {
       registers,
     });
     this.phases = {
-      prepare: this.phaseSeconds.labels({ phase: "prepare" }),
-      execute: this.phaseSeconds.labels({ phase: "execute" }),
-      record: this.phaseSeconds.labels({ phase: "record" }),
+      prepare: phaseSeconds.labels({ phase: "prepare" }),
+      execute: phaseSeconds.labels({ phase: "execute" }),
+      record: phaseSeconds.labels({ phase: "record" }),
     };
     this.cost = new Histogram({
       name: "mianzheng_operation_estimated_cost",
